@@ -1,0 +1,18 @@
+//! Database schema for Boxoffice, shared by PostgreSQL (production) and SQLite (embedded).
+//!
+//! Every migration is written with sea-query's schema builder so one definition produces the
+//! right DDL for both backends. `boxoffice migrate` and `boxoffice serve` apply them.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_booking_core;
+
+/// Runs Boxoffice's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_booking_core::Migration)]
+    }
+}

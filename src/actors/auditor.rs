@@ -1,0 +1,71 @@
+//! `Auditor`: writes every domain event to the audit log through the [`AuditSink`] port.
+//!
+//! Embedded mode writes the `audit_logs` table. The event id is unique there, so a redelivered
+//! event is a no-op.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
+
+use crate::{bridge::bus::ConsumerMsg, domain::DomainEvent, store::entities::audit_logs};
+
+#[async_trait::async_trait]
+pub trait AuditSink: Send + Sync + 'static {
+    /// Records the event; recording the same event id twice must succeed and change nothing.
+    async fn record(&self, event: &DomainEvent) -> Result<(), String>;
+}
+
+pub struct SqlAuditSink {
+    pub db: DatabaseConnection,
+}
+
+#[async_trait::async_trait]
+impl AuditSink for SqlAuditSink {
+    async fn record(&self, event: &DomainEvent) -> Result<(), String> {
+        let row = audit_logs::ActiveModel {
+            event_id: Set(event.id),
+            event_type: Set(event.event_type.as_str().to_string()),
+            data: Set(event.payload.to_string()),
+            occurred_at: Set(event.occurred_at),
+            received_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        let result = audit_logs::Entity::insert(row)
+            .on_conflict(OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned())
+            .exec_without_returning(&self.db)
+            .await;
+        match result {
+            Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+pub struct Auditor;
+
+impl Actor for Auditor {
+    type Msg = ConsumerMsg;
+    type State = Arc<dyn AuditSink>;
+    type Arguments = Arc<dyn AuditSink>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        sink: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(sink)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        sink: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let ConsumerMsg::Deliver(event, reply) = msg;
+        let _ = reply.send(sink.record(&event).await);
+        Ok(())
+    }
+}

@@ -1,0 +1,803 @@
+//! `EventInventory`: one actor per event, the single writer of that event's slots.
+//!
+//! It owns `total`, `held` (per-order holds, each with its own expiry timer) and `sold`, and
+//! keeps `available + held + sold == total` after every message. A change is applied in memory
+//! first, so the next message already sees it, then handed to the [`Committer`]; the caller is
+//! answered only after the commit, from a small task, so the actor never waits on the disk and
+//! many holds share one transaction.
+//!
+//! If a commit fails the actor fails on purpose: its supervisor restarts it and the new instance
+//! rebuilds its counts from the database, which is the truth. Recovery first commits a barrier
+//! job, so every write queued before the crash has landed or failed before the counts are read.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, concurrency::JoinHandle};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::json;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::{
+    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, ReleaseReason},
+    store::{
+        Committer, WriteOp,
+        committer::CommitResult,
+        entities::{events, orders, tickets},
+    },
+};
+
+/// The event's settings the actor needs to take decisions without reading the database.
+#[derive(Debug, Clone)]
+pub struct EventTerms {
+    pub id: Uuid,
+    pub total: u32,
+    pub price_cents: i64,
+    pub currency: String,
+    pub max_per_order: u32,
+    pub hold_seconds: u32,
+}
+
+impl EventTerms {
+    pub fn from_model(m: &events::Model) -> Self {
+        Self {
+            id: m.id,
+            total: m.total_slots.max(0) as u32,
+            price_cents: m.price_cents,
+            currency: m.currency.clone(),
+            max_per_order: m.max_per_order.max(1) as u32,
+            hold_seconds: m.hold_seconds.max(1) as u32,
+        }
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.price_cents == 0
+    }
+}
+
+/// The slot arithmetic, kept apart from timers and I/O so its invariant is easy to test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slots {
+    pub total: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
+impl Slots {
+    pub fn available(&self) -> u32 {
+        self.total - self.held - self.sold
+    }
+
+    /// `sold + held <= total`, so `available` is never negative and the three add up.
+    pub fn is_consistent(&self) -> bool {
+        self.held.checked_add(self.sold).is_some_and(|used| used <= self.total)
+    }
+
+    pub fn hold(&mut self, qty: u32) -> bool {
+        if qty == 0 || qty > self.available() {
+            return false;
+        }
+        self.held += qty;
+        true
+    }
+
+    pub fn sell_held(&mut self, qty: u32) {
+        debug_assert!(qty <= self.held);
+        self.held -= qty;
+        self.sold += qty;
+    }
+
+    pub fn sell(&mut self, qty: u32) -> bool {
+        if qty == 0 || qty > self.available() {
+            return false;
+        }
+        self.sold += qty;
+        true
+    }
+
+    pub fn unhold(&mut self, qty: u32) {
+        debug_assert!(qty <= self.held);
+        self.held -= qty;
+    }
+
+    pub fn unsell(&mut self, qty: u32) {
+        debug_assert!(qty <= self.sold);
+        self.sold -= qty;
+    }
+
+    /// Capacity may change only while it still covers what is held and sold.
+    pub fn resize(&mut self, total: u32) -> bool {
+        if total < self.held + self.sold {
+            return false;
+        }
+        self.total = total;
+        true
+    }
+}
+
+/// A live hold.
+struct Hold {
+    facts: OrderFacts,
+    /// Wall-clock expiry, as stored and shown to the customer.
+    expires_at: DateTime<Utc>,
+    /// Monotonic instant the timer is armed for.
+    deadline: Instant,
+    /// A payment is in flight: the hold waits for it, up to the pin bound.
+    pinned: bool,
+    timer: JoinHandle<()>,
+    /// Bumped on every re-arm so a stale timer message is ignored.
+    token: u64,
+}
+
+/// Numbers for readers: the live counts of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Snapshot {
+    pub total: u32,
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+    pub active_holds: u32,
+}
+
+/// A request for slots.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub quantity: u32,
+    /// Registrations (the free one-click flow) are recorded as such.
+    pub registration: bool,
+}
+
+/// The outcome of a granted reservation, durable when it is sent.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InventoryError {
+    #[error("not enough seats left")]
+    SoldOut { available: u32 },
+    #[error("at most {max} seats per order")]
+    TooMany { max: u32 },
+    #[error("this event is not free")]
+    NotFree,
+    #[error("the order holds no seats (expired, cancelled or unknown)")]
+    NotHeld,
+    #[error("capacity cannot drop below {committed} held and sold seats")]
+    CapacityBelowCommitted { committed: u32 },
+    #[error("the booking store is unavailable")]
+    Unavailable,
+}
+
+pub enum InventoryMsg {
+    Reserve(ReserveRequest, RpcReplyPort<Result<Reservation, InventoryError>>),
+    /// A payment starts: the hold may not expire until it resolves (bounded).
+    Pin(Uuid, RpcReplyPort<Result<(), InventoryError>>),
+    /// The payment failed: the hold runs on to its own expiry.
+    Unpin(Uuid, RpcReplyPort<Result<(), InventoryError>>),
+    /// Sell the held seats; `extra` commits atomically with it (the payment's record).
+    Confirm(Uuid, Vec<WriteOp>, RpcReplyPort<Result<Vec<tickets::Model>, InventoryError>>),
+    /// Give the seats of a hold or a sale back; `extra` commits with it (refunds).
+    Release(Uuid, ReleaseReason, Vec<WriteOp>, RpcReplyPort<Result<(), InventoryError>>),
+    Reconfigure(events::Model, RpcReplyPort<Result<(), InventoryError>>),
+    Snapshot(RpcReplyPort<Snapshot>),
+    HoldTimer(Uuid, u64),
+    CommitFailed(String),
+    IdleCheck,
+}
+
+pub struct InventoryArgs {
+    pub event_id: Uuid,
+    pub db: DatabaseConnection,
+    pub committer: Committer,
+    pub payment_pin_max: Duration,
+    pub passivate_after: Option<Duration>,
+}
+
+pub struct InventoryState {
+    terms: EventTerms,
+    slots: Slots,
+    holds: HashMap<Uuid, Hold>,
+    /// Sold orders and their quantity, so a cancellation gives back exactly what it bought.
+    sold_orders: HashMap<Uuid, OrderFacts>,
+    committer: Committer,
+    payment_pin_max: Duration,
+    passivate_after: Option<Duration>,
+    last_activity: Instant,
+    next_token: u64,
+    idle_timer: Option<JoinHandle<()>>,
+}
+
+pub struct EventInventory;
+
+impl Actor for EventInventory {
+    type Msg = InventoryMsg;
+    type State = InventoryState;
+    type Arguments = InventoryArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: InventoryArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // Let everything queued by a previous incarnation land before counting.
+        args.committer
+            .commit(vec![WriteOp::Barrier])
+            .await
+            .map_err(|e| format!("barrier commit failed: {e}"))?;
+        let event = events::Entity::find_by_id(args.event_id)
+            .one(&args.db)
+            .await?
+            .ok_or_else(|| format!("event {} not found", args.event_id))?;
+        let live = orders::Entity::find()
+            .filter(orders::Column::EventId.eq(args.event_id))
+            .filter(orders::Column::Status.is_in(["pending", "paying", "confirmed"]))
+            .all(&args.db)
+            .await?;
+
+        let terms = EventTerms::from_model(&event);
+        let mut state = InventoryState {
+            slots: Slots { total: terms.total, ..Default::default() },
+            terms,
+            holds: HashMap::new(),
+            sold_orders: HashMap::new(),
+            committer: args.committer.clone(),
+            payment_pin_max: args.payment_pin_max,
+            passivate_after: args.passivate_after,
+            last_activity: Instant::now(),
+            next_token: 0,
+            idle_timer: None,
+        };
+        let now = Utc::now();
+        let mut lapsed = Vec::new();
+        for o in live {
+            let facts = facts_of(&o);
+            let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Pending);
+            // Counts are rebuilt with the same arithmetic as live traffic; a database that
+            // violates capacity is reported, never silently accepted.
+            if status == OrderStatus::Confirmed {
+                if !state.slots.sell(facts.quantity) {
+                    tracing::error!(event = %event.id, order = %o.id, "stored sales exceed capacity");
+                }
+                state.sold_orders.insert(o.id, facts);
+                continue;
+            }
+            let mut expires_at = o.expires_at.unwrap_or(now);
+            if status == OrderStatus::Paying {
+                // A payment may still be running in its saga: keep its pin bound.
+                let pin_end = o.updated_at + chrono::Duration::from_std(args.payment_pin_max)?;
+                expires_at = expires_at.max(pin_end);
+            }
+            if !state.slots.hold(facts.quantity) {
+                tracing::error!(event = %event.id, order = %o.id, "stored holds exceed capacity");
+                continue;
+            }
+            if expires_at <= now {
+                lapsed.push(facts);
+                continue;
+            }
+            let remaining = (expires_at - now).to_std().unwrap_or_default();
+            let pinned = status == OrderStatus::Paying;
+            state.add_hold(&myself, facts, expires_at, Instant::now() + remaining, pinned);
+        }
+        // Holds that lapsed while nobody was watching are released now, durably.
+        let mut ops = Vec::new();
+        for facts in lapsed {
+            state.slots.unhold(facts.quantity);
+            ops.extend(release_ops(&facts, ReleaseReason::Expired, OrderStatus::Pending));
+        }
+        if !ops.is_empty() {
+            args.committer.commit(ops).await.map_err(|e| format!("releasing lapsed holds: {e}"))?;
+        }
+        if let Some(every) = state.passivate_after {
+            let every = (every / 2).max(Duration::from_millis(50));
+            state.idle_timer = Some(myself.send_interval(every, || InventoryMsg::IdleCheck));
+        }
+        tracing::debug!(event = %event.id, slots = ?state.slots, "inventory recovered");
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for hold in state.holds.values() {
+            hold.timer.abort();
+        }
+        if let Some(t) = &state.idle_timer {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, InventoryMsg::IdleCheck | InventoryMsg::Snapshot(_)) {
+            state.last_activity = Instant::now();
+        }
+        match msg {
+            InventoryMsg::Reserve(req, reply) => state.reserve(&myself, req, reply).await,
+            InventoryMsg::Pin(order, reply) => {
+                let _ = reply.send(state.pin(&myself, order));
+            }
+            InventoryMsg::Unpin(order, reply) => {
+                let result = state.unpin(&myself, order).await;
+                let _ = reply.send(result);
+            }
+            InventoryMsg::Confirm(order, extra, reply) => state.confirm(&myself, order, extra, reply).await,
+            InventoryMsg::Release(order, reason, extra, reply) => {
+                match state.release(&myself, order, reason, extra).await {
+                    Ok(done) => after_commit(&myself, done, reply, ()),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            InventoryMsg::Reconfigure(model, reply) => state.reconfigure(&myself, model, reply).await,
+            InventoryMsg::Snapshot(reply) => {
+                let _ = reply.send(state.snapshot());
+            }
+            InventoryMsg::HoldTimer(order, token) => state.on_timer(&myself, order, token).await,
+            InventoryMsg::CommitFailed(why) => {
+                // Restart from the database; see the module docs.
+                return Err(format!("commit failed, restarting from the store: {why}").into());
+            }
+            InventoryMsg::IdleCheck => {
+                if let Some(after) = state.passivate_after {
+                    if state.holds.is_empty() && state.last_activity.elapsed() >= after {
+                        tracing::debug!(event = %state.terms.id, "passivating idle inventory");
+                        myself.stop(Some("idle".into()));
+                    }
+                }
+            }
+        }
+        if !state.slots.is_consistent() {
+            tracing::error!(event = %state.terms.id, slots = ?state.slots, "INVARIANT VIOLATED");
+            return Err("inventory invariant violated".into());
+        }
+        Ok(())
+    }
+}
+
+/// Answers `reply` with `value` once `done` resolves; a failed commit makes the actor restart.
+fn after_commit<R: Send + 'static>(
+    myself: &ActorRef<InventoryMsg>,
+    done: tokio::sync::oneshot::Receiver<CommitResult>,
+    reply: RpcReplyPort<Result<R, InventoryError>>,
+    value: R,
+) {
+    let myself = myself.clone();
+    tokio::spawn(async move {
+        let result = match done.await {
+            Ok(Ok(())) => Ok(value),
+            Ok(Err(e)) => {
+                let _ = myself.cast(InventoryMsg::CommitFailed(e.to_string()));
+                Err(InventoryError::Unavailable)
+            }
+            Err(_) => Err(InventoryError::Unavailable),
+        };
+        let _ = reply.send(result);
+    });
+}
+
+impl InventoryState {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            total: self.slots.total,
+            available: self.slots.available(),
+            held: self.slots.held,
+            sold: self.slots.sold,
+            active_holds: self.holds.len() as u32,
+        }
+    }
+
+    fn add_hold(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        facts: OrderFacts,
+        expires_at: DateTime<Utc>,
+        deadline: Instant,
+        pinned: bool,
+    ) {
+        self.next_token += 1;
+        let token = self.next_token;
+        let order = facts.order_id;
+        let timer = arm(myself, order, token, deadline);
+        self.holds.insert(order, Hold { facts, expires_at, deadline, pinned, timer, token });
+    }
+
+    fn rearm(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid, deadline: Instant) {
+        self.next_token += 1;
+        let token = self.next_token;
+        if let Some(h) = self.holds.get_mut(&order) {
+            h.timer.abort();
+            h.deadline = deadline;
+            h.token = token;
+            h.timer = arm(myself, order, token, deadline);
+        }
+    }
+
+    async fn reserve(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        req: ReserveRequest,
+        reply: RpcReplyPort<Result<Reservation, InventoryError>>,
+    ) {
+        if req.quantity == 0 || req.quantity > self.terms.max_per_order {
+            let _ = reply.send(Err(InventoryError::TooMany { max: self.terms.max_per_order }));
+            return;
+        }
+        if req.registration && !self.terms.is_free() {
+            let _ = reply.send(Err(InventoryError::NotFree));
+            return;
+        }
+        let facts = OrderFacts {
+            order_id: req.order_id,
+            event_id: self.terms.id,
+            user_id: req.user_id,
+            quantity: req.quantity,
+            amount_cents: self.terms.price_cents * i64::from(req.quantity),
+            currency: self.terms.currency.clone(),
+        };
+        let now = Utc::now();
+        let kind = if req.registration { "registration" } else { "order" };
+        let mut ops;
+        let reservation;
+        if self.terms.is_free() {
+            // Free events confirm at once: the seats are sold, the tickets issued.
+            if !self.slots.sell(req.quantity) {
+                let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
+                return;
+            }
+            ops = vec![WriteOp::InsertOrder(order_row(&facts, kind, OrderStatus::Confirmed, None, now))];
+            ops.push(WriteOp::InsertTickets(ticket_rows(&facts, now)));
+            if req.registration {
+                ops.push(WriteOp::Outbox(DomainEvent::new(
+                    EventType::RegistrationCreated,
+                    facts.event_id,
+                    json!({"registrationId": facts.order_id, "orderId": facts.order_id,
+                           "userId": facts.user_id, "eventId": facts.event_id, "quantity": facts.quantity}),
+                )));
+            } else {
+                ops.push(WriteOp::Outbox(DomainEvent::order(EventType::OrderPlaced, &facts, json!({"status": "pending"}))));
+                ops.push(WriteOp::Outbox(DomainEvent::order(EventType::OrderConfirmed, &facts, json!({"status": "confirmed"}))));
+            }
+            reservation = Reservation {
+                order_id: facts.order_id,
+                status: OrderStatus::Confirmed,
+                amount_cents: 0,
+                currency: facts.currency.clone(),
+                expires_at: None,
+            };
+            self.sold_orders.insert(facts.order_id, facts);
+        } else {
+            if !self.slots.hold(req.quantity) {
+                let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
+                return;
+            }
+            let ttl = Duration::from_secs(u64::from(self.terms.hold_seconds));
+            let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+            ops = vec![
+                WriteOp::InsertOrder(order_row(&facts, kind, OrderStatus::Pending, Some(expires_at), now)),
+                WriteOp::Outbox(DomainEvent::order(
+                    EventType::OrderPlaced,
+                    &facts,
+                    json!({"status": "pending", "expiresAt": expires_at}),
+                )),
+            ];
+            reservation = Reservation {
+                order_id: facts.order_id,
+                status: OrderStatus::Pending,
+                amount_cents: facts.amount_cents,
+                currency: facts.currency.clone(),
+                expires_at: Some(expires_at),
+            };
+            self.add_hold(myself, facts, expires_at, Instant::now() + ttl, false);
+        }
+        let done = self.committer.submit(ops).await;
+        after_commit(myself, done, reply, reservation);
+    }
+
+    fn pin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
+        let pin_until = Instant::now() + self.payment_pin_max;
+        let hold = self.holds.get_mut(&order).ok_or(InventoryError::NotHeld)?;
+        hold.pinned = true;
+        // The hold now ends when the payment resolves, or at the pin bound at the latest.
+        let deadline = hold.deadline.max(pin_until);
+        self.rearm(myself, order, deadline);
+        Ok(())
+    }
+
+    async fn unpin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
+        let hold = self.holds.get_mut(&order).ok_or(InventoryError::NotHeld)?;
+        hold.pinned = false;
+        let remaining = (hold.expires_at - Utc::now()).to_std().unwrap_or_default();
+        if remaining.is_zero() {
+            // The hold's own time ran out while the payment was running.
+            if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
+                watch_commit(myself, done);
+            }
+            return Err(InventoryError::NotHeld);
+        }
+        self.rearm(myself, order, Instant::now() + remaining);
+        Ok(())
+    }
+
+    async fn confirm(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        order: Uuid,
+        extra: Vec<WriteOp>,
+        reply: RpcReplyPort<Result<Vec<tickets::Model>, InventoryError>>,
+    ) {
+        let Some(hold) = self.holds.remove(&order) else {
+            let _ = reply.send(Err(InventoryError::NotHeld));
+            return;
+        };
+        hold.timer.abort();
+        self.slots.sell_held(hold.facts.quantity);
+        let now = Utc::now();
+        let tickets = ticket_rows(&hold.facts, now);
+        let issued: Vec<tickets::Model> = tickets.iter().cloned().filter_map(ticket_model).collect();
+        let mut ops = vec![
+            WriteOp::SetOrderStatus {
+                id: order,
+                from: &[OrderStatus::Pending, OrderStatus::Paying],
+                to: OrderStatus::Confirmed,
+                expires_at: None,
+                refund_cents: None,
+            },
+            WriteOp::InsertTickets(tickets),
+        ];
+        ops.extend(extra);
+        ops.push(WriteOp::Outbox(DomainEvent::order(
+            EventType::OrderConfirmed,
+            &hold.facts,
+            json!({"status": "confirmed", "tickets": issued.iter().map(|t| &t.code).collect::<Vec<_>>()}),
+        )));
+        self.sold_orders.insert(order, hold.facts);
+        let done = self.committer.submit(ops).await;
+        after_commit(myself, done, reply, issued);
+    }
+
+    /// Releases a hold, or (for cancellations) a sale; returns the commit to wait for.
+    async fn release(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        order: Uuid,
+        reason: ReleaseReason,
+        extra: Vec<WriteOp>,
+    ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, InventoryError> {
+        let _ = myself;
+        let (facts, was) = if let Some(hold) = self.holds.remove(&order) {
+            hold.timer.abort();
+            self.slots.unhold(hold.facts.quantity);
+            (hold.facts, OrderStatus::Pending)
+        } else if reason == ReleaseReason::Cancelled {
+            let facts = self.sold_orders.remove(&order).ok_or(InventoryError::NotHeld)?;
+            self.slots.unsell(facts.quantity);
+            (facts, OrderStatus::Confirmed)
+        } else {
+            return Err(InventoryError::NotHeld);
+        };
+        let mut ops = release_ops(&facts, reason, was);
+        // The refund records belong before the event that announces them.
+        let outbox = ops.pop();
+        ops.extend(extra);
+        ops.extend(outbox);
+        Ok(self.committer.submit(ops).await)
+    }
+
+    async fn reconfigure(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        model: events::Model,
+        reply: RpcReplyPort<Result<(), InventoryError>>,
+    ) {
+        let terms = EventTerms::from_model(&model);
+        if !self.slots.resize(terms.total) {
+            let committed = self.slots.held + self.slots.sold;
+            let _ = reply.send(Err(InventoryError::CapacityBelowCommitted { committed }));
+            return;
+        }
+        self.terms = terms;
+        let event = DomainEvent::new(EventType::EventUpdated, model.id, event_payload(&model));
+        let active: events::ActiveModel = model.into();
+        let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event)];
+        let done = self.committer.submit(ops).await;
+        after_commit(myself, done, reply, ());
+    }
+
+    async fn on_timer(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64) {
+        let current = self.holds.get(&order).is_some_and(|h| h.token == token);
+        if !current {
+            return; // re-armed or already gone
+        }
+        if let Some(h) = self.holds.get(&order) {
+            if h.pinned {
+                tracing::warn!(order = %order, "payment exceeded the pin bound; releasing the hold");
+            }
+        }
+        if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
+            watch_commit(myself, done);
+        }
+    }
+}
+
+/// For writes nobody waits on (expiries): a failure still restarts the actor.
+fn watch_commit(myself: &ActorRef<InventoryMsg>, done: tokio::sync::oneshot::Receiver<CommitResult>) {
+    let myself = myself.clone();
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = done.await {
+            let _ = myself.cast(InventoryMsg::CommitFailed(e.to_string()));
+        }
+    });
+}
+
+fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Instant) -> JoinHandle<()> {
+    let myself = myself.clone();
+    // An exact timer per hold: it fires at the hold's own deadline, no sweeping.
+    tokio::spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        let _ = myself.cast(InventoryMsg::HoldTimer(order, token));
+    })
+}
+
+fn facts_of(o: &orders::Model) -> OrderFacts {
+    OrderFacts {
+        order_id: o.id,
+        event_id: o.event_id,
+        user_id: o.user_id,
+        quantity: o.quantity.max(0) as u32,
+        amount_cents: o.amount_cents,
+        currency: o.currency.clone(),
+    }
+}
+
+fn order_row(
+    facts: &OrderFacts,
+    kind: &str,
+    status: OrderStatus,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> orders::ActiveModel {
+    orders::ActiveModel {
+        id: Set(facts.order_id),
+        user_id: Set(facts.user_id),
+        event_id: Set(facts.event_id),
+        kind: Set(kind.to_string()),
+        quantity: Set(facts.quantity as i32),
+        amount_cents: Set(facts.amount_cents),
+        currency: Set(facts.currency.clone()),
+        status: Set(status.as_str().to_string()),
+        expires_at: Set(expires_at),
+        refund_cents: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+fn ticket_rows(facts: &OrderFacts, now: DateTime<Utc>) -> Vec<tickets::ActiveModel> {
+    (0..facts.quantity)
+        .map(|_| {
+            let id = Uuid::now_v7();
+            tickets::ActiveModel {
+                id: Set(id),
+                order_id: Set(facts.order_id),
+                event_id: Set(facts.event_id),
+                user_id: Set(facts.user_id),
+                code: Set(format!("BX-{}", &id.simple().to_string()[20..]).to_uppercase()),
+                created_at: Set(now),
+            }
+        })
+        .collect()
+}
+
+fn ticket_model(t: tickets::ActiveModel) -> Option<tickets::Model> {
+    Some(tickets::Model {
+        id: t.id.try_as_ref().copied()?,
+        order_id: t.order_id.try_as_ref().copied()?,
+        event_id: t.event_id.try_as_ref().copied()?,
+        user_id: t.user_id.try_as_ref().copied()?,
+        code: t.code.try_as_ref().cloned()?,
+        created_at: t.created_at.try_as_ref().copied()?,
+    })
+}
+
+/// The status change and domain event for a release; the event is last.
+fn release_ops(facts: &OrderFacts, reason: ReleaseReason, was: OrderStatus) -> Vec<WriteOp> {
+    let from: &'static [OrderStatus] = if was == OrderStatus::Confirmed {
+        &[OrderStatus::Confirmed]
+    } else {
+        &[OrderStatus::Pending, OrderStatus::Paying]
+    };
+    let refund = (was == OrderStatus::Confirmed).then_some(facts.amount_cents);
+    let event_type = match reason {
+        ReleaseReason::Expired => EventType::OrderExpired,
+        ReleaseReason::Cancelled => EventType::OrderCancelled,
+    };
+    vec![
+        WriteOp::SetOrderStatus { id: facts.order_id, from, to: reason.status(), expires_at: None, refund_cents: refund },
+        WriteOp::Outbox(DomainEvent::order(
+            event_type,
+            facts,
+            json!({"status": reason.status().as_str(), "refundCents": refund}),
+        )),
+    ]
+}
+
+/// The public shape of an event in domain events.
+pub fn event_payload(m: &events::Model) -> serde_json::Value {
+    json!({
+        "eventId": m.id, "name": m.name, "categoryId": m.category_id, "priceCents": m.price_cents,
+        "currency": m.currency, "startsAt": m.starts_at, "totalSlots": m.total_slots,
+        "maxPerOrder": m.max_per_order, "holdSeconds": m.hold_seconds,
+    })
+}
+
+/// Marks every column of a loaded model as changed so the update writes all of them.
+fn reset_all(mut m: events::ActiveModel) -> events::ActiveModel {
+    use sea_orm::ActiveModelTrait;
+    use sea_orm::Iterable;
+    for col in events::Column::iter() {
+        m.reset(col);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_never_exceed_capacity() {
+        let mut s = Slots { total: 5, ..Default::default() };
+        assert!(s.hold(3));
+        assert!(!s.hold(3), "only 2 left");
+        assert!(s.hold(2));
+        assert_eq!(s.available(), 0);
+        assert!(!s.sell(1));
+        assert!(s.is_consistent());
+    }
+
+    #[test]
+    fn selling_and_releasing_keep_the_sum_equal_to_total() {
+        let mut s = Slots { total: 10, ..Default::default() };
+        assert!(s.hold(4));
+        s.sell_held(4);
+        assert!(s.hold(3));
+        s.unhold(3);
+        s.unsell(1);
+        assert_eq!((s.available(), s.held, s.sold), (7, 0, 3));
+        assert_eq!(s.available() + s.held + s.sold, s.total);
+    }
+
+    #[test]
+    fn capacity_cannot_drop_below_held_plus_sold() {
+        let mut s = Slots { total: 10, ..Default::default() };
+        assert!(s.hold(3));
+        assert!(s.sell(4));
+        assert!(!s.resize(6));
+        assert!(s.resize(7));
+        assert_eq!(s.available(), 0);
+    }
+
+    #[test]
+    fn zero_quantity_is_never_granted() {
+        let mut s = Slots { total: 10, ..Default::default() };
+        assert!(!s.hold(0));
+        assert!(!s.sell(0));
+    }
+}

@@ -1,0 +1,103 @@
+//! The actor system: one [`inventory::EventInventory`] per event under the
+//! [`supervisor::InventorySupervisor`], one [`saga::OrderSaga`] per order being paid or
+//! cancelled, the [`payment::PaymentActor`], and the event consumers [`notifier::Notifier`]
+//! and [`auditor::Auditor`].
+//!
+//! [`Runtime`] is what the HTTP layer holds: typed calls into the actors, every one bounded by
+//! the configured timeout (a timeout becomes 503 in `http::error`).
+
+pub mod auditor;
+pub mod inventory;
+pub mod notifier;
+pub mod payment;
+pub mod saga;
+pub mod supervisor;
+
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort, rpc::CallResult};
+use uuid::Uuid;
+
+use inventory::{InventoryError, InventoryMsg};
+use supervisor::{Directory, LookupError, SupervisorMsg};
+
+/// Why an actor call produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("not found")]
+    NotFound,
+    #[error("the actor did not answer in time")]
+    Timeout,
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<LookupError> for CallError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::NotFound => Self::NotFound,
+            LookupError::Unavailable(why) => Self::Unavailable(why),
+        }
+    }
+}
+
+/// Calls `actor` and waits at most `timeout`.
+pub async fn call<M: ractor::Message, R: Send + 'static>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<R>) -> M,
+    timeout: Duration,
+) -> Result<R, CallError> {
+    match actor.call(build, Some(timeout)).await {
+        Ok(CallResult::Success(r)) => Ok(r),
+        Ok(CallResult::Timeout) => Err(CallError::Timeout),
+        Ok(CallResult::SenderError) => Err(CallError::Unavailable("the actor stopped".into())),
+        Err(e) => Err(CallError::Unavailable(e.to_string())),
+    }
+}
+
+/// Reaches an event's inventory actor, spawning it if needed.
+#[derive(Clone)]
+pub struct Inventories {
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub directory: Directory,
+    pub timeout: Duration,
+}
+
+impl Inventories {
+    async fn actor(&self, event_id: Uuid) -> Result<ActorRef<InventoryMsg>, CallError> {
+        if let Some(a) = self.directory.get(&event_id) {
+            return Ok(a);
+        }
+        call(&self.supervisor, |r| SupervisorMsg::Get(event_id, r), self.timeout).await?.map_err(Into::into)
+    }
+
+    /// Sends a message to an event's inventory. If that actor just passivated (the message
+    /// finds it gone) the call is made once more to a fresh one.
+    pub async fn ask<R: Send + 'static>(
+        &self,
+        event_id: Uuid,
+        build: impl Fn(RpcReplyPort<R>) -> InventoryMsg,
+    ) -> Result<R, CallError> {
+        let actor = self.actor(event_id).await?;
+        match call(&actor, &build, self.timeout).await {
+            Err(CallError::Unavailable(_)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let actor = self.actor(event_id).await?;
+                call(&actor, &build, self.timeout).await
+            }
+            other => other,
+        }
+    }
+
+    pub async fn snapshot(&self, event_id: Uuid) -> Result<inventory::Snapshot, CallError> {
+        self.ask(event_id, InventoryMsg::Snapshot).await
+    }
+
+    pub async fn reserve(
+        &self,
+        event_id: Uuid,
+        req: inventory::ReserveRequest,
+    ) -> Result<Result<inventory::Reservation, InventoryError>, CallError> {
+        self.ask(event_id, |r| InventoryMsg::Reserve(req.clone(), r)).await
+    }
+}

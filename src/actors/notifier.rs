@@ -1,0 +1,193 @@
+//! `Notifier`: turns domain events into e-mail through the [`Mailer`] port.
+//!
+//! Embedded mode writes each message as an `.eml` file (lettre's file transport) under
+//! `mail.dir`. Which events mail whom: `user.created` (welcome), `registration.created`,
+//! `order.confirmed`, `order.cancelled` and `order.expired` (to the order's owner).
+
+use std::{path::PathBuf, sync::Arc};
+
+use lettre::{
+    AsyncFileTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    bridge::bus::ConsumerMsg,
+    domain::{DomainEvent, EventType},
+    store::entities::{events, users},
+};
+
+/// Somewhere e-mail can be sent.
+#[async_trait::async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, message: Message) -> Result<(), String>;
+}
+
+/// Writes `<id>.eml` files into a directory.
+pub struct FileMailer {
+    transport: AsyncFileTransport<Tokio1Executor>,
+}
+
+impl FileMailer {
+    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { transport: AsyncFileTransport::new(dir) })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for FileMailer {
+    async fn send(&self, message: Message) -> Result<(), String> {
+        self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+pub struct NotifierArgs {
+    pub db: DatabaseConnection,
+    pub mailer: Arc<dyn Mailer>,
+    pub from: Mailbox,
+}
+
+pub struct Notifier;
+
+impl Actor for Notifier {
+    type Msg = ConsumerMsg;
+    type State = NotifierArgs;
+    type Arguments = NotifierArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: NotifierArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let ConsumerMsg::Deliver(event, reply) = msg;
+        let result = state.notify(&event).await;
+        if let Err(e) = &result {
+            tracing::warn!(event_id = %event.id, error = %e, "e-mail not sent");
+        }
+        let _ = reply.send(result);
+        Ok(())
+    }
+}
+
+/// One e-mail: recipient, subject and plain-text body (an HTML part is derived from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub to: String,
+    pub name: String,
+    pub subject: String,
+    pub text: String,
+}
+
+impl NotifierArgs {
+    async fn notify(&self, event: &DomainEvent) -> Result<(), String> {
+        let Some(draft) = self.draft(event).await? else {
+            return Ok(());
+        };
+        let to: Mailbox = format!("{} <{}>", draft.name.replace(['<', '>', '"'], ""), draft.to)
+            .parse()
+            .or_else(|_| draft.to.parse())
+            .map_err(|e| format!("bad recipient {}: {e}", draft.to))?;
+        let html = format!(
+            "<!doctype html><html><body><h1>{}</h1>{}</body></html>",
+            escape(&draft.subject),
+            draft.text.lines().map(|l| format!("<p>{}</p>", escape(l))).collect::<String>()
+        );
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&draft.subject)
+            .message_id(Some(format!("<{}@boxoffice>", event.id)))
+            .multipart(MultiPart::alternative_plain_html(draft.text, html))
+            .map_err(|e| e.to_string())?;
+        self.mailer.send(message).await
+    }
+
+    /// The e-mail an event calls for, if any.
+    pub async fn draft(&self, event: &DomainEvent) -> Result<Option<Draft>, String> {
+        let p = &event.payload;
+        let (subject, text) = match event.event_type {
+            EventType::UserCreated => (
+                "Welcome to Boxoffice".to_string(),
+                "Your account is ready. Browse events and book your seats.".to_string(),
+            ),
+            EventType::RegistrationCreated => {
+                let name = self.event_name(p).await?;
+                (format!("You are registered: {name}"), format!("Your registration for {name} is confirmed."))
+            }
+            EventType::OrderConfirmed => {
+                let name = self.event_name(p).await?;
+                let tickets = p["tickets"]
+                    .as_array()
+                    .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                (
+                    format!("Your tickets for {name}"),
+                    format!(
+                        "Order {} is confirmed: {} seat(s), {} {}.\nTickets: {tickets}",
+                        p["orderId"].as_str().unwrap_or_default(),
+                        p["quantity"],
+                        money(p["amountCents"].as_i64().unwrap_or(0)),
+                        p["currency"].as_str().unwrap_or_default()
+                    ),
+                )
+            }
+            EventType::OrderCancelled => {
+                let name = self.event_name(p).await?;
+                let refund = p["refundCents"].as_i64().map(|c| format!(" A refund of {} is on its way.", money(c)));
+                (format!("Order cancelled: {name}"), format!("Your order was cancelled.{}", refund.unwrap_or_default()))
+            }
+            EventType::OrderExpired => {
+                let name = self.event_name(p).await?;
+                (
+                    format!("Your hold expired: {name}"),
+                    "Your seats were held but not paid in time, so they were released.".to_string(),
+                )
+            }
+            _ => return Ok(None),
+        };
+        let Some(user_id) = p["userId"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
+            return Err("event has no userId".into());
+        };
+        let user = users::Entity::find_by_id(user_id).one(&self.db).await.map_err(|e| e.to_string())?;
+        let Some(user) = user else {
+            return Ok(None); // the account is gone: nobody to write to
+        };
+        let name = [user.first_name.clone(), user.last_name.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = if name.is_empty() { user.username.clone() } else { name };
+        Ok(Some(Draft { to: user.email, name, subject, text }))
+    }
+
+    async fn event_name(&self, p: &Value) -> Result<String, String> {
+        let Some(id) = p["eventId"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
+            return Ok("your event".into());
+        };
+        let event = events::Entity::find_by_id(id).one(&self.db).await.map_err(|e| e.to_string())?;
+        Ok(event.map(|e| e.name).unwrap_or_else(|| "your event".into()))
+    }
+}
+
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

@@ -1,0 +1,416 @@
+//! `OrderSaga`: drives one order through payment or cancellation.
+//!
+//! pending (held) → paying → confirmed (tickets issued) | cancelled | expired. The saga
+//! serialises everything done to its order (two payments for one order cannot both run) and
+//! compensates: a declined payment unpins the hold, a hold lost during payment is refunded,
+//! a cancelled sale releases its seats and records a refund. The order's state is read from the
+//! database on each step (expiry is decided by the inventory, not here), so a saga can stop when
+//! idle and come back without losing anything. Sagas are spawned by [`Sagas`] on demand.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::json;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{
+    CallError, Inventories, call,
+    inventory::{InventoryError, InventoryMsg},
+    payment::{ChargeOutcome, ChargeRequest, PaymentMsg},
+};
+use crate::{
+    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, PaymentStatus, ReleaseReason},
+    store::{
+        Committer, WriteOp,
+        entities::{orders, payments, refunds},
+    },
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SagaError {
+    #[error("order not found")]
+    NotFound,
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("amount_cents must be {0}, the order's amount")]
+    AmountMismatch(i64),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<CallError> for SagaError {
+    fn from(e: CallError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+fn hold_expired() -> SagaError {
+    SagaError::Conflict("hold_expired", "the hold on this order has expired; nothing was charged".into())
+}
+
+#[derive(Debug, Clone)]
+pub struct PayRequest {
+    pub payment_id: Uuid,
+    pub amount_cents: i64,
+    pub card_token: String,
+}
+
+pub enum SagaMsg {
+    Pay(PayRequest, RpcReplyPort<Result<Uuid, SagaError>>),
+    Cancel(RpcReplyPort<Result<(), SagaError>>),
+    IdleCheck,
+}
+
+#[derive(Clone)]
+pub struct SagaDeps {
+    pub db: DatabaseConnection,
+    pub committer: Committer,
+    pub inventories: Inventories,
+    pub payments: ActorRef<PaymentMsg>,
+    /// Longest a charge may take before the saga gives up on the provider.
+    pub charge_timeout: Duration,
+    pub idle: Duration,
+}
+
+pub struct SagaState {
+    order_id: Uuid,
+    deps: SagaDeps,
+    last_activity: Instant,
+}
+
+pub struct OrderSaga;
+
+impl Actor for OrderSaga {
+    type Msg = SagaMsg;
+    type State = SagaState;
+    type Arguments = (Uuid, SagaDeps);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (order_id, deps): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let every = (deps.idle / 2).max(Duration::from_millis(50));
+        myself.send_interval(every, || SagaMsg::IdleCheck);
+        Ok(SagaState { order_id, deps, last_activity: Instant::now() })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SagaMsg::Pay(req, reply) => {
+                state.last_activity = Instant::now();
+                let result = state.pay(req).await;
+                let _ = reply.send(result);
+            }
+            SagaMsg::Cancel(reply) => {
+                state.last_activity = Instant::now();
+                let result = state.cancel().await;
+                let _ = reply.send(result);
+            }
+            SagaMsg::IdleCheck => {
+                if state.last_activity.elapsed() >= state.deps.idle {
+                    myself.stop(Some("idle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SagaState {
+    async fn load(&self) -> Result<orders::Model, SagaError> {
+        orders::Entity::find_by_id(self.order_id)
+            .one(&self.deps.db)
+            .await
+            .map_err(|e| SagaError::Unavailable(e.to_string()))?
+            .ok_or(SagaError::NotFound)
+    }
+
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<(), SagaError> {
+        self.deps.committer.commit(ops).await.map_err(|e| SagaError::Unavailable(e.to_string()))
+    }
+
+    async fn inventory<R: Send + 'static>(
+        &self,
+        event_id: Uuid,
+        build: impl Fn(RpcReplyPort<Result<R, InventoryError>>) -> InventoryMsg,
+    ) -> Result<Result<R, InventoryError>, SagaError> {
+        Ok(self.deps.inventories.ask(event_id, build).await?)
+    }
+
+    async fn pay(&mut self, req: PayRequest) -> Result<Uuid, SagaError> {
+        let order = self.load().await?;
+        match OrderStatus::parse(&order.status) {
+            Some(OrderStatus::Pending) => {}
+            Some(OrderStatus::Paying) => {
+                return Err(SagaError::Conflict("payment_in_progress", "a payment for this order is running".into()));
+            }
+            Some(OrderStatus::Confirmed) => {
+                return Err(SagaError::Conflict("already_paid", "this order is already paid".into()));
+            }
+            Some(OrderStatus::Expired) => return Err(hold_expired()),
+            _ => return Err(SagaError::Conflict("order_cancelled", "this order was cancelled".into())),
+        }
+        if req.amount_cents != order.amount_cents {
+            return Err(SagaError::AmountMismatch(order.amount_cents));
+        }
+        let event_id = order.event_id;
+        let order_id = order.id;
+        // Pin first: if the hold is gone the customer is never charged.
+        match self.inventory(event_id, |r| InventoryMsg::Pin(order_id, r)).await? {
+            Ok(()) => {}
+            Err(InventoryError::NotHeld) => return Err(hold_expired()),
+            Err(e) => return Err(SagaError::Unavailable(e.to_string())),
+        }
+        let now = Utc::now();
+        let payment_id = req.payment_id;
+        let facts = facts_of(&order);
+        let started = self
+            .commit(vec![
+                WriteOp::InsertPayment(payments::ActiveModel {
+                    id: Set(payment_id),
+                    order_id: Set(order_id),
+                    user_id: Set(order.user_id),
+                    amount_cents: Set(order.amount_cents),
+                    currency: Set(order.currency.clone()),
+                    status: Set(PaymentStatus::Pending.as_str().into()),
+                    failure_reason: Set(None),
+                    provider_ref: Set(None),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }),
+                payment_status(payment_id, PaymentStatus::Pending, None, None),
+                WriteOp::SetOrderStatus {
+                    id: order_id,
+                    from: &[OrderStatus::Pending],
+                    to: OrderStatus::Paying,
+                    expires_at: order.expires_at,
+                    refund_cents: None,
+                },
+            ])
+            .await;
+        if let Err(e) = started {
+            let _ = self.inventory(event_id, |r| InventoryMsg::Unpin(order_id, r)).await;
+            return Err(e);
+        }
+
+        let charge = ChargeRequest {
+            order_id,
+            amount_cents: order.amount_cents,
+            currency: order.currency.clone(),
+            card_token: req.card_token.clone(),
+        };
+        let outcome = call(&self.deps.payments, |r| PaymentMsg::Charge(charge, r), self.deps.charge_timeout)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match outcome {
+            Ok(ChargeOutcome::Succeeded { provider_ref }) => {
+                let extra = vec![
+                    payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
+                    WriteOp::Outbox(DomainEvent::order(
+                        EventType::PaymentSucceeded,
+                        &facts,
+                        json!({"paymentId": payment_id, "providerRef": provider_ref}),
+                    )),
+                ];
+                match self.inventory(event_id, |r| InventoryMsg::Confirm(order_id, extra.clone(), r)).await? {
+                    Ok(_tickets) => Ok(payment_id),
+                    Err(InventoryError::NotHeld) => {
+                        // The payment outlived the pin bound and the seats went back: refund.
+                        self.commit(vec![
+                            payment_status(payment_id, PaymentStatus::Refunded, Some("hold expired during payment".into()), None),
+                            refund_row(&order, Some(payment_id), "hold expired during payment"),
+                            WriteOp::SetOrderStatus {
+                                id: order_id,
+                                from: &[OrderStatus::Paying],
+                                to: OrderStatus::Expired,
+                                expires_at: None,
+                                refund_cents: Some(order.amount_cents),
+                            },
+                        ])
+                        .await?;
+                        Err(SagaError::Conflict("hold_expired", "the hold expired while the payment ran; the charge was refunded".into()))
+                    }
+                    Err(e) => Err(SagaError::Unavailable(e.to_string())),
+                }
+            }
+            Ok(ChargeOutcome::Declined { reason }) => {
+                self.fail_payment(&order, payment_id, reason).await?;
+                Ok(payment_id)
+            }
+            Err(provider_error) => {
+                tracing::warn!(order = %order_id, error = %provider_error, "payment provider failed");
+                self.fail_payment(&order, payment_id, "provider_unavailable".into()).await?;
+                Ok(payment_id)
+            }
+        }
+    }
+
+    /// A failed charge: record it, put the order back to pending and let the hold run on.
+    async fn fail_payment(&self, order: &orders::Model, payment_id: Uuid, reason: String) -> Result<(), SagaError> {
+        let facts = facts_of(order);
+        self.commit(vec![
+            payment_status(payment_id, PaymentStatus::Failed, Some(reason.clone()), None),
+            WriteOp::SetOrderStatus {
+                id: order.id,
+                from: &[OrderStatus::Paying],
+                to: OrderStatus::Pending,
+                expires_at: order.expires_at,
+                refund_cents: None,
+            },
+            WriteOp::Outbox(DomainEvent::order(
+                EventType::PaymentFailed,
+                &facts,
+                json!({"paymentId": payment_id, "reason": reason}),
+            )),
+        ])
+        .await?;
+        let order_id = order.id;
+        // If the hold ran out meanwhile the inventory releases it now; either way we are done.
+        let _ = self.inventory(order.event_id, |r| InventoryMsg::Unpin(order_id, r)).await?;
+        Ok(())
+    }
+
+    async fn cancel(&mut self) -> Result<(), SagaError> {
+        let order = self.load().await?;
+        let order_id = order.id;
+        let extra = match OrderStatus::parse(&order.status) {
+            Some(OrderStatus::Pending) => Vec::new(),
+            Some(OrderStatus::Paying) => {
+                return Err(SagaError::Conflict("payment_in_progress", "a payment for this order is running".into()));
+            }
+            Some(OrderStatus::Confirmed) => {
+                let paid = payments::Entity::find()
+                    .filter(payments::Column::OrderId.eq(order_id))
+                    .filter(payments::Column::Status.eq(PaymentStatus::Succeeded.as_str()))
+                    .one(&self.deps.db)
+                    .await
+                    .map_err(|e| SagaError::Unavailable(e.to_string()))?;
+                let mut ops = vec![refund_row(&order, paid.as_ref().map(|p| p.id), "cancelled by customer")];
+                if let Some(p) = paid {
+                    ops.push(payment_status(p.id, PaymentStatus::Refunded, Some("order cancelled".into()), None));
+                }
+                ops
+            }
+            _ => {
+                return Err(SagaError::Conflict(
+                    "order_not_cancellable",
+                    format!("an order that is {} cannot be cancelled", order.status),
+                ));
+            }
+        };
+        match self
+            .inventory(order.event_id, |r| InventoryMsg::Release(order_id, ReleaseReason::Cancelled, extra.clone(), r))
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(InventoryError::NotHeld) => Err(hold_expired()),
+            Err(e) => Err(SagaError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+fn facts_of(o: &orders::Model) -> OrderFacts {
+    OrderFacts {
+        order_id: o.id,
+        event_id: o.event_id,
+        user_id: o.user_id,
+        quantity: o.quantity.max(0) as u32,
+        amount_cents: o.amount_cents,
+        currency: o.currency.clone(),
+    }
+}
+
+fn payment_status(id: Uuid, status: PaymentStatus, detail: Option<String>, provider_ref: Option<String>) -> WriteOp {
+    WriteOp::SetPaymentStatus { id, status, detail, provider_ref }
+}
+
+fn refund_row(order: &orders::Model, payment_id: Option<Uuid>, reason: &str) -> WriteOp {
+    WriteOp::InsertRefund(refunds::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        order_id: Set(order.id),
+        payment_id: Set(payment_id),
+        amount_cents: Set(order.amount_cents),
+        reason: Set(reason.into()),
+        created_at: Set(Utc::now()),
+    })
+}
+
+pub enum SagasMsg {
+    Get(Uuid, RpcReplyPort<ActorRef<SagaMsg>>),
+}
+
+/// Spawns and supervises sagas. A failed saga is logged and forgotten: its order's state is in
+/// the database, so the next request for that order starts a fresh one.
+pub struct Sagas;
+
+pub struct SagasState {
+    deps: SagaDeps,
+    live: HashMap<Uuid, ActorRef<SagaMsg>>,
+    by_actor: HashMap<ActorId, Uuid>,
+}
+
+impl Actor for Sagas {
+    type Msg = SagasMsg;
+    type State = SagasState;
+    type Arguments = SagaDeps;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        deps: SagaDeps,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SagasState { deps, live: HashMap::new(), by_actor: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let SagasMsg::Get(order_id, reply) = msg;
+        if let Some(saga) = state.live.get(&order_id) {
+            let _ = reply.send(saga.clone());
+            return Ok(());
+        }
+        let (saga, _) =
+            Actor::spawn_linked(None, OrderSaga, (order_id, state.deps.clone()), myself.get_cell()).await?;
+        state.by_actor.insert(saga.get_id(), order_id);
+        state.live.insert(order_id, saga.clone());
+        let _ = reply.send(saga);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, ..) => {
+                if let Some(order) = state.by_actor.remove(&cell.get_id()) {
+                    state.live.remove(&order);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(order) = state.by_actor.remove(&cell.get_id()) {
+                    tracing::error!(order = %order, error = %err, "order saga failed; it restarts from the store on the next request");
+                    state.live.remove(&order);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

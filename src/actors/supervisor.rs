@@ -1,0 +1,225 @@
+//! `InventorySupervisor`: spawns one [`EventInventory`] per event on demand, forgets the ones
+//! that passivated, and restarts failed ones.
+//!
+//! Restart policy: a failed inventory is restarted after a backoff that doubles from
+//! `restart_backoff_ms` up to 5 s; its state comes back from the database (see
+//! `inventory.rs`). More than `max_restarts` failures within `restart_window_seconds` and the
+//! supervisor gives up on that event loudly: requests for it answer 503 until the window has
+//! passed, then one more attempt is made.
+//!
+//! Handlers find live inventories through the shared [`Directory`] without a round trip to the
+//! supervisor; only a miss goes through its mailbox.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::inventory::{EventInventory, InventoryArgs, InventoryMsg};
+use crate::store::{Committer, entities::events};
+
+/// Live inventory actors by event id, readable without the supervisor.
+#[derive(Clone, Default)]
+pub struct Directory(Arc<RwLock<HashMap<Uuid, ActorRef<InventoryMsg>>>>);
+
+impl Directory {
+    pub fn get(&self, id: &Uuid) -> Option<ActorRef<InventoryMsg>> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+
+    fn insert(&self, id: Uuid, actor: ActorRef<InventoryMsg>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(id, actor);
+        }
+    }
+
+    fn remove(&self, id: &Uuid) {
+        if let Ok(mut m) = self.0.write() {
+            m.remove(id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("event not found")]
+    NotFound,
+    #[error("inventory unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub enum SupervisorMsg {
+    Get(Uuid, RpcReplyPort<Result<ActorRef<InventoryMsg>, LookupError>>),
+    Restart(Uuid),
+}
+
+#[derive(Clone)]
+pub struct SupervisorArgs {
+    pub db: DatabaseConnection,
+    pub committer: Committer,
+    pub directory: Directory,
+    pub payment_pin_max: Duration,
+    pub passivate_after: Option<Duration>,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub restart_backoff: Duration,
+}
+
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    by_actor: HashMap<ActorId, Uuid>,
+    /// Recent failure instants per event, pruned to the restart window.
+    failures: HashMap<Uuid, Vec<Instant>>,
+    /// Events given up on, and when.
+    gave_up: HashMap<Uuid, Instant>,
+}
+
+pub struct InventorySupervisor;
+
+impl Actor for InventorySupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState { args, by_actor: HashMap::new(), failures: HashMap::new(), gave_up: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Get(event_id, reply) => {
+                let result = state.get_or_spawn(&myself, event_id).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Restart(event_id) => {
+                if state.args.directory.get(&event_id).is_none() {
+                    if let Err(e) = state.get_or_spawn(&myself, event_id).await {
+                        tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
+                        state.on_failure(&myself, event_id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(event_id) = state.forget(&cell) {
+                    tracing::debug!(event = %event_id, ?reason, "inventory stopped");
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(event_id) = state.forget(&cell) {
+                    tracing::error!(event = %event_id, error = %err, "inventory actor failed");
+                    state.on_failure(&myself, event_id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    fn forget(&mut self, cell: &ActorCell) -> Option<Uuid> {
+        let event_id = self.by_actor.remove(&cell.get_id())?;
+        // Only forget the directory entry if it still points at this actor.
+        if self.args.directory.get(&event_id).is_some_and(|a| a.get_id() == cell.get_id()) {
+            self.args.directory.remove(&event_id);
+        }
+        Some(event_id)
+    }
+
+    fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, event_id: Uuid) {
+        let now = Instant::now();
+        let window = self.args.restart_window;
+        let recent = self.failures.entry(event_id).or_default();
+        recent.retain(|t| now.duration_since(*t) < window);
+        recent.push(now);
+        let count = recent.len() as u32;
+        if count > self.args.max_restarts {
+            tracing::error!(
+                event = %event_id,
+                failures = count,
+                window_s = window.as_secs(),
+                "GIVING UP on inventory after repeated failures; its requests answer 503"
+            );
+            self.gave_up.insert(event_id, now);
+            self.failures.remove(&event_id);
+            return;
+        }
+        let backoff = self
+            .args
+            .restart_backoff
+            .saturating_mul(1 << (count - 1).min(10))
+            .min(Duration::from_secs(5));
+        tracing::warn!(event = %event_id, attempt = count, backoff_ms = backoff.as_millis() as u64, "restarting inventory");
+        myself.send_after(backoff, move || SupervisorMsg::Restart(event_id));
+    }
+
+    async fn get_or_spawn(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        event_id: Uuid,
+    ) -> Result<ActorRef<InventoryMsg>, LookupError> {
+        if let Some(actor) = self.args.directory.get(&event_id) {
+            return Ok(actor);
+        }
+        if let Some(since) = self.gave_up.get(&event_id) {
+            if since.elapsed() < self.args.restart_window {
+                return Err(LookupError::Unavailable("inventory gave up after repeated failures".into()));
+            }
+            self.gave_up.remove(&event_id);
+        }
+        let exists = events::Entity::find_by_id(event_id)
+            .one(&self.args.db)
+            .await
+            .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        if exists.is_none() {
+            return Err(LookupError::NotFound);
+        }
+        let args = InventoryArgs {
+            event_id,
+            db: self.args.db.clone(),
+            committer: self.args.committer.clone(),
+            payment_pin_max: self.args.payment_pin_max,
+            passivate_after: self.args.passivate_after,
+        };
+        let (actor, _) = Actor::spawn_linked(None, EventInventory, args, myself.get_cell())
+            .await
+            .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        self.by_actor.insert(actor.get_id(), event_id);
+        self.args.directory.insert(event_id, actor.clone());
+        Ok(actor)
+    }
+}

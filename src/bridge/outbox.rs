@@ -1,0 +1,125 @@
+//! The outbox relay: publishes committed outbox rows in id order and marks them published
+//! only after the bus acknowledged them.
+//!
+//! It wakes when the committer reports a commit (and every `poll` as a fallback for rows
+//! written by other transactions). A failed delivery stops the pass, so order per aggregate
+//! holds, and is retried with capped backoff.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+use tokio::sync::{Notify, watch};
+
+use super::bus::Bus;
+use crate::{
+    domain::{DomainEvent, EventType},
+    store::entities::outbox,
+};
+
+const BATCH: u64 = 256;
+
+pub struct OutboxRelay {
+    pub db: DatabaseConnection,
+    pub bus: Bus,
+    pub wake: Arc<Notify>,
+    pub poll: Duration,
+}
+
+impl OutboxRelay {
+    /// Runs until `shutdown` turns true, after a final drain.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.pass().await {
+                Ok(more) => {
+                    backoff = Duration::from_millis(100);
+                    if more {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "outbox relay pass failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.changed() => {
+                    // One last drain so what was committed before shutdown goes out.
+                    let _ = self.pass().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Publishes one batch; true when there may be more.
+    pub async fn pass(&self) -> Result<bool, String> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+            .limit(BATCH)
+            .all(&self.db)
+            .await
+            .map_err(|e| e.to_string())?;
+        let full = rows.len() as u64 == BATCH;
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let Some(event) = decode(row) else {
+                tracing::error!(outbox_id = row.id, event_type = %row.event_type, "undecodable outbox row skipped");
+                sent.push(row.id);
+                continue;
+            };
+            if let Err(e) = self.bus.publish(&event).await {
+                failure = Some(e);
+                break;
+            }
+            sent.push(row.id);
+        }
+        mark_published(&self.db, &sent).await.map_err(|e| e.to_string())?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(full),
+        }
+    }
+}
+
+async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::PublishedAt, Expr::value(Utc::now()))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The domain event a row carries.
+pub fn decode(row: &outbox::Model) -> Option<DomainEvent> {
+    Some(DomainEvent {
+        id: row.event_id,
+        event_type: EventType::parse(&row.event_type)?,
+        aggregate_id: row.aggregate_id,
+        occurred_at: row.occurred_at,
+        payload: serde_json::from_str(&row.payload).ok()?,
+    })
+}

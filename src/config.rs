@@ -1,0 +1,336 @@
+//! Typed, layered configuration.
+//!
+//! Layers, later wins: the built-in defaults below (the embedded mode), then `config.toml`
+//! (path from `--config`, default `config.toml`, optional), then environment variables
+//! `BOXOFFICE_<SECTION>__<KEY>`. [`Config::validate`] runs before anything starts so a bad value
+//! stops the process with a message that names the key.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The password the built-in defaults give the admin account; start-up warns while it is in use.
+pub const DEFAULT_ADMIN_PASSWORD: &str = "change-me-admin";
+/// The JWT secret of the built-in defaults; start-up warns while it is in use.
+pub const DEFAULT_JWT_SECRET: &str = "boxoffice-dev-secret-change-me-please";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub booking: BookingConfig,
+    pub payment: PaymentConfig,
+    pub mail: MailConfig,
+    pub seed: SeedConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+    /// Requests slower than this answer 503.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 30_000,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://var/boxoffice.db?mode=rwc` (embedded) or `postgres://user:pass@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// Most write jobs the committer folds into one transaction (group commit).
+    pub commit_batch_max: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://var/boxoffice.db?mode=rwc".into(),
+            max_connections: 16,
+            commit_batch_max: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            email: "admin@boxoffice.local".into(),
+            username: "admin".into(),
+            password: DEFAULT_ADMIN_PASSWORD.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC secret for access tokens (HS256), at least 32 bytes.
+    pub jwt_secret: String,
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+    /// Argon2id memory cost in KiB and passes (OWASP: 19 MiB, 2 passes).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: DEFAULT_JWT_SECRET.into(),
+            access_ttl_seconds: 900,
+            refresh_ttl_seconds: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BookingConfig {
+    /// Hold time for events that do not set their own `hold_seconds`.
+    pub default_hold_seconds: u32,
+    /// Upper bound for an event's `hold_seconds`.
+    pub max_hold_seconds: u32,
+    /// While a payment is in flight its hold cannot expire, for at most this long.
+    pub payment_pin_max_seconds: u32,
+    /// Every HTTP handler's call into an actor gives up after this and answers 503.
+    pub actor_call_timeout_ms: u64,
+    /// An inventory actor with no holds and no messages for this long stops (0: never).
+    pub passivate_after_seconds: u64,
+    /// Restarts of one inventory actor allowed within `restart_window_seconds` before giving up.
+    pub max_restarts: u32,
+    pub restart_window_seconds: u64,
+    /// First restart delay; doubles per restart up to 5 s.
+    pub restart_backoff_ms: u64,
+    /// An order saga with nothing to do stops after this long (it reloads from the database).
+    pub saga_idle_seconds: u64,
+}
+
+impl Default for BookingConfig {
+    fn default() -> Self {
+        Self {
+            default_hold_seconds: 600,
+            max_hold_seconds: 3600,
+            payment_pin_max_seconds: 120,
+            actor_call_timeout_ms: 5_000,
+            passivate_after_seconds: 300,
+            max_restarts: 5,
+            restart_window_seconds: 60,
+            restart_backoff_ms: 100,
+            saga_idle_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// How long the simulated provider takes for the card token `tok_slow`.
+    pub slow_ms: u64,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        Self { slow_ms: 3_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// Sender address of every e-mail.
+    pub from: String,
+    /// Where the file transport writes `.eml` files (embedded mode).
+    pub dir: PathBuf,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Boxoffice <tickets@boxoffice.local>".into(),
+            dir: PathBuf::from("var/mail"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedConfig {
+    /// Create demo categories and events when the catalogue is empty.
+    pub demo_data: bool,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        Self { demo_data: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`RUST_LOG` wins when set).
+    pub filter: String,
+    /// `pretty` for people, `json` for log shippers.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info,sqlx=warn,sea_orm=warn".into(),
+            format: "pretty".into(),
+        }
+    }
+}
+
+/// A configuration that cannot run, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if present), then `BOXOFFICE_*` environment variables.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config.toml"));
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("BOXOFFICE_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid { key, message: message.into() }
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(bad("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1"));
+        }
+        if self.database.commit_batch_max == 0 {
+            return Err(bad("database.commit_batch_max", "must be at least 1"));
+        }
+        if self.auth.jwt_secret.len() < 32 {
+            return Err(bad("auth.jwt_secret", "must be at least 32 bytes"));
+        }
+        if self.auth.access_ttl_seconds == 0 || self.auth.refresh_ttl_seconds == 0 {
+            return Err(bad("auth.access_ttl_seconds", "token lifetimes must be positive"));
+        }
+        if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
+            return Err(bad("auth.argon2_memory_kib", "argon2 needs at least 8 KiB and 1 pass"));
+        }
+        if self.admin.password.len() < 8 {
+            return Err(bad("admin.password", "must be at least 8 characters"));
+        }
+        if !self.admin.email.contains('@') {
+            return Err(bad("admin.email", "must be an e-mail address"));
+        }
+        let b = &self.booking;
+        if b.default_hold_seconds == 0 || b.default_hold_seconds > b.max_hold_seconds {
+            return Err(bad("booking.default_hold_seconds", "must be between 1 and booking.max_hold_seconds"));
+        }
+        if b.payment_pin_max_seconds == 0 {
+            return Err(bad("booking.payment_pin_max_seconds", "must be at least 1"));
+        }
+        if b.actor_call_timeout_ms == 0 {
+            return Err(bad("booking.actor_call_timeout_ms", "must be at least 1"));
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(bad("log.format", "must be \"pretty\" or \"json\""));
+        }
+        Ok(())
+    }
+
+    pub fn actor_timeout(&self) -> Duration {
+        Duration::from_millis(self.booking.actor_call_timeout_ms)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database.url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::default();
+        c.validate().expect("defaults validate");
+        assert!(c.is_sqlite());
+        assert_eq!(c.http.addr.port(), 8080);
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_rejected_with_its_key() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = "short".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[http]\naddr = \"127.0.0.1:9000\"\n")?;
+            jail.set_env("BOXOFFICE_HTTP__ADDR", "127.0.0.1:0");
+            jail.set_env("BOXOFFICE_BOOKING__DEFAULT_HOLD_SECONDS", "42");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.http.addr.port(), 0);
+            assert_eq!(c.booking.default_hold_seconds, 42);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[http]\nadress = \"127.0.0.1:9000\"\n")?;
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,5 @@
+pub mod actors;
+pub mod bridge;
+pub mod config;
+pub mod domain;
+pub mod store;

@@ -1,0 +1,205 @@
+//! Group commit: the single path for writes that must be durable before anyone is answered.
+//!
+//! Actors hand a job (a list of [`WriteOp`]s that must commit atomically) to the committer and
+//! get a receiver for the outcome; they do not wait in their own handler, so one hot event can
+//! have hundreds of holds in flight and the committer folds all waiting jobs into one
+//! transaction: one fsync for many holds. Nobody is answered before their job has committed.
+//! After each commit the outbox relay is woken so domain events leave promptly.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait, sea_query::Expr,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::entities::{events, orders, outbox, payment_status_history, payments, refunds, tickets};
+use crate::domain::{DomainEvent, OrderStatus, PaymentStatus};
+
+/// One write. Inserts of a batch run before its updates; within each kind, in submission order.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    InsertOrder(orders::ActiveModel),
+    InsertTickets(Vec<tickets::ActiveModel>),
+    InsertPayment(payments::ActiveModel),
+    InsertRefund(refunds::ActiveModel),
+    /// Moves an order to `to` if it is still in one of `from` (a guard against stale writers).
+    SetOrderStatus {
+        id: Uuid,
+        from: &'static [OrderStatus],
+        to: OrderStatus,
+        /// Keep or clear the hold's expiry (a sold or released order holds nothing).
+        expires_at: Option<chrono::DateTime<Utc>>,
+        refund_cents: Option<i64>,
+    },
+    /// Sets a payment's status and appends to its status history.
+    SetPaymentStatus {
+        id: Uuid,
+        status: PaymentStatus,
+        detail: Option<String>,
+        provider_ref: Option<String>,
+    },
+    UpdateEvent(events::ActiveModel),
+    Outbox(DomainEvent),
+    /// Writes nothing; its commit means every job queued before it has finished.
+    Barrier,
+}
+
+/// What the committer reports back to one job.
+pub type CommitResult = Result<(), Arc<DbErr>>;
+
+struct Job {
+    ops: Vec<WriteOp>,
+    done: oneshot::Sender<CommitResult>,
+}
+
+/// Handle to the committer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the committer on `db`. It stops when every handle is dropped.
+    pub fn spawn(db: DatabaseConnection, batch_max: usize, committed: Arc<Notify>) -> Self {
+        let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
+        tokio::spawn(run(db, rx, batch_max.max(1), committed));
+        Self { tx }
+    }
+
+    /// Queues a job and returns at once; the receiver resolves after commit (or failure).
+    pub async fn submit(&self, ops: Vec<WriteOp>) -> oneshot::Receiver<CommitResult> {
+        let (done, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { ops, done }).await {
+            let _ = job.done.send(Err(Arc::new(DbErr::Custom("committer stopped".into()))));
+        }
+        rx
+    }
+
+    /// Queues a job and waits for its commit.
+    pub async fn commit(&self, ops: Vec<WriteOp>) -> CommitResult {
+        self.submit(ops)
+            .await
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(DbErr::Custom("committer stopped".into()))))
+    }
+}
+
+async fn run(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Job>,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut batch, batch_max).await > 0 {
+        let result = write_batch(&db, &batch).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+        }
+        let result = result.map_err(Arc::new);
+        for job in batch.drain(..) {
+            let _ = job.done.send(result.clone());
+        }
+        if result.is_ok() {
+            committed.notify_one();
+        }
+    }
+}
+
+/// SQLite allows 32,766 bind parameters per statement; the widest table has 12 columns.
+const INSERT_CHUNK: usize = 1000;
+
+async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr> {
+    let mut new_orders = Vec::new();
+    let mut new_tickets = Vec::new();
+    let mut new_payments = Vec::new();
+    let mut new_refunds = Vec::new();
+    let mut new_outbox = Vec::new();
+    let mut updates = Vec::new();
+    let now = Utc::now();
+    for op in jobs.iter().flat_map(|j| j.ops.iter()) {
+        match op {
+            WriteOp::InsertOrder(m) => new_orders.push(m.clone()),
+            WriteOp::InsertTickets(ts) => new_tickets.extend(ts.iter().cloned()),
+            WriteOp::InsertPayment(m) => new_payments.push(m.clone()),
+            WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
+            WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
+            WriteOp::Barrier => {}
+            other => updates.push(other),
+        }
+    }
+
+    let txn = db.begin().await?;
+    insert_chunks::<orders::Entity>(&txn, new_orders).await?;
+    insert_chunks::<tickets::Entity>(&txn, new_tickets).await?;
+    insert_chunks::<payments::Entity>(&txn, new_payments).await?;
+    insert_chunks::<refunds::Entity>(&txn, new_refunds).await?;
+    for op in updates {
+        match op {
+            WriteOp::SetOrderStatus { id, from, to, expires_at, refund_cents } => {
+                let mut update = orders::Entity::update_many()
+                    .col_expr(orders::Column::Status, Expr::value(to.as_str()))
+                    .col_expr(orders::Column::ExpiresAt, Expr::value(*expires_at))
+                    .col_expr(orders::Column::UpdatedAt, Expr::value(now));
+                if let Some(cents) = refund_cents {
+                    update = update.col_expr(orders::Column::RefundCents, Expr::value(*cents));
+                }
+                let res = update
+                    .filter(orders::Column::Id.eq(*id))
+                    .filter(orders::Column::Status.is_in(from.iter().map(|s| s.as_str())))
+                    .exec(&txn)
+                    .await?;
+                if res.rows_affected == 0 {
+                    tracing::warn!(order = %id, to = to.as_str(), "order status guard did not match");
+                }
+            }
+            WriteOp::SetPaymentStatus { id, status, detail, provider_ref } => {
+                let mut update = payments::Entity::update_many()
+                    .col_expr(payments::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(payments::Column::UpdatedAt, Expr::value(now));
+                if let Some(r) = provider_ref {
+                    update = update.col_expr(payments::Column::ProviderRef, Expr::value(r.clone()));
+                }
+                if *status == PaymentStatus::Failed {
+                    update = update.col_expr(payments::Column::FailureReason, Expr::value(detail.clone()));
+                }
+                update.filter(payments::Column::Id.eq(*id)).exec(&txn).await?;
+                payment_status_history::Entity::insert(payment_status_history::ActiveModel {
+                    payment_id: Set(*id),
+                    status: Set(status.as_str().to_string()),
+                    detail: Set(detail.clone()),
+                    at: Set(now),
+                    ..Default::default()
+                })
+                .exec_without_returning(&txn)
+                .await?;
+            }
+            WriteOp::UpdateEvent(m) => {
+                events::Entity::update(m.clone()).exec(&txn).await?;
+            }
+            _ => unreachable!("inserts were sorted out above"),
+        }
+    }
+    // Outbox last: its ids follow commit order, which is what the relay publishes by.
+    insert_chunks::<outbox::Entity>(&txn, new_outbox).await?;
+    txn.commit().await
+}
+
+async fn insert_chunks<E: EntityTrait>(
+    txn: &sea_orm::DatabaseTransaction,
+    rows: Vec<E::ActiveModel>,
+) -> Result<(), DbErr>
+where
+    E::ActiveModel: Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        E::insert_many(chunk).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}

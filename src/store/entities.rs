@@ -1,0 +1,244 @@
+//! sea-orm entities, one module per table (schema in `migrations/`).
+//!
+//! Status columns are plain strings in the database; the typed enums live in [`crate::domain`]
+//! and are converted at the edge of the store.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod users {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub email: String,
+        pub username: String,
+        pub password_hash: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub mobile_phone: Option<String>,
+        pub role: String,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+        pub deleted_at: Option<ChronoDateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod refresh_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        /// All tokens rotated from one login share a family; re-use of a spent token revokes it.
+        pub family_id: Uuid,
+        /// SHA-256 of the secret half; the secret itself is never stored.
+        pub token_hash: String,
+        pub expires_at: ChronoDateTimeUtc,
+        pub spent_at: Option<ChronoDateTimeUtc>,
+        pub revoked_at: Option<ChronoDateTimeUtc>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod categories {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "categories")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub name: String,
+        pub kind: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub name: String,
+        pub category_id: Uuid,
+        pub price_cents: i64,
+        pub currency: String,
+        pub starts_at: ChronoDateTimeUtc,
+        pub total_slots: i32,
+        pub max_per_order: i32,
+        pub hold_seconds: i32,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod orders {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "orders")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub event_id: Uuid,
+        /// `order` (hold, then pay) or `registration` (free, one click).
+        pub kind: String,
+        pub quantity: i32,
+        pub amount_cents: i64,
+        pub currency: String,
+        pub status: String,
+        /// When the hold lapses; `None` once the order no longer holds slots.
+        pub expires_at: Option<ChronoDateTimeUtc>,
+        pub refund_cents: Option<i64>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod tickets {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub order_id: Uuid,
+        pub event_id: Uuid,
+        pub user_id: Uuid,
+        pub code: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod payments {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub order_id: Uuid,
+        pub user_id: Uuid,
+        pub amount_cents: i64,
+        pub currency: String,
+        pub status: String,
+        pub failure_reason: Option<String>,
+        pub provider_ref: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod payment_status_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payment_status_history")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub payment_id: Uuid,
+        pub status: String,
+        pub detail: Option<String>,
+        pub at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod refunds {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refunds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub order_id: Uuid,
+        pub payment_id: Option<Uuid>,
+        pub amount_cents: i64,
+        pub reason: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub event_id: Uuid,
+        pub event_type: String,
+        pub aggregate_id: Uuid,
+        pub payload: String,
+        pub occurred_at: ChronoDateTimeUtc,
+        pub published_at: Option<ChronoDateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod audit_logs {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_logs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub event_id: Uuid,
+        pub event_type: String,
+        pub data: String,
+        pub occurred_at: ChronoDateTimeUtc,
+        pub received_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod idempotency_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub route: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub request_hash: String,
+        /// `None` while the first request with this key is still running.
+        pub status_code: Option<i32>,
+        pub response_body: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}

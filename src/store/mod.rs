@@ -1,0 +1,80 @@
+//! Storage: the sea-orm connection (PostgreSQL or SQLite), migrations, entities, and the
+//! group-commit [`Committer`] through which every slot-changing write goes.
+
+pub mod committer;
+pub mod entities;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use boxoffice_migrations::MigratorTrait;
+
+pub use committer::{Committer, WriteOp};
+
+/// Opens the pool. SQLite gets WAL (readers never block the writer) and `synchronous=FULL`,
+/// so a committed hold survives power loss, not only a crash; group commit pays for the fsync.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    if let Some(path) = sqlite_path(url) {
+        if let Some(parent) = std::path::Path::new(&path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+            }
+        }
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    Database::connect(opts).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    boxoffice_migrations::Migrator::up(db, None).await
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// The outbox row for a domain event; written in the same transaction as the change it reports.
+pub fn outbox_row(e: &crate::domain::DomainEvent) -> entities::outbox::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    entities::outbox::ActiveModel {
+        event_id: Set(e.id),
+        event_type: Set(e.event_type.as_str().to_string()),
+        aggregate_id: Set(e.aggregate_id),
+        payload: Set(e.payload.to_string()),
+        occurred_at: Set(e.occurred_at),
+        published_at: Set(None),
+        ..Default::default()
+    }
+}
+
+/// True when the error is a unique-constraint violation (a duplicate), so callers answer 409.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_found_in_urls() {
+        assert_eq!(sqlite_path("sqlite://var/b.db?mode=rwc").as_deref(), Some("var/b.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}
