@@ -1,1 +1,58 @@
-fn main() {}
+//! The `boxoffice` binary: parses the command line and calls into the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about = "Ticket-booking backend: events, holds, orders, payments")]
+struct Cli {
+    /// Configuration file (BOXOFFICE_<SECTION>__<KEY> environment variables override it).
+    #[arg(long, short, global = true, env = "BOXOFFICE_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match boxoffice::Config::load(Some(&cli.config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("boxoffice: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    boxoffice::telemetry::init(&config.log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match boxoffice::Application::build(config).await {
+            Ok(app) => app.run().await,
+            Err(e) => Err(e),
+        },
+        Command::Migrate => migrate(&config).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "boxoffice failed");
+            eprintln!("boxoffice: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: &boxoffice::Config) -> anyhow::Result<()> {
+    let db = boxoffice::store::connect(&config.database.url, 1).await?;
+    boxoffice::store::migrate(&db).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

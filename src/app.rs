@@ -1,0 +1,207 @@
+//! Start-up and shutdown. [`Application::build`] connects and migrates the database, ensures the
+//! admin account and demo data, starts the actors, the committer and the outbox relay, and binds
+//! the listener; [`Application::run`] serves until the shutdown signal, then drains in order:
+//! HTTP first, then the relay's last pass, then the actors.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use ractor::{Actor, ActorRef};
+use sea_orm::DatabaseConnection;
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
+
+use crate::{
+    actors::{
+        Inventories,
+        auditor::{Auditor, SqlAuditSink},
+        notifier::{FileMailer, Notifier, NotifierArgs},
+        payment::{PaymentActor, SimulatedProvider},
+        saga::{SagaDeps, Sagas},
+        supervisor::{Directory, InventorySupervisor, SupervisorArgs},
+    },
+    auth::AuthKeys,
+    bridge::{
+        bus::{ActorSubscriber, Bus},
+        outbox::OutboxRelay,
+    },
+    config::Config,
+    http::{self, AppState},
+    seed, store,
+};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    relay: OutboxRelay,
+    actors: Vec<ractor::ActorCell>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let db = store::connect(&config.database.url, config.database.max_connections)
+            .await
+            .with_context(|| "cannot open the database (database.url)")?;
+        store::migrate(&db).await.context("migrations failed")?;
+        tracing::info!(backend = ?db.get_database_backend(), "database migrated");
+
+        let committed = Arc::new(Notify::new());
+        let committer = store::Committer::spawn(db.clone(), config.database.commit_batch_max, committed.clone());
+        let timeout = config.actor_timeout();
+        let booking = &config.booking;
+
+        let directory = Directory::default();
+        let (supervisor, _) = Actor::spawn(
+            None,
+            InventorySupervisor,
+            SupervisorArgs {
+                db: db.clone(),
+                committer: committer.clone(),
+                directory: directory.clone(),
+                payment_pin_max: Duration::from_secs(u64::from(booking.payment_pin_max_seconds)),
+                passivate_after: (booking.passivate_after_seconds > 0)
+                    .then(|| Duration::from_secs(booking.passivate_after_seconds)),
+                max_restarts: booking.max_restarts,
+                restart_window: Duration::from_secs(booking.restart_window_seconds),
+                restart_backoff: Duration::from_millis(booking.restart_backoff_ms),
+            },
+        )
+        .await?;
+        let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout };
+
+        let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
+        let (payments, _) = Actor::spawn(None, PaymentActor, provider).await?;
+        let (sagas, _) = Actor::spawn(
+            None,
+            Sagas,
+            SagaDeps {
+                db: db.clone(),
+                committer: committer.clone(),
+                inventories: inventories.clone(),
+                payments: payments.clone(),
+                charge_timeout: Duration::from_millis(config.payment.slow_ms) + timeout,
+                idle: Duration::from_secs(booking.saga_idle_seconds.max(1)),
+            },
+        )
+        .await?;
+
+        let mailer = Arc::new(FileMailer::new(config.mail.dir.clone()).context("mail.dir")?);
+        let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
+        let (notifier, _) = Actor::spawn(None, Notifier, NotifierArgs { db: db.clone(), mailer, from }).await?;
+        let (auditor, _) = Actor::spawn(None, Auditor, Arc::new(SqlAuditSink { db: db.clone() }) as _).await?;
+        let bus = Bus::new(vec![
+            Arc::new(ActorSubscriber { name: "notifier".into(), actor: notifier.clone(), timeout }),
+            Arc::new(ActorSubscriber { name: "auditor".into(), actor: auditor.clone(), timeout }),
+        ]);
+        let relay = OutboxRelay { db: db.clone(), bus: bus.clone(), wake: committed, poll: Duration::from_millis(500) };
+
+        let auth = Arc::new(AuthKeys::new(&config.auth)?);
+        let state = AppState {
+            db: db.clone(),
+            config: config.clone(),
+            auth,
+            inventories,
+            sagas: sagas.clone(),
+            committer,
+            bus,
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        seed::ensure_admin(&state).await.context("ensuring the admin account")?;
+        if config.seed.demo_data {
+            seed::demo_data(&state).await.context("seeding demo data")?;
+        }
+
+        let listener = TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
+        let actors = vec![
+            sagas.get_cell(),
+            supervisor.get_cell(),
+            payments.get_cell(),
+            notifier.get_cell(),
+            auditor.get_cell(),
+        ];
+        Ok(Self { listener, state, relay, actors })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn db(&self) -> DatabaseConnection {
+        self.state.db.clone()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops everything.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state, relay, actors } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let relay_task = tokio::spawn(relay.run(stop_rx));
+        let ready = state.ready.clone();
+        ready.store(true, Ordering::Relaxed);
+        let addr = listener.local_addr()?;
+        tracing::info!(url = %format!("http://{addr}"), docs = %format!("http://{addr}/docs"), "Boxoffice is listening");
+        let app = http::router(state);
+        let shutdown_ready = ready.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                shutdown_ready.store(false, Ordering::Relaxed);
+                tracing::info!("shutting down: draining HTTP");
+            })
+            .await?;
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
+        for actor in actors {
+            actor.stop(Some("shutdown".into()));
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Keeps ActorRef in the public API of tests that want to poke actors.
+pub type SupervisorRef = ActorRef<crate::actors::supervisor::SupervisorMsg>;

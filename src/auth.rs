@@ -1,0 +1,184 @@
+//! Credentials and tokens: argon2id password hashes, short-lived JWT access tokens (HS256), and
+//! rotating opaque refresh tokens.
+//!
+//! A refresh token is `<id>.<secret>`; only SHA-256 of the secret is stored. Each use spends it
+//! and issues the next one in the same family; presenting a spent token again means it was
+//! stolen or replayed, so the whole family is revoked.
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{config::AuthConfig, domain::Role};
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Keys and parameters, built once at start-up.
+pub struct AuthKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: chrono::Duration,
+    pub refresh_ttl: chrono::Duration,
+    params: Params,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is invalid")]
+    Invalid,
+}
+
+impl AuthKeys {
+    pub fn new(cfg: &AuthConfig) -> anyhow::Result<Self> {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(cfg.jwt_secret.as_bytes()),
+            decoding: DecodingKey::from_secret(cfg.jwt_secret.as_bytes()),
+            validation,
+            access_ttl: chrono::Duration::seconds(cfg.access_ttl_seconds as i64),
+            refresh_ttl: chrono::Duration::seconds(cfg.refresh_ttl_seconds as i64),
+            params: Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
+                .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+        })
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes on a blocking thread: argon2 is deliberately slow.
+    pub async fn hash_password(&self, password: String) -> anyhow::Result<String> {
+        let argon = self.argon2();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+        })
+        .await?
+    }
+
+    pub async fn verify_password(&self, password: String, hash: String) -> bool {
+        let argon = self.argon2();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub fn issue_access(&self, user_id: Uuid, role: &str) -> anyhow::Result<String> {
+        let now = Utc::now();
+        let claims = Claims {
+            sub: user_id,
+            role: role.to_string(),
+            iat: now.timestamp(),
+            exp: (now + self.access_ttl).timestamp(),
+            jti: Uuid::new_v4(),
+        };
+        Ok(encode(&Header::default(), &claims, &self.encoding)?)
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<Claims, TokenError> {
+        decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            }
+        })
+    }
+
+    /// Signs arbitrary claims; tests use it to forge expired tokens with the real key.
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        Ok(encode(&Header::default(), claims, &self.encoding)?)
+    }
+}
+
+/// A fresh refresh token: what the client gets, and what is stored.
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub token: String,
+    pub hash: String,
+}
+
+pub fn new_refresh_token() -> NewRefreshToken {
+    let id = Uuid::now_v7();
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    NewRefreshToken { id, hash: sha256_hex(&secret), token: format!("{id}.{secret}") }
+}
+
+/// Splits a presented refresh token into its id and the hash of its secret.
+pub fn parse_refresh_token(token: &str) -> Option<(Uuid, String)> {
+    let (id, secret) = token.split_once('.')?;
+    Some((Uuid::parse_str(id).ok()?, sha256_hex(secret)))
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn role_of(s: &str) -> Role {
+    if s == "admin" { Role::Admin } else { Role::User }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> AuthKeys {
+        let cfg = AuthConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..AuthConfig::default() };
+        AuthKeys::new(&cfg).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_only_against_its_own_hash() {
+        let k = keys();
+        let hash = k.hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(k.verify_password("correct horse".into(), hash.clone()).await);
+        assert!(!k.verify_password("wrong horse".into(), hash).await);
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_expired_ones_are_told_apart() {
+        let k = keys();
+        let id = Uuid::now_v7();
+        let t = k.issue_access(id, "user").unwrap();
+        assert_eq!(k.verify_access(&t).unwrap().sub, id);
+        let past = Claims { sub: id, role: "user".into(), iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
+        assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
+        assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn refresh_tokens_parse_back_to_their_stored_hash() {
+        let t = new_refresh_token();
+        let (id, hash) = parse_refresh_token(&t.token).unwrap();
+        assert_eq!((id, hash), (t.id, t.hash));
+        assert!(parse_refresh_token("garbage").is_none());
+    }
+}

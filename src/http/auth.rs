@@ -1,0 +1,235 @@
+//! `/auth`: sign-up, log-in, token refresh (rotation with re-use detection) and log-out.
+
+use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState, Error, Result,
+    error::{ApiJson, reply},
+    users::UserView,
+};
+use crate::{
+    auth::{new_refresh_token, parse_refresh_token},
+    domain::{DomainEvent, Email, EventType, Password, Role, Username},
+    store::{
+        entities::{refresh_tokens, users},
+        is_unique_violation, outbox_row,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub mobile_phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Username or e-mail.
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// Optional free-text profile fields: trimmed, at most `max` characters, empty means absent.
+pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if v.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Creates a user and its `user.created` event in one transaction.
+pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> Result<users::Model> {
+    let email = Email::parse(&req.email).map_err(|m| Error::invalid("email", m))?;
+    let username = Username::parse(&req.username).map_err(|m| Error::invalid("username", m))?;
+    let password = Password::parse(&req.password).map_err(|m| Error::invalid("password", m))?;
+    let first_name = optional_text("first_name", req.first_name, 100)?;
+    let last_name = optional_text("last_name", req.last_name, 100)?;
+    let mobile_phone = optional_text("mobile_phone", req.mobile_phone, 32)?;
+    if let Some(p) = &mobile_phone {
+        if !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)) {
+            return Err(Error::invalid("mobile_phone", "may contain only digits, spaces and + - ( )"));
+        }
+    }
+    let taken = users::Entity::find()
+        .filter(
+            Condition::any()
+                .add(users::Column::Email.eq(email.as_str()))
+                .add(users::Column::Username.eq(username.as_str())),
+        )
+        .one(&state.db)
+        .await?;
+    if let Some(u) = taken {
+        return Err(if u.email == email.as_str() {
+            Error::conflict("email_taken", "an account with this e-mail already exists")
+        } else {
+            Error::conflict("username_taken", "this username is taken")
+        });
+    }
+    let hash = state.auth.hash_password(password.expose().to_string()).await?;
+    let now = Utc::now();
+    let user = users::Model {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_string(),
+        username: username.as_str().to_string(),
+        password_hash: hash,
+        first_name,
+        last_name,
+        mobile_phone,
+        role: role.as_str().to_string(),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    let event = DomainEvent::new(EventType::UserCreated, user.id, user_payload(&user));
+    let txn = state.db.begin().await?;
+    let inserted = users::Entity::insert(users::ActiveModel::from(user.clone())).exec_without_returning(&txn).await;
+    if let Err(e) = inserted {
+        return Err(if is_unique_violation(&e) {
+            Error::conflict("duplicate_user", "an account with this e-mail or username already exists")
+        } else {
+            e.into()
+        });
+    }
+    crate::store::entities::outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+pub fn user_payload(u: &users::Model) -> serde_json::Value {
+    json!({"userId": u.id, "email": u.email, "username": u.username, "role": u.role})
+}
+
+async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterRequest>) -> Result<Response> {
+    let user = create_user(&state, req, Role::User).await?;
+    Ok(reply(StatusCode::CREATED, UserView::from(user)))
+}
+
+async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Result<TokenPair> {
+    let access = state.auth.issue_access(user.id, &user.role)?;
+    let refresh = new_refresh_token();
+    let now = Utc::now();
+    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+        id: Set(refresh.id),
+        user_id: Set(user.id),
+        family_id: Set(family),
+        token_hash: Set(refresh.hash),
+        expires_at: Set(now + state.auth.refresh_ttl),
+        spent_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&state.db)
+    .await?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh.token,
+        token_type: "Bearer",
+        expires_in: state.auth.access_ttl.num_seconds(),
+    })
+}
+
+async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
+    let login = req.login.trim().to_lowercase();
+    if login.is_empty() {
+        return Err(Error::invalid("login", "must not be empty"));
+    }
+    let user = users::Entity::find()
+        .filter(users::Column::DeletedAt.is_null())
+        .filter(Condition::any().add(users::Column::Email.eq(login.clone())).add(users::Column::Username.eq(req.login.trim())))
+        .one(&state.db)
+        .await?;
+    let invalid = || Error::Unauthorized("invalid login or password".into());
+    let Some(user) = user else {
+        return Err(invalid());
+    };
+    if !state.auth.verify_password(req.password, user.password_hash.clone()).await {
+        return Err(invalid());
+    }
+    let pair = issue_pair(&state, &user, Uuid::now_v7()).await?;
+    Ok(reply(StatusCode::OK, pair))
+}
+
+async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Response> {
+    let rejected = || Error::Unauthorized("the refresh token is invalid, expired or revoked".into());
+    let (id, hash) = parse_refresh_token(&req.refresh_token).ok_or_else(rejected)?;
+    let token = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(rejected)?;
+    if token.token_hash != hash || token.revoked_at.is_some() || token.expires_at <= Utc::now() {
+        return Err(rejected());
+    }
+    // Spend it atomically: of two concurrent uses only one finds it unspent.
+    let spent = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::SpentAt, Expr::value(Utc::now()))
+        .filter(refresh_tokens::Column::Id.eq(id))
+        .filter(refresh_tokens::Column::SpentAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if spent.rows_affected == 0 {
+        tracing::warn!(family = %token.family_id, user = %token.user_id, "refresh token re-used: revoking its family");
+        revoke_family(&state, token.family_id).await?;
+        return Err(rejected());
+    }
+    let user = users::Entity::find_by_id(token.user_id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(&state.db)
+        .await?
+        .ok_or_else(rejected)?;
+    let pair = issue_pair(&state, &user, token.family_id).await?;
+    Ok(reply(StatusCode::OK, pair))
+}
+
+async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_tokens::Column::FamilyId.eq(family))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
+/// Ends the session the refresh token belongs to. Unknown tokens are accepted silently.
+async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
+    if let Some((id, hash)) = parse_refresh_token(&req.refresh_token) {
+        if let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await? {
+            if token.token_hash == hash {
+                revoke_family(&state, token.family_id).await?;
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

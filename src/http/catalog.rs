@@ -1,0 +1,282 @@
+//! `/categories` and `/events`: the catalogue. Event writes that touch capacity go through the
+//! event's inventory actor, the single writer of its slots; reads carry live counts from it.
+
+use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState, Error, Result,
+    error::{ApiJson, ApiPath, ApiQuery, reply},
+    extract::{AuthUser, Page, PageParams, paginate},
+};
+use crate::{
+    actors::inventory::{InventoryError, InventoryMsg, Snapshot, event_payload},
+    domain::{CategoryKind, DomainEvent, EventType, parse_currency},
+    store::{
+        entities::{categories, events, outbox},
+        is_unique_violation, outbox_row,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/categories", get(list_categories).post(create_category))
+        .route("/events", get(list_events).post(create_event))
+        .route("/events/{id}", get(read_event).put(update_event))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<categories::Model> for CategoryView {
+    fn from(c: categories::Model) -> Self {
+        Self { id: c.id, name: c.name, kind: c.kind, created_at: c.created_at }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCategory {
+    pub name: String,
+    pub kind: CategoryKind,
+}
+
+#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", responses((status = 200, body = [CategoryView])))]
+async fn list_categories(State(state): State<AppState>) -> Result<Response> {
+    let all = categories::Entity::find().order_by_asc(categories::Column::Name).all(&state.db).await?;
+    Ok(reply(StatusCode::OK, all.into_iter().map(CategoryView::from).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(post, path = "/api/v1/categories", tag = "catalog", request_body = CreateCategory,
+    responses((status = 201, body = CategoryView), (status = 409, description = "name taken")))]
+async fn create_category(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<CreateCategory>,
+) -> Result<Response> {
+    user.require_admin()?;
+    let name = req.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid("name", "must be 1 to 100 characters"));
+    }
+    let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind.as_str().into(), created_at: Utc::now() };
+    match categories::Entity::insert(categories::ActiveModel::from(row.clone())).exec_without_returning(&state.db).await {
+        Ok(_) => Ok(reply(StatusCode::CREATED, CategoryView::from(row))),
+        Err(e) if is_unique_violation(&e) => Err(Error::conflict("category_exists", "a category with this name exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: Uuid,
+    pub name: String,
+    pub category_id: Uuid,
+    pub price_cents: i64,
+    pub currency: String,
+    pub starts_at: DateTime<Utc>,
+    pub max_per_order: i32,
+    pub hold_seconds: i32,
+    pub total_slots: u32,
+    pub available_slots: u32,
+    pub held_slots: u32,
+    pub sold_slots: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventView {
+    fn new(e: events::Model, s: Snapshot) -> Self {
+        Self {
+            id: e.id,
+            name: e.name,
+            category_id: e.category_id,
+            price_cents: e.price_cents,
+            currency: e.currency,
+            starts_at: e.starts_at,
+            max_per_order: e.max_per_order,
+            hold_seconds: e.hold_seconds,
+            total_slots: s.total,
+            available_slots: s.available,
+            held_slots: s.held,
+            sold_slots: s.sold,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventSearch {
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+    /// Category id.
+    pub category: Option<Uuid>,
+    /// Events starting at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Events starting at or before this instant.
+    pub to: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageParams,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub name: String,
+    pub category_id: Uuid,
+    pub price_cents: i64,
+    pub currency: String,
+    pub starts_at: DateTime<Utc>,
+    pub total_slots: i64,
+    pub max_per_order: Option<i64>,
+    pub hold_seconds: Option<i64>,
+}
+
+async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
+    let s = state.inventories.snapshot(e.id).await?;
+    Ok(EventView::new(e, s))
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(EventSearch, PageParams),
+    responses((status = 200, body = Page<EventView>)))]
+async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<EventSearch>) -> Result<Response> {
+    let mut select = events::Entity::find();
+    if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        // LIKE is case-sensitive on PostgreSQL; compare lower-cased on both backends.
+        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+        select = select.filter(
+            Expr::expr(Func::lower(Expr::col(events::Column::Name))).like(pattern),
+        );
+    }
+    if let Some(c) = search.category {
+        select = select.filter(events::Column::CategoryId.eq(c));
+    }
+    if let Some(from) = search.from {
+        select = select.filter(events::Column::StartsAt.gte(from));
+    }
+    if let Some(to) = search.to {
+        select = select.filter(events::Column::StartsAt.lte(to));
+    }
+    let page = paginate(&state.db, select, events::Column::Id, |e| e.id, &search.page).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for e in page.items {
+        items.push(with_counts(&state, e).await?);
+    }
+    Ok(reply(StatusCode::OK, Page { items, next_token: page.next_token, previous_token: page.previous_token }))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "catalog",
+    responses((status = 200, body = EventView), (status = 404)))]
+async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    let e = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
+    Ok(reply(StatusCode::OK, with_counts(&state, e).await?))
+}
+
+/// Checks an event body and fills defaults; `id`/`created_at` come from the caller.
+async fn validate_event(state: &AppState, req: EventInput, id: Uuid, created_at: DateTime<Utc>) -> Result<events::Model> {
+    let name = req.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "must be 1 to 200 characters"));
+    }
+    let category = categories::Entity::find_by_id(req.category_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::invalid("category_id", "no such category"))?;
+    if req.price_cents < 0 {
+        return Err(Error::invalid("price_cents", "must not be negative"));
+    }
+    if category.kind == "free" && req.price_cents != 0 {
+        return Err(Error::invalid("price_cents", "events in a free category must cost 0"));
+    }
+    if category.kind == "paid" && req.price_cents == 0 {
+        return Err(Error::invalid("price_cents", "events in a paid category must cost more than 0"));
+    }
+    let currency = parse_currency(&req.currency).map_err(|m| Error::invalid("currency", m))?;
+    if !(1..=1_000_000).contains(&req.total_slots) {
+        return Err(Error::invalid("total_slots", "must be between 1 and 1000000"));
+    }
+    let max_per_order = req.max_per_order.unwrap_or(10);
+    if !(1..=100).contains(&max_per_order) {
+        return Err(Error::invalid("max_per_order", "must be between 1 and 100"));
+    }
+    let booking = &state.config.booking;
+    let hold_seconds = req.hold_seconds.unwrap_or(i64::from(booking.default_hold_seconds));
+    if !(1..=i64::from(booking.max_hold_seconds)).contains(&hold_seconds) {
+        return Err(Error::invalid("hold_seconds", format!("must be between 1 and {}", booking.max_hold_seconds)));
+    }
+    Ok(events::Model {
+        id,
+        name,
+        category_id: category.id,
+        price_cents: req.price_cents,
+        currency,
+        starts_at: req.starts_at,
+        total_slots: req.total_slots as i32,
+        max_per_order: max_per_order as i32,
+        hold_seconds: hold_seconds as i32,
+        created_at,
+        updated_at: Utc::now(),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/events", tag = "catalog", request_body = EventInput,
+    responses((status = 201, body = EventView), (status = 422)))]
+async fn create_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<EventInput>,
+) -> Result<Response> {
+    user.require_admin()?;
+    let event = validate_event(&state, req, Uuid::now_v7(), Utc::now()).await?;
+    insert_event(&state, event.clone()).await?;
+    Ok(reply(StatusCode::CREATED, with_counts(&state, event).await?))
+}
+
+/// Inserts an event with its `event.created` domain event (also used by the demo seed).
+pub async fn insert_event(state: &AppState, event: events::Model) -> Result<()> {
+    let created = DomainEvent::new(EventType::EventCreated, event.id, event_payload(&event));
+    let txn = state.db.begin().await?;
+    events::Entity::insert(events::ActiveModel::from(event)).exec_without_returning(&txn).await?;
+    outbox::Entity::insert(outbox_row(&created)).exec_without_returning(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+#[utoipa::path(put, path = "/api/v1/events/{id}", tag = "catalog", request_body = EventInput,
+    responses((status = 200, body = EventView), (status = 409, description = "capacity below held + sold")))]
+async fn update_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<EventInput>,
+) -> Result<Response> {
+    user.require_admin()?;
+    let current = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
+    let event = validate_event(&state, req, id, current.created_at).await?;
+    if (current.price_cents == 0) != (event.price_cents == 0) {
+        return Err(Error::conflict("pricing_model_change", "an event cannot switch between free and paid"));
+    }
+    let model = event.clone();
+    match state.inventories.ask(id, |r| InventoryMsg::Reconfigure(model.clone(), r)).await? {
+        Ok(()) => Ok(reply(StatusCode::OK, with_counts(&state, event).await?)),
+        Err(InventoryError::CapacityBelowCommitted { committed }) => Err(Error::conflict(
+            "capacity_below_committed",
+            format!("total_slots cannot drop below the {committed} seats already held or sold"),
+        )),
+        Err(e) => Err(Error::Unavailable(e.to_string())),
+    }
+}

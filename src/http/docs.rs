@@ -1,0 +1,49 @@
+//! The OpenAPI document (`/openapi.json`) and interactive docs (`/docs`).
+
+use axum::{Json, Router, routing::get};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_scalar::{Scalar, Servable};
+
+use super::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Boxoffice", description = "Ticket booking: events, holds, orders, payments."),
+    paths(
+        super::catalog::list_categories, super::catalog::create_category,
+        super::catalog::list_events, super::catalog::read_event, super::catalog::create_event,
+        super::catalog::update_event,
+        super::orders::create, super::orders::register, super::orders::list, super::orders::read,
+        super::orders::cancel,
+        super::payments::create, super::payments::list, super::payments::read,
+        super::audit::list,
+    ),
+    components(schemas(
+        super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,
+        super::auth::TokenPair, super::users::UserView, super::users::UpdateUser,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+}

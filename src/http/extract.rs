@@ -1,0 +1,244 @@
+//! Request-side helpers shared by the routers: the authenticated caller, cursor pagination,
+//! and `Idempotency-Key` handling.
+
+use std::{fmt::Display, future::Future, str::FromStr};
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{AppState, Error, Result};
+use crate::{
+    auth::{TokenError, role_of},
+    domain::Role,
+    store::{entities::idempotency_keys, is_unique_violation},
+};
+
+/// The caller, from a valid `Authorization: Bearer` access token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin() { Ok(()) } else { Err(Error::Forbidden("administrators only".into())) }
+    }
+
+    /// The user themself or an admin.
+    pub fn require_self_or_admin(&self, user_id: Uuid) -> Result<()> {
+        if self.is_admin() || self.id == user_id {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("you may only access your own account".into()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or_else(|| Error::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+        let claims = state.auth.verify_access(token.trim()).map_err(|e| match e {
+            TokenError::Expired => Error::Unauthorized("the access token has expired".into()),
+            TokenError::Invalid => Error::Unauthorized("the access token is invalid".into()),
+        })?;
+        Ok(Self { id: claims.sub, role: role_of(&claims.role) })
+    }
+}
+
+/// `?limit=&next_token=&previous_token=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// 1 to 100, default 20. (A string so it also parses inside flattened query structs.)
+    pub limit: Option<String>,
+    pub next_token: Option<String>,
+    pub previous_token: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+    pub previous_token: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next_token: self.next_token, previous_token: self.previous_token }
+    }
+}
+
+fn encode_cursor(k: impl Display) -> String {
+    URL_SAFE_NO_PAD.encode(k.to_string())
+}
+
+fn decode_cursor<K: FromStr>(token: &str, field: &str) -> Result<K> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::invalid(field, "not a token this API issued"))
+}
+
+/// Keyset pagination on a monotonically increasing key (UUIDv7 ids or sequence ids), so pages
+/// stay stable while rows are added.
+pub async fn paginate<E, C, K>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    key_col: C,
+    key_of: impl Fn(&E::Model) -> K,
+    params: &PageParams,
+) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+    C: ColumnTrait,
+    K: Display + FromStr + Into<sea_orm::Value> + Copy,
+{
+    let limit = match params.limit.as_deref() {
+        None => 20,
+        Some(l) => l.parse::<u64>().map_err(|_| Error::invalid("limit", "must be a whole number"))?,
+    };
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid("limit", "must be between 1 and 100"));
+    }
+    if params.next_token.is_some() && params.previous_token.is_some() {
+        return Err(Error::invalid("previous_token", "give next_token or previous_token, not both"));
+    }
+    if let Some(t) = &params.previous_token {
+        let before: K = decode_cursor(t, "previous_token")?;
+        let mut rows = select.filter(key_col.lt(before)).order_by_desc(key_col).limit(limit + 1).all(db).await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        rows.reverse();
+        return Ok(Page {
+            previous_token: if more { rows.first().map(|r| encode_cursor(key_of(r))) } else { None },
+            next_token: rows.last().map(|r| encode_cursor(key_of(r))),
+            items: rows,
+        });
+    }
+    let after = params.next_token.as_deref().map(|t| decode_cursor::<K>(t, "next_token")).transpose()?;
+    let mut q = select;
+    if let Some(after) = after {
+        q = q.filter(key_col.gt(after));
+    }
+    let mut rows = q.order_by_asc(key_col).limit(limit + 1).all(db).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok(Page {
+        next_token: if more { rows.last().map(|r| encode_cursor(key_of(r))) } else { None },
+        previous_token: if after.is_some() { rows.first().map(|r| encode_cursor(key_of(r))) } else { None },
+        items: rows,
+    })
+}
+
+/// Runs `work` at most once per `(user, route, Idempotency-Key)`: a repeat with the same body
+/// gets the first response again, a repeat with another body is 422, and one that arrives
+/// while the first is still running is 409. Without the header, `work` just runs.
+///
+/// Failures are not remembered, so a request that failed (a 503, say) may be retried with the
+/// same key.
+pub async fn idempotent<F, Fut>(
+    state: &AppState,
+    user: Uuid,
+    route: &str,
+    headers: &HeaderMap,
+    body: &impl Serialize,
+    work: F,
+) -> Result<Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, Value)>>,
+{
+    let Some(key) = headers.get("idempotency-key") else {
+        let (status, body) = work().await?;
+        return Ok((status, axum::Json(body)).into_response());
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| Error::invalid("Idempotency-Key", "must be 1 to 255 visible characters"))?
+        .to_string();
+    let hash = crate::auth::sha256_hex(&serde_json::to_string(body).map_err(anyhow::Error::from)?);
+    let db = &state.db;
+    let row = idempotency_keys::ActiveModel {
+        user_id: Set(user),
+        route: Set(route.to_string()),
+        key: Set(key.clone()),
+        request_hash: Set(hash.clone()),
+        status_code: Set(None),
+        response_body: Set(None),
+        created_at: Set(Utc::now()),
+    };
+    match idempotency_keys::Entity::insert(row).exec_without_returning(db).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key))
+                .one(db)
+                .await?
+                .ok_or_else(|| Error::conflict("request_in_progress", "retry: the first request with this key just finished"))?;
+            if seen.request_hash != hash {
+                return Err(Error::invalid("Idempotency-Key", "this key was already used with a different request body"));
+            }
+            let (Some(status), Some(body)) = (seen.status_code, seen.response_body) else {
+                return Err(Error::conflict("request_in_progress", "a request with this Idempotency-Key is still running"));
+            };
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+            let body: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+            let mut response = (status, axum::Json(body)).into_response();
+            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let filter = idempotency_keys::Entity::delete_many()
+        .filter(idempotency_keys::Column::UserId.eq(user))
+        .filter(idempotency_keys::Column::Route.eq(route))
+        .filter(idempotency_keys::Column::Key.eq(key.clone()));
+    match work().await {
+        Ok((status, body)) => {
+            idempotency_keys::Entity::update_many()
+                .col_expr(idempotency_keys::Column::StatusCode, sea_orm::sea_query::Expr::value(status.as_u16() as i32))
+                .col_expr(idempotency_keys::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.to_string()))
+                .filter(idempotency_keys::Column::UserId.eq(user))
+                .filter(idempotency_keys::Column::Route.eq(route))
+                .filter(idempotency_keys::Column::Key.eq(key))
+                .exec(db)
+                .await?;
+            Ok((status, axum::Json(body)).into_response())
+        }
+        Err(e) => {
+            if let Err(cleanup) = filter.exec(db).await {
+                tracing::warn!(error = %cleanup, "could not clear a failed idempotency key");
+            }
+            Err(e)
+        }
+    }
+}

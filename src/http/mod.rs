@@ -1,0 +1,78 @@
+//! The REST API (`/api/v1`), health probes and API docs, served by axum.
+//!
+//! One router per resource, merged here; all share [`AppState`]. Errors are [`Error`].
+
+mod audit;
+mod auth;
+mod catalog;
+mod docs;
+mod error;
+mod extract;
+mod health;
+mod orders;
+mod payments;
+mod users;
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, response::IntoResponse};
+use ractor::ActorRef;
+use sea_orm::DatabaseConnection;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+pub use auth::{RegisterRequest, create_user};
+pub use catalog::insert_event;
+pub use error::{Error, Result};
+
+use crate::{
+    actors::{Inventories, saga::SagasMsg},
+    auth::AuthKeys,
+    bridge::bus::Bus,
+    config::Config,
+    store::Committer,
+};
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthKeys>,
+    pub inventories: Inventories,
+    pub sagas: ActorRef<SagasMsg>,
+    pub committer: Committer,
+    pub bus: Bus,
+    /// False until start-up finished and while shutting down.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(catalog::router())
+        .merge(orders::router())
+        .merge(payments::router())
+        .merge(audit::router());
+    let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
+    let body_limit = state.config.http.body_limit_bytes;
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .merge(docs::router())
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({
+                "error": {"code": "method_not_allowed", "message": "this route does not accept that method"}
+            })))
+            .into_response()
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,240 @@
+//! `/orders` and `/registrations`: booking. A new order is a hold granted by the event's
+//! inventory actor (201 only once it is durable); payment and cancellation go through the
+//! order's saga.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState, Error, Result,
+    error::{ApiJson, ApiPath, ApiQuery, reply},
+    extract::{AuthUser, PageParams, idempotent, paginate},
+};
+use crate::{
+    actors::{
+        call,
+        inventory::{InventoryError, Reservation, ReserveRequest},
+        saga::{SagaMsg, SagasMsg},
+    },
+    store::entities::{orders, tickets},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(read))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/registrations", post(register))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    pub event_id: Uuid,
+    pub quantity: i64,
+}
+
+/// `{event_id}`, or camelCase `{eventId}` as the original clients send it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRegistration {
+    #[serde(alias = "eventId")]
+    pub event_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub id: Uuid,
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refund_cents: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<Vec<TicketView>>,
+}
+
+impl OrderView {
+    fn new(o: orders::Model, tickets: Option<Vec<tickets::Model>>) -> Self {
+        Self {
+            id: o.id,
+            event_id: o.event_id,
+            user_id: o.user_id,
+            kind: o.kind,
+            status: o.status,
+            quantity: o.quantity,
+            amount_cents: o.amount_cents,
+            currency: o.currency,
+            expires_at: o.expires_at,
+            refund_cents: o.refund_cents,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            tickets: tickets.map(|ts| ts.into_iter().map(|t| TicketView { id: t.id, code: t.code }).collect()),
+        }
+    }
+}
+
+fn reservation_body(r: &Reservation, req_quantity: u32, event_id: Uuid, user_id: Uuid) -> Value {
+    serde_json::json!({
+        "id": r.order_id,
+        "event_id": event_id,
+        "user_id": user_id,
+        "status": r.status,
+        "quantity": req_quantity,
+        "amount_cents": r.amount_cents,
+        "currency": r.currency,
+        "expires_at": r.expires_at,
+    })
+}
+
+fn reservation_error(e: InventoryError) -> Error {
+    match e {
+        InventoryError::SoldOut { available } => {
+            Error::conflict("sold_out", format!("not enough seats left ({available} available)"))
+        }
+        InventoryError::TooMany { max } => Error::invalid("quantity", format!("must be between 1 and {max}")),
+        InventoryError::NotFree => {
+            Error::conflict("not_free", "registration is for free events; this one needs an order and a payment")
+        }
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+async fn reserve(state: &AppState, user: AuthUser, event_id: Uuid, quantity: u32, registration: bool) -> Result<(StatusCode, Value)> {
+    let req = ReserveRequest { order_id: Uuid::now_v7(), user_id: user.id, quantity, registration };
+    let reservation = state.inventories.reserve(event_id, req).await?.map_err(reservation_error)?;
+    Ok((StatusCode::CREATED, reservation_body(&reservation, quantity, event_id, user.id)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    responses((status = 201, body = OrderView), (status = 409, description = "sold_out"), (status = 422)))]
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateOrder>,
+) -> Result<Response> {
+    if !(1..=100).contains(&req.quantity) {
+        return Err(Error::invalid("quantity", "must be between 1 and 100"));
+    }
+    let quantity = req.quantity as u32;
+    idempotent(&state, user.id, "orders", &headers, &req, || reserve(&state, user, req.event_id, quantity, false)).await
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations", tag = "orders", request_body = CreateRegistration,
+    responses((status = 201, body = OrderView), (status = 409, description = "sold out, not free or already registered")))]
+async fn register(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateRegistration>,
+) -> Result<Response> {
+    idempotent(&state, user.id, "registrations", &headers, &req, || async {
+        // One registration per person and event; a repeat click gets a clear 409.
+        let existing = orders::Entity::find()
+            .filter(orders::Column::UserId.eq(user.id))
+            .filter(orders::Column::EventId.eq(req.event_id))
+            .filter(orders::Column::Kind.eq("registration"))
+            .filter(orders::Column::Status.eq("confirmed"))
+            .one(&state.db)
+            .await?;
+        if existing.is_some() {
+            return Err(Error::conflict("already_registered", "you are already registered for this event"));
+        }
+        reserve(&state, user, req.event_id, 1, true).await
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(PageParams),
+    responses((status = 200, body = crate::http::extract::Page<OrderView>)))]
+async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): ApiQuery<PageParams>) -> Result<Response> {
+    let mut select = orders::Entity::find();
+    if !user.is_admin() {
+        select = select.filter(orders::Column::UserId.eq(user.id));
+    }
+    let page = paginate(&state.db, select, orders::Column::Id, |o| o.id, &page).await?;
+    Ok(reply(StatusCode::OK, page.map(|o| OrderView::new(o, None))))
+}
+
+/// The order if the caller may see it; someone else's order is a 404, not a 403, so ids
+/// cannot be probed.
+pub async fn visible_order(state: &AppState, user: AuthUser, id: Uuid) -> Result<orders::Model> {
+    orders::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|o| user.is_admin() || o.user_id == user.id)
+        .ok_or_else(|| Error::not_found("order"))
+}
+
+async fn order_view(state: &AppState, o: orders::Model) -> Result<OrderView> {
+    let tickets = if o.status == "confirmed" {
+        Some(
+            tickets::Entity::find()
+                .filter(tickets::Column::OrderId.eq(o.id))
+                .order_by_asc(tickets::Column::Id)
+                .all(&state.db)
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(OrderView::new(o, tickets))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", responses((status = 200, body = OrderView), (status = 404)))]
+async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    let o = visible_order(&state, user, id).await?;
+    Ok(reply(StatusCode::OK, order_view(&state, o).await?))
+}
+
+/// The order's saga; asked twice if the first one was just stopping.
+pub async fn ask_saga<R: Send + 'static>(
+    state: &AppState,
+    order_id: Uuid,
+    build: impl Fn(ractor::RpcReplyPort<R>) -> SagaMsg,
+    timeout: std::time::Duration,
+) -> Result<R> {
+    let lookup = state.config.actor_timeout();
+    for attempt in 0..2 {
+        let saga = call(&state.sagas, |r| SagasMsg::Get(order_id, r), lookup).await?;
+        match call(&saga, &build, timeout).await {
+            Err(crate::actors::CallError::Unavailable(_)) if attempt == 0 => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(Error::Unavailable("order saga unavailable".into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    responses((status = 200, body = OrderView), (status = 409, description = "wrong state")))]
+async fn cancel(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    visible_order(&state, user, id).await?;
+    ask_saga(&state, id, SagaMsg::Cancel, state.config.actor_timeout()).await??;
+    let o = visible_order(&state, user, id).await?;
+    Ok(reply(StatusCode::OK, order_view(&state, o).await?))
+}

@@ -1,0 +1,159 @@
+//! `/users`: the account directory. Admins list everyone; a user reads, edits and deletes their
+//! own account (admins any).
+
+use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState, Error, Result,
+    auth::{optional_text, user_payload},
+    error::{ApiJson, ApiPath, ApiQuery, reply},
+    extract::{AuthUser, PageParams, paginate},
+};
+use crate::{
+    domain::{DomainEvent, Email, EventType, Password, Username},
+    store::{
+        entities::{outbox, refresh_tokens, users},
+        is_unique_violation, outbox_row,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list))
+        .route("/users/{id}", get(read).put(update).delete(remove))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub mobile_phone: Option<String>,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<users::Model> for UserView {
+    fn from(u: users::Model) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            username: u.username,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            mobile_phone: u.mobile_phone,
+            role: u.role,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub mobile_phone: Option<String>,
+}
+
+async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): ApiQuery<PageParams>) -> Result<Response> {
+    user.require_admin()?;
+    let select = users::Entity::find().filter(users::Column::DeletedAt.is_null());
+    let page = paginate(&state.db, select, users::Column::Id, |u| u.id, &page).await?;
+    Ok(reply(StatusCode::OK, page.map(UserView::from)))
+}
+
+async fn find_live(state: &AppState, id: Uuid) -> Result<users::Model> {
+    users::Entity::find_by_id(id)
+        .filter(users::Column::DeletedAt.is_null())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))
+}
+
+async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    user.require_self_or_admin(id)?;
+    Ok(reply(StatusCode::OK, UserView::from(find_live(&state, id).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateUser>,
+) -> Result<Response> {
+    user.require_self_or_admin(id)?;
+    let current = find_live(&state, id).await?;
+    let mut m: users::ActiveModel = current.into();
+    if let Some(e) = req.email {
+        m.email = Set(Email::parse(&e).map_err(|msg| Error::invalid("email", msg))?.as_str().to_string());
+    }
+    if let Some(u) = req.username {
+        m.username = Set(Username::parse(&u).map_err(|msg| Error::invalid("username", msg))?.as_str().to_string());
+    }
+    if let Some(p) = req.password {
+        let p = Password::parse(&p).map_err(|msg| Error::invalid("password", msg))?;
+        m.password_hash = Set(state.auth.hash_password(p.expose().to_string()).await?);
+    }
+    if req.first_name.is_some() {
+        m.first_name = Set(optional_text("first_name", req.first_name, 100)?);
+    }
+    if req.last_name.is_some() {
+        m.last_name = Set(optional_text("last_name", req.last_name, 100)?);
+    }
+    if req.mobile_phone.is_some() {
+        m.mobile_phone = Set(optional_text("mobile_phone", req.mobile_phone, 32)?);
+    }
+    m.updated_at = Set(Utc::now());
+    let txn = state.db.begin().await?;
+    let updated = match m.update(&txn).await {
+        Ok(u) => u,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(Error::conflict("duplicate_user", "that e-mail or username belongs to another account"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let event = DomainEvent::new(EventType::UserUpdated, updated.id, user_payload(&updated));
+    outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    txn.commit().await?;
+    Ok(reply(StatusCode::OK, UserView::from(updated)))
+}
+
+/// Deletion keeps the row (orders and payments refer to it) but ends every session and frees
+/// nothing else: the account can no longer log in and is gone from the API.
+async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
+    user.require_self_or_admin(id)?;
+    let current = find_live(&state, id).await?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::DeletedAt, Expr::value(now))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::UserId.eq(id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    let event = DomainEvent::new(EventType::UserDeleted, id, user_payload(&current));
+    outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,94 @@
+//! Start-up data: the admin account from `[admin]`, and demo events for a first run.
+
+use chrono::{Duration, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::{
+    config::DEFAULT_ADMIN_PASSWORD,
+    domain::Role,
+    http::AppState,
+    store::entities::{categories, events, users},
+};
+
+/// Creates the admin account if missing, and makes an existing account with that e-mail an admin.
+pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
+    let admin = &state.config.admin;
+    if admin.password == DEFAULT_ADMIN_PASSWORD {
+        tracing::warn!("the admin password is the built-in default: set BOXOFFICE_ADMIN__PASSWORD");
+    }
+    if state.config.auth.jwt_secret == crate::config::DEFAULT_JWT_SECRET {
+        tracing::warn!("the JWT secret is the built-in default: set BOXOFFICE_AUTH__JWT_SECRET");
+    }
+    let email = admin.email.trim().to_lowercase();
+    if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(&state.db).await? {
+        if existing.role != Role::Admin.as_str() || existing.deleted_at.is_some() {
+            let mut m: users::ActiveModel = existing.into();
+            m.role = Set(Role::Admin.as_str().into());
+            m.deleted_at = Set(None);
+            sea_orm::ActiveModelTrait::update(m, &state.db).await?;
+        }
+        return Ok(());
+    }
+    let req = crate::http::RegisterRequest {
+        email,
+        username: admin.username.clone(),
+        password: admin.password.clone(),
+        first_name: Some("Admin".into()),
+        last_name: None,
+        mobile_phone: None,
+    };
+    crate::http::create_user(state, req, Role::Admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(email = %admin.email, "admin account created");
+    Ok(())
+}
+
+/// A few events when the catalogue is empty: a rush concert, a workshop, a free meetup.
+pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
+    if events::Entity::find().count(&state.db).await? > 0 {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut cats = Vec::new();
+    for (name, kind) in [("Concerts", "paid"), ("Workshops", "paid"), ("Meetups", "free")] {
+        let id = match categories::Entity::find().filter(categories::Column::Name.eq(name)).one(&state.db).await? {
+            Some(c) => c.id,
+            None => {
+                let id = Uuid::now_v7();
+                categories::Entity::insert(categories::ActiveModel {
+                    id: Set(id),
+                    name: Set(name.into()),
+                    kind: Set(kind.into()),
+                    created_at: Set(now),
+                })
+                .exec_without_returning(&state.db)
+                .await?;
+                id
+            }
+        };
+        cats.push(id);
+    }
+    let demo = [
+        ("The Midnight Owls — Reunion Tour", cats[0], 4_500, 500, 30, 4),
+        ("Rust for Booking Systems (workshop)", cats[1], 12_000, 40, 14, 2),
+        ("Community Meetup: Reactive Systems", cats[2], 0, 120, 7, 1),
+    ];
+    for (name, category_id, price, total, days, max) in demo {
+        let event = events::Model {
+            id: Uuid::now_v7(),
+            name: name.into(),
+            category_id,
+            price_cents: price,
+            currency: "EUR".into(),
+            starts_at: now + Duration::days(days),
+            total_slots: total,
+            max_per_order: max,
+            hold_seconds: state.config.booking.default_hold_seconds as i32,
+            created_at: now,
+            updated_at: now,
+        };
+        crate::http::insert_event(state, event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    tracing::info!("demo events created");
+    Ok(())
+}
