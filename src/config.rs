@@ -230,7 +230,8 @@ impl Config {
         let path = path.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config.toml"));
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("BOXOFFICE_").split("__"))
+            // Only BOXOFFICE_<SECTION>__<KEY>; BOXOFFICE_CONFIG names the file and is not a key.
+            .merge(Env::prefixed("BOXOFFICE_").filter(|k| k.as_str().contains("__")).split("__"))
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -318,6 +319,7 @@ mod tests {
             jail.create_file("config.toml", "[http]\naddr = \"127.0.0.1:9000\"\n")?;
             jail.set_env("BOXOFFICE_HTTP__ADDR", "127.0.0.1:0");
             jail.set_env("BOXOFFICE_BOOKING__DEFAULT_HOLD_SECONDS", "42");
+            jail.set_env("BOXOFFICE_CONFIG", "config.toml");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr.port(), 0);
             assert_eq!(c.booking.default_hold_seconds, 42);

@@ -119,9 +119,9 @@ impl Slots {
 /// A live hold.
 struct Hold {
     facts: OrderFacts,
-    /// Wall-clock expiry, as stored and shown to the customer.
-    expires_at: DateTime<Utc>,
-    /// Monotonic instant the timer is armed for.
+    /// The hold's own end on the monotonic clock (what `expires_at` says).
+    own_deadline: Instant,
+    /// Monotonic instant the timer is armed for: `own_deadline`, or later while pinned.
     deadline: Instant,
     /// A payment is in flight: the hold waits for it, up to the pin bound.
     pinned: bool,
@@ -269,23 +269,28 @@ impl Actor for EventInventory {
                 state.sold_orders.insert(o.id, facts);
                 continue;
             }
-            let mut expires_at = o.expires_at.unwrap_or(now);
-            if status == OrderStatus::Paying {
-                // A payment may still be running in its saga: keep its pin bound.
-                let pin_end = o.updated_at + chrono::Duration::from_std(args.payment_pin_max)?;
-                expires_at = expires_at.max(pin_end);
-            }
+            let expires_at = o.expires_at.unwrap_or(now);
+            // A payment may still be running in its saga: the hold lasts to the pin bound.
+            let pinned_until = (status == OrderStatus::Paying)
+                .then(|| o.updated_at + chrono::Duration::from_std(args.payment_pin_max).unwrap_or_default());
+            let ends = pinned_until.map_or(expires_at, |p| p.max(expires_at));
             if !state.slots.hold(facts.quantity) {
                 tracing::error!(event = %event.id, order = %o.id, "stored holds exceed capacity");
                 continue;
             }
-            if expires_at <= now {
+            if ends <= now {
                 lapsed.push(facts);
                 continue;
             }
-            let remaining = (expires_at - now).to_std().unwrap_or_default();
-            let pinned = status == OrderStatus::Paying;
-            state.add_hold(&myself, facts, expires_at, Instant::now() + remaining, pinned);
+            let left = |t: DateTime<Utc>| Instant::now() + (t - now).to_std().unwrap_or_default();
+            let order_id = facts.order_id;
+            state.add_hold(&myself, facts, left(expires_at), false);
+            if pinned_until.is_some() {
+                if let Some(h) = state.holds.get_mut(&order_id) {
+                    h.pinned = true;
+                }
+                state.rearm(&myself, order_id, left(ends));
+            }
         }
         // Holds that lapsed while nobody was watching are released now, durably.
         let mut ops = Vec::new();
@@ -407,7 +412,6 @@ impl InventoryState {
         &mut self,
         myself: &ActorRef<InventoryMsg>,
         facts: OrderFacts,
-        expires_at: DateTime<Utc>,
         deadline: Instant,
         pinned: bool,
     ) {
@@ -415,7 +419,7 @@ impl InventoryState {
         let token = self.next_token;
         let order = facts.order_id;
         let timer = arm(myself, order, token, deadline);
-        self.holds.insert(order, Hold { facts, expires_at, deadline, pinned, timer, token });
+        self.holds.insert(order, Hold { facts, own_deadline: deadline, deadline, pinned, timer, token });
     }
 
     fn rearm(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid, deadline: Instant) {
@@ -504,7 +508,7 @@ impl InventoryState {
                 currency: facts.currency.clone(),
                 expires_at: Some(expires_at),
             };
-            self.add_hold(myself, facts, expires_at, Instant::now() + ttl, false);
+            self.add_hold(myself, facts, Instant::now() + ttl, false);
         }
         let done = self.committer.submit(ops).await;
         after_commit(myself, done, reply, reservation);
@@ -523,15 +527,15 @@ impl InventoryState {
     async fn unpin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
         let hold = self.holds.get_mut(&order).ok_or(InventoryError::NotHeld)?;
         hold.pinned = false;
-        let remaining = (hold.expires_at - Utc::now()).to_std().unwrap_or_default();
-        if remaining.is_zero() {
+        let own_deadline = hold.own_deadline;
+        if own_deadline <= Instant::now() {
             // The hold's own time ran out while the payment was running.
             if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
                 watch_commit(myself, done);
             }
             return Err(InventoryError::NotHeld);
         }
-        self.rearm(myself, order, Instant::now() + remaining);
+        self.rearm(myself, order, own_deadline);
         Ok(())
     }
 

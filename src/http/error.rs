@@ -151,8 +151,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::JsonDataError(e)) => {
                 // serde's message names the path and what was wrong with it.
                 let detail = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                let field = detail.split(':').next().filter(|f| !f.contains(' ')).unwrap_or("body").to_string();
-                Err(Error::Invalid { field, message: detail })
+                let (field, message) = match detail.split_once(": ") {
+                    Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
+                    _ => ("body".to_string(), detail),
+                };
+                Err(Error::Invalid { field, message })
             }
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()))
@@ -172,7 +175,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
-            .map_err(|e: PathRejection| Error::NotFound(format!("no such resource: {}", e.body_text())))
+            .map_err(|_: PathRejection| Error::NotFound("no such resource: the id is not a valid UUID".into()))
     }
 }
 

@@ -1,0 +1,176 @@
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn register_returns_201_with_the_user_and_never_the_password() {
+    let app = TestApp::spawn().await;
+    let (s, body) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "Ann@Example.com", "username": "ann", "password": "password-123",
+                   "first_name": "Ann", "mobile_phone": "+44 20 7946 0000"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["email"], "ann@example.com");
+    assert_eq!(body["first_name"], "Ann");
+    assert_eq!(body["role"], "user");
+    assert!(body.get("password").is_none() && body.get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn registering_a_taken_email_or_username_is_409() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    let (s, body) = app
+        .post("/api/v1/auth/register", None, json!({"email": "ann@example.com", "username": "other", "password": "password-123"}))
+        .await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("email_taken")));
+    let (s, body) = app
+        .post("/api/v1/auth/register", None, json!({"email": "x@example.com", "username": "ann", "password": "password-123"}))
+        .await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("username_taken")));
+}
+
+#[tokio::test]
+async fn invalid_sign_up_fields_are_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (json!({"email": "nope", "username": "ann", "password": "password-123"}), "email"),
+        (json!({"email": "a@example.com", "username": "a", "password": "password-123"}), "username"),
+        (json!({"email": "a@example.com", "username": "ann", "password": "short"}), "password"),
+    ] {
+        let (s, resp) = app.post("/api/v1/auth/register", None, body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
+        assert_eq!(resp["error"]["field"], field, "{resp}");
+    }
+}
+
+#[tokio::test]
+async fn login_accepts_username_or_email_and_rejects_a_wrong_password_with_401() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    for login in ["ann", "ann@example.com", "ANN@example.com"] {
+        let (s, body) = app.post("/api/v1/auth/login", None, json!({"login": login, "password": "password-123"})).await;
+        assert_eq!(s, StatusCode::OK, "{login}: {body}");
+        assert_eq!(body["token_type"], "Bearer");
+        assert!(body["expires_in"].as_i64().unwrap() > 0);
+        assert!(body["refresh_token"].as_str().unwrap().contains('.'));
+    }
+    let (s, body) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "wrong-password"})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_its_family() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    let (_, first) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    let r1 = first["refresh_token"].clone();
+    let (s, second) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": r1})).await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    assert_ne!(second["refresh_token"], r1);
+    let (s, me) = app.get("/api/v1/orders", second["access_token"].as_str()).await;
+    assert_eq!(s, StatusCode::OK, "new access token works: {me}");
+
+    // Replaying the spent token fails, and takes the family's newer token down with it.
+    let (s, _) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": r1})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": second["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the family is revoked");
+}
+
+#[tokio::test]
+async fn logout_returns_204_and_the_refresh_token_stops_working() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    let (_, pair) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    let (s, _) = app.post("/api/v1/auth/logout", None, json!({"refresh_token": pair["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": pair["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn missing_expired_and_forged_tokens_are_401() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.signup("ann").await;
+    let (s, body) = app.get("/api/v1/orders", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+
+    let keys = boxoffice::auth::AuthKeys::new(&app.config.auth).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let expired = keys
+        .sign(&boxoffice::auth::Claims { sub: id, role: "user".into(), iat: now - 100, exp: now - 10, jti: Uuid::new_v4() })
+        .unwrap();
+    let (s, body) = app.get("/api/v1/orders", Some(&expired)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+
+    let mut forged_cfg = app.config.auth.clone();
+    forged_cfg.jwt_secret = "another-secret-that-is-long-enough-for-hs256".into();
+    let forged = boxoffice::auth::AuthKeys::new(&forged_cfg).unwrap().issue_access(id, "admin").unwrap();
+    let (s, _) = app.get("/api/v1/users", Some(&forged)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn users_see_and_edit_themselves_but_not_others() {
+    let app = TestApp::spawn().await;
+    let (ann, ann_token) = app.signup("ann").await;
+    let (bob, _) = app.signup("bob").await;
+    let (s, body) = app.get(&format!("/api/v1/users/{ann}"), Some(&ann_token)).await;
+    assert_eq!((s, body["username"].as_str()), (StatusCode::OK, Some("ann")));
+    let (s, _) = app.get(&format!("/api/v1/users/{bob}"), Some(&ann_token)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, body) = app.put(&format!("/api/v1/users/{ann}"), Some(&ann_token), json!({"first_name": "Annie"})).await;
+    assert_eq!((s, body["first_name"].as_str()), (StatusCode::OK, Some("Annie")));
+    let (s, _) = app.put(&format!("/api/v1/users/{bob}"), Some(&ann_token), json!({"first_name": "Bobby"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, body) = app.put(&format!("/api/v1/users/{ann}"), Some(&ann_token), json!({"username": "bob"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (s, body) = app.put(&format!("/api/v1/users/{bob}"), Some(&app.admin_token), json!({"last_name": "Builder"})).await;
+    assert_eq!((s, body["last_name"].as_str()), (StatusCode::OK, Some("Builder")));
+}
+
+#[tokio::test]
+async fn only_admins_list_users_and_the_list_is_paginated() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signup("ann").await;
+    for n in ["bob", "cat", "dan"] {
+        app.signup(n).await;
+    }
+    let (s, _) = app.get("/api/v1/users", Some(&token)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, page1) = app.get("/api/v1/users?limit=2", Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    assert!(page1["previous_token"].is_null());
+    let next = page1["next_token"].as_str().expect("more pages");
+    let (_, page2) = app.get(&format!("/api/v1/users?limit=2&next_token={next}"), Some(&app.admin_token)).await;
+    let names: Vec<_> = page2["items"].as_array().unwrap().iter().map(|u| u["username"].clone()).collect();
+    assert_eq!(names.len(), 2);
+    let first_names: Vec<_> = page1["items"].as_array().unwrap().iter().map(|u| u["username"].clone()).collect();
+    assert!(names.iter().all(|n| !first_names.contains(n)), "pages do not overlap");
+    let prev = page2["previous_token"].as_str().expect("a way back");
+    let (_, back) = app.get(&format!("/api/v1/users?limit=2&previous_token={prev}"), Some(&app.admin_token)).await;
+    assert_eq!(back["items"], page1["items"]);
+    let (s, _) = app.get("/api/v1/users?limit=500", Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_deleted_user_cannot_log_in_and_is_gone() {
+    let app = TestApp::spawn().await;
+    let (ann, token) = app.signup("ann").await;
+    let (s, _) = app.request(reqwest::Method::DELETE, &format!("/api/v1/users/{ann}"), Some(&token), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.get(&format!("/api/v1/users/{ann}"), Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

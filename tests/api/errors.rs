@@ -1,0 +1,77 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_wrong_type_is_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signup("ann").await;
+    let res = app
+        .client
+        .post(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"event_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let (s, body) = app.post("/api/v1/orders", Some(&token), json!({"event_id": 5, "quantity": 1})).await;
+    assert_eq!((s, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("event_id")), "{body}");
+    let (s, body) = app.post("/api/v1/orders", Some(&token), json!({"quantity": 1})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn a_body_without_json_content_type_is_415() {
+    let app = TestApp::spawn().await;
+    let res = app.client.post(format!("{}/api/v1/auth/login", app.base)).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn unknown_routes_ids_and_methods_answer_json_errors() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signup("ann").await;
+    let (s, body) = app.get("/api/v1/nothing-here", None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (s, body) = app.get("/api/v1/orders/not-a-uuid", Some(&token)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (s, body) = app.request(reqwest::Method::DELETE, "/api/v1/events", Some(&token), None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+}
+
+#[tokio::test]
+async fn health_readiness_openapi_and_docs_are_served() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz", None).await.0, StatusCode::OK);
+    let (s, ready) = app.get("/readyz", None).await;
+    assert_eq!((s, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let (s, spec) = app.get("/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in ["/api/v1/orders", "/api/v1/payments", "/api/v1/events/{id}", "/api/v1/audit-logs"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let res = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("openapi"));
+}
+
+#[tokio::test]
+async fn the_audit_log_is_admin_only_and_filters_by_type() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signup("ann").await;
+    let (s, _) = app.get("/api/v1/audit-logs", Some(&token)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    app.eventually(5, "user.created audited", || async { app.audit("user.created").await.len() == 2 }).await;
+    let (s, _) = app.get("/api/v1/audit-logs?event_type=nonsense", Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let created = app.audit("user.created").await;
+    assert!(created.iter().all(|e| e["event_type"] == "user.created"));
+    assert!(created.iter().any(|e| e["data"]["username"] == "ann"));
+    app.eventually(5, "the welcome e-mail", || async { app.mails().iter().any(|m| m.contains("Welcome to Boxoffice")) }).await;
+}

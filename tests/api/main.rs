@@ -1,0 +1,12 @@
+//! HTTP tests against the real application. They run on SQLite by default and on PostgreSQL
+//! when `BOXOFFICE_TEST_POSTGRES_URL` is set (`scripts/test.sh` runs both).
+
+mod helpers;
+
+mod auth;
+mod catalog;
+mod concurrency;
+mod errors;
+mod orders;
+mod payments;
+mod recovery;

@@ -1,0 +1,173 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn an_order_holds_seats_and_the_event_shows_live_counts() {
+    let app = TestApp::spawn().await;
+    let event = app.event(2500, 10, 600).await;
+    let (user, token) = app.signup("ann").await;
+    let (s, order) = app.order(&token, event, 3).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["quantity"], 3);
+    assert_eq!(order["amount_cents"], 7500);
+    assert!(order["expires_at"].is_string());
+    assert_eq!(app.counts(event).await, (7, 3, 0, 10));
+    let (s, read) = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(read["user_id"], user.to_string());
+    assert!(read.get("tickets").is_none(), "no tickets before payment");
+}
+
+#[tokio::test]
+async fn order_is_rejected_with_409_when_event_is_sold_out() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 5, 600).await;
+    let (_, token) = app.signup("ann").await;
+    assert_eq!(app.order(&token, event, 4).await.0, StatusCode::CREATED);
+    let (s, body) = app.order(&token, event, 2).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("sold_out")), "{body}");
+    assert_eq!(app.order(&token, event, 1).await.0, StatusCode::CREATED);
+    assert_eq!(app.counts(event).await, (0, 5, 0, 5));
+}
+
+#[tokio::test]
+async fn a_quantity_outside_one_to_max_per_order_is_422() {
+    let app = TestApp::spawn().await;
+    let event = app.event_with(1000, 50, 600, 4).await;
+    let (_, token) = app.signup("ann").await;
+    for q in [0, -1, 5, 1000] {
+        let (s, body) = app.order(&token, event, q).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "quantity {q}: {body}");
+        assert_eq!(body["error"]["field"], "quantity");
+    }
+    assert_eq!(app.counts(event).await, (50, 0, 0, 50));
+}
+
+#[tokio::test]
+async fn customers_see_only_their_own_orders_and_admins_see_all() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, bob) = app.signup("bob").await;
+    let (_, ann_order) = app.order(&ann, event, 1).await;
+    app.order(&bob, event, 1).await;
+    let (_, mine) = app.get("/api/v1/orders", Some(&ann)).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (s, _) = app.get(&format!("/api/v1/orders/{}", ann_order["id"].as_str().unwrap()), Some(&bob)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "someone else's order is not revealed");
+    let (_, all) = app.get("/api/v1/orders", Some(&app.admin_token)).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cancelling_a_pending_order_releases_its_seats_and_a_second_cancel_is_409() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, order) = app.order(&token, event, 4).await;
+    let id = order["id"].as_str().unwrap();
+    let (s, body) = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&token), json!({})).await;
+    assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{body}");
+    assert_eq!(app.counts(event).await, (10, 0, 0, 10));
+    let (s, body) = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&token), json!({})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("order_not_cancellable")));
+}
+
+#[tokio::test]
+async fn an_unpaid_hold_expires_on_time_releases_its_seats_and_mails_the_customer() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 1).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, order) = app.order(&token, event, 2).await;
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10));
+    let id = order["id"].as_str().unwrap().to_string();
+    app.eventually(5, "the hold to expire", || async { app.counts(event).await == (10, 0, 0, 10) }).await;
+    app.eventually(5, "the order to read expired", || async {
+        app.get(&format!("/api/v1/orders/{id}"), Some(&token)).await.1["status"] == "expired"
+    })
+    .await;
+    app.eventually(5, "the expiry e-mail", || async { app.mails().iter().any(|m| m.contains("hold expired")) }).await;
+    assert_eq!(app.audit("order.expired").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_free_event_order_confirms_at_once_with_tickets() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (s, order) = app.order(&token, event, 2).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!(order["status"], "confirmed");
+    assert_eq!(order["amount_cents"], 0);
+    assert_eq!(app.counts(event).await, (8, 0, 2, 10));
+    let (_, read) = app.get(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(read["tickets"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn registration_takes_one_confirmed_seat_and_announces_registration_created() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 3, 600).await;
+    let (user, token) = app.signup("ann").await;
+    // The original clients send camelCase.
+    let (s, reg) = app.post("/api/v1/registrations", Some(&token), json!({"eventId": event})).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["status"], "confirmed");
+    assert_eq!(reg["quantity"], 1);
+    assert_eq!(app.counts(event).await, (2, 0, 1, 3));
+    let (s, again) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})).await;
+    assert_eq!((s, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_registered")));
+
+    app.eventually(5, "registration.created in the audit log", || async { !app.audit("registration.created").await.is_empty() }).await;
+    let audit = app.audit("registration.created").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["data"]["userId"], user.to_string());
+    assert_eq!(audit[0]["data"]["eventId"], event.to_string());
+    app.eventually(5, "the registration e-mail", || async {
+        app.mails().iter().any(|m| m.contains("You are registered") && m.contains("ann@example.com"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn registering_for_a_paid_event_is_409_and_for_a_full_one_sold_out() {
+    let app = TestApp::spawn().await;
+    let paid = app.event(1000, 3, 600).await;
+    let full = app.event(0, 1, 600).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, bob) = app.signup("bob").await;
+    let (s, body) = app.post("/api/v1/registrations", Some(&ann), json!({"event_id": paid})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_free")));
+    assert_eq!(app.post("/api/v1/registrations", Some(&ann), json!({"event_id": full})).await.0, StatusCode::CREATED);
+    let (s, body) = app.post("/api/v1/registrations", Some(&bob), json!({"event_id": full})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("sold_out")));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_response_and_rejects_a_different_body() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let send = |quantity: i64| {
+        app.client
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "order-attempt-1")
+            .json(&json!({"event_id": event, "quantity": quantity}))
+            .send()
+    };
+    let first = send(2).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = send(2).await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(first, second, "same order, not a second one");
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10));
+    let third = send(3).await.unwrap();
+    assert_eq!(third.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
