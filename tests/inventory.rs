@@ -1,0 +1,294 @@
+//! Actor tests for `EventInventory` and its supervisor, on a real SQLite database. Timer tests
+//! run on tokio's paused clock, so "exactly at the deadline" is checked to the millisecond.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use ractor::{Actor, ActorRef};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use boxoffice::{
+    actors::{
+        CallError, Inventories, call,
+        inventory::{EventInventory, InventoryArgs, InventoryError, InventoryMsg, ReserveRequest, Snapshot},
+        supervisor::{Directory, InventorySupervisor, SupervisorArgs},
+    },
+    domain::ReleaseReason,
+    store::{
+        self, Committer,
+        entities::{categories, events, orders},
+    },
+};
+
+const T: Duration = Duration::from_secs(5);
+
+struct Fixture {
+    db: DatabaseConnection,
+    committer: Committer,
+    event_id: Uuid,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display()), 4).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let now = Utc::now();
+    let category = Uuid::now_v7();
+    categories::Entity::insert(categories::ActiveModel {
+        id: Set(category),
+        name: Set("c".into()),
+        kind: Set("paid".into()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&db)
+    .await
+    .unwrap();
+    let event_id = Uuid::now_v7();
+    events::Entity::insert(events::ActiveModel {
+        id: Set(event_id),
+        name: Set("e".into()),
+        category_id: Set(category),
+        price_cents: Set(1000),
+        currency: Set("EUR".into()),
+        starts_at: Set(now),
+        total_slots: Set(total),
+        max_per_order: Set(10),
+        hold_seconds: Set(hold_seconds),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&db)
+    .await
+    .unwrap();
+    let committer = Committer::spawn(db.clone(), 64, Arc::new(Notify::new()));
+    Fixture { db, committer, event_id, _dir: dir }
+}
+
+impl Fixture {
+    async fn inventory(&self, pin_max: Duration) -> ActorRef<InventoryMsg> {
+        let args = InventoryArgs {
+            event_id: self.event_id,
+            db: self.db.clone(),
+            committer: self.committer.clone(),
+            payment_pin_max: pin_max,
+            passivate_after: None,
+        };
+        Actor::spawn(None, EventInventory, args).await.unwrap().0
+    }
+
+    async fn order_status(&self, id: Uuid) -> String {
+        orders::Entity::find_by_id(id).one(&self.db).await.unwrap().unwrap().status
+    }
+}
+
+async fn reserve(inv: &ActorRef<InventoryMsg>, qty: u32) -> Result<Uuid, InventoryError> {
+    let order_id = Uuid::now_v7();
+    let req = ReserveRequest { order_id, user_id: Uuid::now_v7(), quantity: qty, registration: false };
+    call(inv, |r| InventoryMsg::Reserve(req, r), T).await.unwrap().map(|r| r.order_id)
+}
+
+async fn snapshot(inv: &ActorRef<InventoryMsg>) -> Snapshot {
+    call(inv, InventoryMsg::Snapshot, T).await.unwrap()
+}
+
+/// Lets woken timer tasks deliver their messages.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn consistent(s: &Snapshot) -> bool {
+    s.available + s.held + s.sold == s.total && s.held + s.sold <= s.total
+}
+
+#[tokio::test]
+async fn reservations_never_exceed_capacity_and_keep_the_sum() {
+    let f = fixture(10, 600).await;
+    let inv = f.inventory(T).await;
+    assert!(reserve(&inv, 6).await.is_ok());
+    assert_eq!(reserve(&inv, 5).await, Err(InventoryError::SoldOut { available: 4 }));
+    assert_eq!(reserve(&inv, 11).await, Err(InventoryError::TooMany { max: 10 }));
+    assert!(reserve(&inv, 4).await.is_ok());
+    let s = snapshot(&inv).await;
+    assert_eq!((s.available, s.held, s.sold), (0, 10, 0));
+    assert!(consistent(&s));
+}
+
+#[tokio::test]
+async fn a_hold_expires_exactly_at_its_deadline() {
+    let f = fixture(10, 30).await;
+    let inv = f.inventory(Duration::from_secs(120)).await;
+    let order = reserve(&inv, 2).await.unwrap();
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(29_990)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 2, "still held 10 ms before the deadline");
+    tokio::time::advance(Duration::from_millis(20)).await;
+    settle().await;
+    let s = snapshot(&inv).await;
+    assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "released at the deadline");
+    tokio::time::resume();
+    for _ in 0..100 {
+        if f.order_status(order).await == "expired" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the expiry was not written to the database");
+}
+
+#[tokio::test]
+async fn a_pinned_hold_outlives_its_expiry_until_the_pin_bound() {
+    let f = fixture(10, 10).await;
+    let inv = f.inventory(Duration::from_secs(60)).await;
+    let order = reserve(&inv, 1).await.unwrap();
+    tokio::time::pause();
+    call(&inv, |r| InventoryMsg::Pin(order, r), T).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 1, "a payment in flight keeps the hold past its 10 s");
+    tokio::time::advance(Duration::from_secs(31)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 0, "but not past the pin bound");
+    tokio::time::resume();
+}
+
+#[tokio::test]
+async fn unpinning_lets_the_hold_run_to_its_own_deadline() {
+    let f = fixture(10, 10).await;
+    let inv = f.inventory(Duration::from_secs(60)).await;
+    let order = reserve(&inv, 1).await.unwrap();
+    tokio::time::pause();
+    call(&inv, |r| InventoryMsg::Pin(order, r), T).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    call(&inv, |r| InventoryMsg::Unpin(order, r), T).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_millis(4_900)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 1);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 0);
+    tokio::time::resume();
+}
+
+#[tokio::test]
+async fn unpinning_after_the_hold_lapsed_releases_it_at_once() {
+    let f = fixture(10, 10).await;
+    let inv = f.inventory(Duration::from_secs(60)).await;
+    let order = reserve(&inv, 3).await.unwrap();
+    tokio::time::pause();
+    call(&inv, |r| InventoryMsg::Pin(order, r), T).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_secs(15)).await;
+    let unpinned = call(&inv, |r| InventoryMsg::Unpin(order, r), T).await.unwrap();
+    assert_eq!(unpinned, Err(InventoryError::NotHeld));
+    assert_eq!(snapshot(&inv).await.held, 0);
+    tokio::time::resume();
+}
+
+#[tokio::test]
+async fn confirm_sells_the_hold_and_cancelling_the_sale_gives_the_seats_back() {
+    let f = fixture(10, 600).await;
+    let inv = f.inventory(T).await;
+    let order = reserve(&inv, 4).await.unwrap();
+    let tickets = call(&inv, |r| InventoryMsg::Confirm(order, vec![], r), T).await.unwrap().unwrap();
+    assert_eq!(tickets.len(), 4);
+    let s = snapshot(&inv).await;
+    assert_eq!((s.available, s.held, s.sold), (6, 0, 4));
+    assert_eq!(f.order_status(order).await, "confirmed");
+    // Confirming twice is refused: the hold is gone.
+    let again = call(&inv, |r| InventoryMsg::Confirm(order, vec![], r), T).await.unwrap();
+    assert_eq!(again.unwrap_err(), InventoryError::NotHeld);
+    call(&inv, |r| InventoryMsg::Release(order, ReleaseReason::Cancelled, vec![], r), T).await.unwrap().unwrap();
+    let s = snapshot(&inv).await;
+    assert_eq!((s.available, s.held, s.sold), (10, 0, 0));
+    assert_eq!(f.order_status(order).await, "cancelled");
+    // An expiry cannot release a sale.
+    let order = reserve(&inv, 1).await.unwrap();
+    call(&inv, |r| InventoryMsg::Confirm(order, vec![], r), T).await.unwrap().unwrap();
+    let expired = call(&inv, |r| InventoryMsg::Release(order, ReleaseReason::Expired, vec![], r), T).await.unwrap();
+    assert_eq!(expired, Err(InventoryError::NotHeld));
+    assert_eq!(snapshot(&inv).await.sold, 1);
+}
+
+#[tokio::test]
+async fn a_new_incarnation_recovers_counts_from_the_database() {
+    let f = fixture(20, 600).await;
+    let first = f.inventory(T).await;
+    let held = reserve(&first, 3).await.unwrap();
+    let sold = reserve(&first, 2).await.unwrap();
+    call(&first, |r| InventoryMsg::Confirm(sold, vec![], r), T).await.unwrap().unwrap();
+    first.stop(None);
+    let second = f.inventory(T).await;
+    let s = snapshot(&second).await;
+    assert_eq!((s.available, s.held, s.sold, s.active_holds), (15, 3, 2, 1));
+    // The recovered hold is live: it can be confirmed.
+    call(&second, |r| InventoryMsg::Confirm(held, vec![], r), T).await.unwrap().unwrap();
+    assert_eq!(snapshot(&second).await.sold, 5);
+}
+
+fn supervisor_args(f: &Fixture, directory: Directory, max_restarts: u32) -> SupervisorArgs {
+    SupervisorArgs {
+        db: f.db.clone(),
+        committer: f.committer.clone(),
+        directory,
+        payment_pin_max: T,
+        passivate_after: None,
+        max_restarts,
+        restart_window: Duration::from_secs(60),
+        restart_backoff: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test]
+async fn the_supervisor_restarts_a_failed_inventory_with_its_state() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 5)).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let req = |q| ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: q, registration: false };
+    inventories.reserve(f.event_id, req(3)).await.unwrap().unwrap();
+    inventories.reserve(f.event_id, req(4)).await.unwrap().unwrap();
+    let before = inventories.snapshot(f.event_id).await.unwrap();
+    let failed = directory.get(&f.event_id).unwrap();
+    failed.cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+    for _ in 0..200 {
+        if directory.get(&f.event_id).is_some_and(|a| a.get_id() != failed.get_id()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let restarted = directory.get(&f.event_id).expect("restarted");
+    assert_ne!(restarted.get_id(), failed.get_id());
+    assert_eq!(inventories.snapshot(f.event_id).await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn the_supervisor_gives_up_after_repeated_failures() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 2)).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    inventories.snapshot(f.event_id).await.unwrap();
+    for _ in 0..3 {
+        let current = loop {
+            if let Some(a) = directory.get(&f.event_id) {
+                break a;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        current.cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+        for _ in 0..100 {
+            if directory.get(&f.event_id).is_none_or(|a| a.get_id() != current.get_id()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = inventories.snapshot(f.event_id).await;
+    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")), "{result:?}");
+}
