@@ -126,13 +126,8 @@ impl Application {
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
-        let actors = vec![
-            sagas.get_cell(),
-            supervisor.get_cell(),
-            payments.get_cell(),
-            notifier.get_cell(),
-            auditor.get_cell(),
-        ];
+        let actors =
+            vec![sagas.get_cell(), supervisor.get_cell(), payments.get_cell(), notifier.get_cell(), auditor.get_cell()];
         Ok(Self { listener, state, relay, actors })
     }
 

@@ -102,11 +102,9 @@ impl AuthKeys {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            }
+        decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
         })
     }
 
@@ -169,7 +167,8 @@ mod tests {
         let id = Uuid::now_v7();
         let t = k.issue_access(id, "user").unwrap();
         assert_eq!(k.verify_access(&t).unwrap().sub, id);
-        let past = Claims { sub: id, role: "user".into(), iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
+        let past =
+            Claims { sub: id, role: "user".into(), iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
         assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
         assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
     }

@@ -45,11 +45,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            request_timeout_ms: 30_000,
-            body_limit_bytes: 64 * 1024,
-        }
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_ms: 30_000, body_limit_bytes: 64 * 1024 }
     }
 }
 
@@ -65,11 +61,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: "sqlite://var/boxoffice.db?mode=rwc".into(),
-            max_connections: 16,
-            commit_batch_max: 512,
-        }
+        Self { url: "sqlite://var/boxoffice.db?mode=rwc".into(), max_connections: 16, commit_batch_max: 512 }
     }
 }
 
@@ -177,10 +169,7 @@ pub struct MailConfig {
 
 impl Default for MailConfig {
     fn default() -> Self {
-        Self {
-            from: "Boxoffice <tickets@boxoffice.local>".into(),
-            dir: PathBuf::from("var/mail"),
-        }
+        Self { from: "Boxoffice <tickets@boxoffice.local>".into(), dir: PathBuf::from("var/mail") }
     }
 }
 
@@ -208,10 +197,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            filter: "info,sqlx=warn,sea_orm=warn".into(),
-            format: "pretty".into(),
-        }
+        Self { filter: "info,sqlx=warn,sea_orm=warn".into(), format: "pretty".into() }
     }
 }
 
@@ -314,6 +300,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return its (large) error type
     fn environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("config.toml", "[http]\naddr = \"127.0.0.1:9000\"\n")?;
@@ -328,6 +315,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn an_unknown_key_is_an_error() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("config.toml", "[http]\nadress = \"127.0.0.1:9000\"\n")?;

@@ -249,7 +249,8 @@ async fn the_supervisor_restarts_a_failed_inventory_with_its_state() {
     let directory = Directory::default();
     let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 5)).await.unwrap();
     let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
-    let req = |q| ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: q, registration: false };
+    let req =
+        |q| ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: q, registration: false };
     inventories.reserve(f.event_id, req(3)).await.unwrap().unwrap();
     inventories.reserve(f.event_id, req(4)).await.unwrap().unwrap();
     let before = inventories.snapshot(f.event_id).await.unwrap();

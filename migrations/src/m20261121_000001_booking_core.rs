@@ -159,7 +159,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_payment_history_payment", PaymentStatusHistory::Table, &[PaymentStatusHistory::PaymentId]).await?;
+        index(manager, "idx_payment_history_payment", PaymentStatusHistory::Table, &[PaymentStatusHistory::PaymentId])
+            .await?;
 
         manager
             .create_table(

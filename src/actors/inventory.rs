@@ -228,10 +228,7 @@ impl Actor for EventInventory {
         args: InventoryArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         // Let everything queued by a previous incarnation land before counting.
-        args.committer
-            .commit(vec![WriteOp::Barrier])
-            .await
-            .map_err(|e| format!("barrier commit failed: {e}"))?;
+        args.committer.commit(vec![WriteOp::Barrier]).await.map_err(|e| format!("barrier commit failed: {e}"))?;
         let event = events::Entity::find_by_id(args.event_id)
             .one(&args.db)
             .await?
@@ -309,11 +306,7 @@ impl Actor for EventInventory {
         Ok(state)
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         for hold in state.holds.values() {
             hold.timer.abort();
         }
@@ -360,11 +353,12 @@ impl Actor for EventInventory {
                 return Err(format!("commit failed, restarting from the store: {why}").into());
             }
             InventoryMsg::IdleCheck => {
-                if let Some(after) = state.passivate_after {
-                    if state.holds.is_empty() && state.last_activity.elapsed() >= after {
-                        tracing::debug!(event = %state.terms.id, "passivating idle inventory");
-                        myself.stop(Some("idle".into()));
-                    }
+                if let Some(after) = state.passivate_after
+                    && state.holds.is_empty()
+                    && state.last_activity.elapsed() >= after
+                {
+                    tracing::debug!(event = %state.terms.id, "passivating idle inventory");
+                    myself.stop(Some("idle".into()));
                 }
             }
         }
@@ -408,13 +402,7 @@ impl InventoryState {
         }
     }
 
-    fn add_hold(
-        &mut self,
-        myself: &ActorRef<InventoryMsg>,
-        facts: OrderFacts,
-        deadline: Instant,
-        pinned: bool,
-    ) {
+    fn add_hold(&mut self, myself: &ActorRef<InventoryMsg>, facts: OrderFacts, deadline: Instant, pinned: bool) {
         self.next_token += 1;
         let token = self.next_token;
         let order = facts.order_id;
@@ -475,8 +463,16 @@ impl InventoryState {
                            "userId": facts.user_id, "eventId": facts.event_id, "quantity": facts.quantity}),
                 )));
             } else {
-                ops.push(WriteOp::Outbox(DomainEvent::order(EventType::OrderPlaced, &facts, json!({"status": "pending"}))));
-                ops.push(WriteOp::Outbox(DomainEvent::order(EventType::OrderConfirmed, &facts, json!({"status": "confirmed"}))));
+                ops.push(WriteOp::Outbox(DomainEvent::order(
+                    EventType::OrderPlaced,
+                    &facts,
+                    json!({"status": "pending"}),
+                )));
+                ops.push(WriteOp::Outbox(DomainEvent::order(
+                    EventType::OrderConfirmed,
+                    &facts,
+                    json!({"status": "confirmed"}),
+                )));
             }
             reservation = Reservation {
                 order_id: facts.order_id,
@@ -629,10 +625,10 @@ impl InventoryState {
         if !current {
             return; // re-armed or already gone
         }
-        if let Some(h) = self.holds.get(&order) {
-            if h.pinned {
-                tracing::warn!(order = %order, "payment exceeded the pin bound; releasing the hold");
-            }
+        if let Some(h) = self.holds.get(&order)
+            && h.pinned
+        {
+            tracing::warn!(order = %order, "payment exceeded the pin bound; releasing the hold");
         }
         if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
             watch_commit(myself, done);
@@ -733,7 +729,13 @@ fn release_ops(facts: &OrderFacts, reason: ReleaseReason, was: OrderStatus) -> V
         ReleaseReason::Cancelled => EventType::OrderCancelled,
     };
     vec![
-        WriteOp::SetOrderStatus { id: facts.order_id, from, to: reason.status(), expires_at: None, refund_cents: refund },
+        WriteOp::SetOrderStatus {
+            id: facts.order_id,
+            from,
+            to: reason.status(),
+            expires_at: None,
+            refund_cents: refund,
+        },
         WriteOp::Outbox(DomainEvent::order(
             event_type,
             facts,

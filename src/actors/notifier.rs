@@ -166,11 +166,8 @@ impl NotifierArgs {
         let Some(user) = user else {
             return Ok(None); // the account is gone: nobody to write to
         };
-        let name = [user.first_name.clone(), user.last_name.clone()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let name =
+            [user.first_name.clone(), user.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
         let name = if name.is_empty() { user.username.clone() } else { name };
         Ok(Some(Draft { to: user.email, name, subject, text }))
     }

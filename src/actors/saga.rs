@@ -227,7 +227,12 @@ impl SagaState {
                     Err(InventoryError::NotHeld) => {
                         // The payment outlived the pin bound and the seats went back: refund.
                         self.commit(vec![
-                            payment_status(payment_id, PaymentStatus::Refunded, Some("hold expired during payment".into()), None),
+                            payment_status(
+                                payment_id,
+                                PaymentStatus::Refunded,
+                                Some("hold expired during payment".into()),
+                                None,
+                            ),
                             refund_row(&order, Some(payment_id), "hold expired during payment"),
                             WriteOp::SetOrderStatus {
                                 id: order_id,
@@ -238,7 +243,10 @@ impl SagaState {
                             },
                         ])
                         .await?;
-                        Err(SagaError::Conflict("hold_expired", "the hold expired while the payment ran; the charge was refunded".into()))
+                        Err(SagaError::Conflict(
+                            "hold_expired",
+                            "the hold expired while the payment ran; the charge was refunded".into(),
+                        ))
                     }
                     Err(e) => Err(SagaError::Unavailable(e.to_string())),
                 }
@@ -364,11 +372,7 @@ impl Actor for Sagas {
     type State = SagasState;
     type Arguments = SagaDeps;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        deps: SagaDeps,
-    ) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, deps: SagaDeps) -> Result<Self::State, ActorProcessingErr> {
         Ok(SagasState { deps, live: HashMap::new(), by_actor: HashMap::new() })
     }
 
@@ -383,8 +387,7 @@ impl Actor for Sagas {
             let _ = reply.send(saga.clone());
             return Ok(());
         }
-        let (saga, _) =
-            Actor::spawn_linked(None, OrderSaga, (order_id, state.deps.clone()), myself.get_cell()).await?;
+        let (saga, _) = Actor::spawn_linked(None, OrderSaga, (order_id, state.deps.clone()), myself.get_cell()).await?;
         state.by_actor.insert(saga.get_id(), order_id);
         state.live.insert(order_id, saga.clone());
         let _ = reply.send(saga);

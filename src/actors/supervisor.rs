@@ -115,11 +115,11 @@ impl Actor for InventorySupervisor {
                 let _ = reply.send(result);
             }
             SupervisorMsg::Restart(event_id) => {
-                if state.args.directory.get(&event_id).is_none() {
-                    if let Err(e) = state.get_or_spawn(&myself, event_id).await {
-                        tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
-                        state.on_failure(&myself, event_id);
-                    }
+                if state.args.directory.get(&event_id).is_none()
+                    && let Err(e) = state.get_or_spawn(&myself, event_id).await
+                {
+                    tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
+                    state.on_failure(&myself, event_id);
                 }
             }
         }
@@ -178,11 +178,7 @@ impl SupervisorState {
             self.failures.remove(&event_id);
             return;
         }
-        let backoff = self
-            .args
-            .restart_backoff
-            .saturating_mul(1 << (count - 1).min(10))
-            .min(Duration::from_secs(5));
+        let backoff = self.args.restart_backoff.saturating_mul(1 << (count - 1).min(10)).min(Duration::from_secs(5));
         tracing::warn!(event = %event_id, attempt = count, backoff_ms = backoff.as_millis() as u64, "restarting inventory");
         myself.send_after(backoff, move || SupervisorMsg::Restart(event_id));
     }

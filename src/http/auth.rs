@@ -2,9 +2,7 @@
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
 use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -80,10 +78,10 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
     let first_name = optional_text("first_name", req.first_name, 100)?;
     let last_name = optional_text("last_name", req.last_name, 100)?;
     let mobile_phone = optional_text("mobile_phone", req.mobile_phone, 32)?;
-    if let Some(p) = &mobile_phone {
-        if !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)) {
-            return Err(Error::invalid("mobile_phone", "may contain only digits, spaces and + - ( )"));
-        }
+    if let Some(p) = &mobile_phone
+        && !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    {
+        return Err(Error::invalid("mobile_phone", "may contain only digits, spaces and + - ( )"));
     }
     let taken = users::Entity::find()
         .filter(
@@ -170,7 +168,11 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
     }
     let user = users::Entity::find()
         .filter(users::Column::DeletedAt.is_null())
-        .filter(Condition::any().add(users::Column::Email.eq(login.clone())).add(users::Column::Username.eq(req.login.trim())))
+        .filter(
+            Condition::any()
+                .add(users::Column::Email.eq(login.clone()))
+                .add(users::Column::Username.eq(req.login.trim())),
+        )
         .one(&state.db)
         .await?;
     let invalid = || Error::Unauthorized("invalid login or password".into());
@@ -224,12 +226,11 @@ async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
 
 /// Ends the session the refresh token belongs to. Unknown tokens are accepted silently.
 async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
-    if let Some((id, hash)) = parse_refresh_token(&req.refresh_token) {
-        if let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await? {
-            if token.token_hash == hash {
-                revoke_family(&state, token.family_id).await?;
-            }
-        }
+    if let Some((id, hash)) = parse_refresh_token(&req.refresh_token)
+        && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?
+        && token.token_hash == hash
+    {
+        revoke_family(&state, token.family_id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,9 +72,12 @@ async fn create_category(
         return Err(Error::invalid("name", "must be 1 to 100 characters"));
     }
     let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind.as_str().into(), created_at: Utc::now() };
-    match categories::Entity::insert(categories::ActiveModel::from(row.clone())).exec_without_returning(&state.db).await {
+    match categories::Entity::insert(categories::ActiveModel::from(row.clone())).exec_without_returning(&state.db).await
+    {
         Ok(_) => Ok(reply(StatusCode::CREATED, CategoryView::from(row))),
-        Err(e) if is_unique_violation(&e) => Err(Error::conflict("category_exists", "a category with this name exists")),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::conflict("category_exists", "a category with this name exists"))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -158,9 +161,7 @@ async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<E
     if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         // LIKE is case-sensitive on PostgreSQL; compare lower-cased on both backends.
         let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
-        select = select.filter(
-            Expr::expr(Func::lower(Expr::col(events::Column::Name))).like(pattern),
-        );
+        select = select.filter(Expr::expr(Func::lower(Expr::col(events::Column::Name))).like(pattern));
     }
     if let Some(c) = search.category {
         select = select.filter(events::Column::CategoryId.eq(c));
@@ -187,7 +188,12 @@ async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -
 }
 
 /// Checks an event body and fills defaults; `id`/`created_at` come from the caller.
-async fn validate_event(state: &AppState, req: EventInput, id: Uuid, created_at: DateTime<Utc>) -> Result<events::Model> {
+async fn validate_event(
+    state: &AppState,
+    req: EventInput,
+    id: Uuid,
+    created_at: DateTime<Utc>,
+) -> Result<events::Model> {
     let name = req.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1 to 200 characters"));

@@ -90,7 +90,11 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_token: self.next_token, previous_token: self.previous_token }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_token: self.next_token,
+            previous_token: self.previous_token,
+        }
     }
 }
 
@@ -200,15 +204,20 @@ where
     match idempotency_keys::Entity::insert(row).exec_without_returning(db).await {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key))
-                .one(db)
-                .await?
-                .ok_or_else(|| Error::conflict("request_in_progress", "retry: the first request with this key just finished"))?;
+            let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key)).one(db).await?.ok_or_else(
+                || Error::conflict("request_in_progress", "retry: the first request with this key just finished"),
+            )?;
             if seen.request_hash != hash {
-                return Err(Error::invalid("Idempotency-Key", "this key was already used with a different request body"));
+                return Err(Error::invalid(
+                    "Idempotency-Key",
+                    "this key was already used with a different request body",
+                ));
             }
             let (Some(status), Some(body)) = (seen.status_code, seen.response_body) else {
-                return Err(Error::conflict("request_in_progress", "a request with this Idempotency-Key is still running"));
+                return Err(Error::conflict(
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is still running",
+                ));
             };
             let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
             let body: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;

@@ -65,10 +65,13 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({
-                "error": {"code": "method_not_allowed", "message": "this route does not accept that method"}
-            })))
-            .into_response()
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({
+                    "error": {"code": "method_not_allowed", "message": "this route does not accept that method"}
+                })),
+            )
+                .into_response()
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))

@@ -123,7 +123,13 @@ fn reservation_error(e: InventoryError) -> Error {
     }
 }
 
-async fn reserve(state: &AppState, user: AuthUser, event_id: Uuid, quantity: u32, registration: bool) -> Result<(StatusCode, Value)> {
+async fn reserve(
+    state: &AppState,
+    user: AuthUser,
+    event_id: Uuid,
+    quantity: u32,
+    registration: bool,
+) -> Result<(StatusCode, Value)> {
     let req = ReserveRequest { order_id: Uuid::now_v7(), user_id: user.id, quantity, registration };
     let reservation = state.inventories.reserve(event_id, req).await?.map_err(reservation_error)?;
     Ok((StatusCode::CREATED, reservation_body(&reservation, quantity, event_id, user.id)))

@@ -117,7 +117,10 @@ async fn create(
         // A charge may take as long as the slowest provider answer, plus the usual margin.
         let timeout = Duration::from_millis(state.config.payment.slow_ms) + state.config.actor_timeout() * 2;
         let payment_id = ask_saga(&state, order.id, |r| SagaMsg::Pay(pay.clone(), r), timeout).await??;
-        let p = payments::Entity::find_by_id(payment_id).one(&state.db).await?.ok_or_else(|| Error::not_found("payment"))?;
+        let p = payments::Entity::find_by_id(payment_id)
+            .one(&state.db)
+            .await?
+            .ok_or_else(|| Error::not_found("payment"))?;
         let view = payment_view(&state, p).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
     })

@@ -25,9 +25,7 @@ use crate::{
 };
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list))
-        .route("/users/{id}", get(read).put(update).delete(remove))
+    Router::new().route("/users", get(list)).route("/users/{id}", get(read).put(update).delete(remove))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -81,19 +81,11 @@ impl Committer {
 
     /// Queues a job and waits for its commit.
     pub async fn commit(&self, ops: Vec<WriteOp>) -> CommitResult {
-        self.submit(ops)
-            .await
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(DbErr::Custom("committer stopped".into()))))
+        self.submit(ops).await.await.unwrap_or_else(|_| Err(Arc::new(DbErr::Custom("committer stopped".into()))))
     }
 }
 
-async fn run(
-    db: DatabaseConnection,
-    mut rx: mpsc::Receiver<Job>,
-    batch_max: usize,
-    committed: Arc<Notify>,
-) {
+async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, batch_max: usize, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let result = write_batch(&db, &batch).await;

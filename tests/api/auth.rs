@@ -27,11 +27,19 @@ async fn registering_a_taken_email_or_username_is_409() {
     let app = TestApp::spawn().await;
     app.signup("ann").await;
     let (s, body) = app
-        .post("/api/v1/auth/register", None, json!({"email": "ann@example.com", "username": "other", "password": "password-123"}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "ann@example.com", "username": "other", "password": "password-123"}),
+        )
         .await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("email_taken")));
     let (s, body) = app
-        .post("/api/v1/auth/register", None, json!({"email": "x@example.com", "username": "ann", "password": "password-123"}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "x@example.com", "username": "ann", "password": "password-123"}),
+        )
         .await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("username_taken")));
 }
@@ -105,7 +113,13 @@ async fn missing_expired_and_forged_tokens_are_401() {
     let keys = boxoffice::auth::AuthKeys::new(&app.config.auth).unwrap();
     let now = chrono::Utc::now().timestamp();
     let expired = keys
-        .sign(&boxoffice::auth::Claims { sub: id, role: "user".into(), iat: now - 100, exp: now - 10, jti: Uuid::new_v4() })
+        .sign(&boxoffice::auth::Claims {
+            sub: id,
+            role: "user".into(),
+            iat: now - 100,
+            exp: now - 10,
+            jti: Uuid::new_v4(),
+        })
         .unwrap();
     let (s, body) = app.get("/api/v1/orders", Some(&expired)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -133,7 +147,8 @@ async fn users_see_and_edit_themselves_but_not_others() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, body) = app.put(&format!("/api/v1/users/{ann}"), Some(&ann_token), json!({"username": "bob"})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    let (s, body) = app.put(&format!("/api/v1/users/{bob}"), Some(&app.admin_token), json!({"last_name": "Builder"})).await;
+    let (s, body) =
+        app.put(&format!("/api/v1/users/{bob}"), Some(&app.admin_token), json!({"last_name": "Builder"})).await;
     assert_eq!((s, body["last_name"].as_str()), (StatusCode::OK, Some("Builder")));
 }
 

@@ -10,7 +10,8 @@ async fn only_admins_create_categories_and_events() {
     let (_, token) = app.signup("ann").await;
     let (s, _) = app.post("/api/v1/categories", Some(&token), json!({"name": "Jazz", "kind": "paid"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, cat) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "Jazz", "kind": "paid"})).await;
+    let (s, cat) =
+        app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "Jazz", "kind": "paid"})).await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "Jazz", "kind": "paid"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -27,7 +28,10 @@ async fn only_admins_create_categories_and_events() {
     let (s, body) = app.post("/api/v1/events", Some(&app.admin_token), event).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert_eq!(body["currency"], "EUR");
-    assert_eq!((body["available_slots"].as_u64(), body["held_slots"].as_u64(), body["sold_slots"].as_u64()), (Some(10), Some(0), Some(0)));
+    assert_eq!(
+        (body["available_slots"].as_u64(), body["held_slots"].as_u64(), body["sold_slots"].as_u64()),
+        (Some(10), Some(0), Some(0))
+    );
     assert_eq!(body["hold_seconds"], 600, "default hold time from config");
 }
 

@@ -73,5 +73,8 @@ async fn the_audit_log_is_admin_only_and_filters_by_type() {
     let created = app.audit("user.created").await;
     assert!(created.iter().all(|e| e["event_type"] == "user.created"));
     assert!(created.iter().any(|e| e["data"]["username"] == "ann"));
-    app.eventually(5, "the welcome e-mail", || async { app.mails().iter().any(|m| m.contains("Welcome to Boxoffice")) }).await;
+    app.eventually(5, "the welcome e-mail", || async {
+        app.mails().iter().any(|m| m.contains("Welcome to Boxoffice"))
+    })
+    .await;
 }

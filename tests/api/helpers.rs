@@ -107,7 +107,13 @@ impl TestApp {
         (config, dir)
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -118,7 +124,8 @@ impl TestApp {
         let res = req.send().await.expect("request sent");
         let status = res.status();
         let text = res.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
@@ -156,7 +163,8 @@ impl TestApp {
 
     pub async fn category(&self, kind: &str) -> Uuid {
         let name = format!("{kind}-{}", Uuid::new_v4().simple());
-        let (s, body) = self.post("/api/v1/categories", Some(&self.admin_token), json!({"name": name, "kind": kind})).await;
+        let (s, body) =
+            self.post("/api/v1/categories", Some(&self.admin_token), json!({"name": name, "kind": kind})).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
         Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
     }
@@ -211,7 +219,8 @@ impl TestApp {
 
     /// Audit log entries of one type (admin view), after the relay caught up.
     pub async fn audit(&self, event_type: &str) -> Vec<Value> {
-        let (s, body) = self.get(&format!("/api/v1/audit-logs?event_type={event_type}&limit=100"), Some(&self.admin_token)).await;
+        let (s, body) =
+            self.get(&format!("/api/v1/audit-logs?event_type={event_type}&limit=100"), Some(&self.admin_token)).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         body["items"].as_array().unwrap().clone()
     }

@@ -121,7 +121,10 @@ async fn registration_takes_one_confirmed_seat_and_announces_registration_create
     let (s, again) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})).await;
     assert_eq!((s, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_registered")));
 
-    app.eventually(5, "registration.created in the audit log", || async { !app.audit("registration.created").await.is_empty() }).await;
+    app.eventually(5, "registration.created in the audit log", || async {
+        !app.audit("registration.created").await.is_empty()
+    })
+    .await;
     let audit = app.audit("registration.created").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["data"]["userId"], user.to_string());

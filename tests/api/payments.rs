@@ -66,11 +66,19 @@ async fn a_payment_with_the_wrong_amount_is_422_and_charges_nothing() {
     let (_, token) = app.signup("ann").await;
     let (_, order) = app.order(&token, event, 1).await;
     let (s, body) = app
-        .post("/api/v1/payments", Some(&token), json!({"order_id": order["id"], "amount_cents": 1, "card_token": "tok_ok"}))
+        .post(
+            "/api/v1/payments",
+            Some(&token),
+            json!({"order_id": order["id"], "amount_cents": 1, "card_token": "tok_ok"}),
+        )
         .await;
     assert_eq!((s, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("amount_cents")));
     let (s, _) = app
-        .post("/api/v1/payments", Some(&token), json!({"order_id": order["id"], "amount_cents": 1000, "card_token": "visa"}))
+        .post(
+            "/api/v1/payments",
+            Some(&token),
+            json!({"order_id": order["id"], "amount_cents": 1000, "card_token": "visa"}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(payments::Entity::find().count(&app.db).await.unwrap(), 0);
@@ -139,7 +147,10 @@ async fn cancelling_a_confirmed_order_releases_its_seats_and_records_a_refund() 
     let (_, p) = app.get(&format!("/api/v1/payments/{}", payment["id"].as_str().unwrap()), Some(&token)).await;
     assert_eq!(p["status"], "refunded");
     assert_eq!(p["history"].as_array().unwrap().last().unwrap()["status"], "refunded");
-    app.eventually(5, "the cancellation e-mail", || async { app.mails().iter().any(|m| m.contains("Order cancelled")) }).await;
+    app.eventually(5, "the cancellation e-mail", || async {
+        app.mails().iter().any(|m| m.contains("Order cancelled"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -154,6 +165,7 @@ async fn someone_elses_order_cannot_be_paid_and_their_payment_cannot_be_read() {
     let (_, payment) = app.pay(&ann, &order, "tok_ok").await;
     let (s, _) = app.get(&format!("/api/v1/payments/{}", payment["id"].as_str().unwrap()), Some(&bob)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app.get(&format!("/api/v1/payments/{}", payment["id"].as_str().unwrap()), Some(&app.admin_token)).await;
+    let (s, _) =
+        app.get(&format!("/api/v1/payments/{}", payment["id"].as_str().unwrap()), Some(&app.admin_token)).await;
     assert_eq!(s, StatusCode::OK);
 }

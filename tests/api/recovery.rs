@@ -64,10 +64,10 @@ async fn acknowledged_holds_survive_kill_dash_nine() {
     let client = reqwest::Client::new();
     let wait_ready = || async {
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -109,7 +109,8 @@ async fn acknowledged_holds_survive_kill_dash_nine() {
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..400 {
-        let (client, base, admin, event_id, acked) = (client.clone(), base.clone(), admin.clone(), event_id.clone(), acked.clone());
+        let (client, base, admin, event_id, acked) =
+            (client.clone(), base.clone(), admin.clone(), event_id.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let r = client
                 .post(format!("{base}/api/v1/orders"))
@@ -138,7 +139,8 @@ async fn acknowledged_holds_survive_kill_dash_nine() {
 
     let _child = spawn();
     wait_ready().await;
-    let e: serde_json::Value = client.get(format!("{base}/api/v1/events/{event_id}")).send().await.unwrap().json().await.unwrap();
+    let e: serde_json::Value =
+        client.get(format!("{base}/api/v1/events/{event_id}")).send().await.unwrap().json().await.unwrap();
     let held = e["held_slots"].as_u64().unwrap();
     let available = e["available_slots"].as_u64().unwrap();
     eprintln!("acknowledged before the kill: {acked}, held after restart: {held}");
