@@ -255,7 +255,7 @@ impl Actor for EventInventory {
         let now = Utc::now();
         let mut lapsed = Vec::new();
         for o in live {
-            let facts = facts_of(&o);
+            let facts = o.facts();
             let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Pending);
             // Counts are rebuilt with the same arithmetic as live traffic; a database that
             // violates capacity is reported, never silently accepted.
@@ -653,17 +653,6 @@ fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Insta
         tokio::time::sleep_until(deadline).await;
         let _ = myself.cast(InventoryMsg::HoldTimer(order, token));
     })
-}
-
-fn facts_of(o: &orders::Model) -> OrderFacts {
-    OrderFacts {
-        order_id: o.id,
-        event_id: o.event_id,
-        user_id: o.user_id,
-        quantity: o.quantity.max(0) as u32,
-        amount_cents: o.amount_cents,
-        currency: o.currency.clone(),
-    }
 }
 
 fn order_row(

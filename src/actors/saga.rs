@@ -22,7 +22,7 @@ use super::{
     payment::{ChargeOutcome, ChargeRequest, PaymentMsg},
 };
 use crate::{
-    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, PaymentStatus, ReleaseReason},
+    domain::{DomainEvent, EventType, OrderStatus, PaymentStatus, ReleaseReason},
     store::{
         Committer, WriteOp,
         entities::{orders, payments, refunds},
@@ -172,7 +172,7 @@ impl SagaState {
         }
         let now = Utc::now();
         let payment_id = req.payment_id;
-        let facts = facts_of(&order);
+        let facts = order.facts();
         let started = self
             .commit(vec![
                 WriteOp::InsertPayment(payments::ActiveModel {
@@ -265,7 +265,7 @@ impl SagaState {
 
     /// A failed charge: record it, put the order back to pending and let the hold run on.
     async fn fail_payment(&self, order: &orders::Model, payment_id: Uuid, reason: String) -> Result<(), SagaError> {
-        let facts = facts_of(order);
+        let facts = order.facts();
         self.commit(vec![
             payment_status(payment_id, PaymentStatus::Failed, Some(reason.clone()), None),
             WriteOp::SetOrderStatus {
@@ -324,17 +324,6 @@ impl SagaState {
             Err(InventoryError::NotHeld) => Err(hold_expired()),
             Err(e) => Err(SagaError::Unavailable(e.to_string())),
         }
-    }
-}
-
-fn facts_of(o: &orders::Model) -> OrderFacts {
-    OrderFacts {
-        order_id: o.id,
-        event_id: o.event_id,
-        user_id: o.user_id,
-        quantity: o.quantity.max(0) as u32,
-        amount_cents: o.amount_cents,
-        currency: o.currency.clone(),
     }
 }
 

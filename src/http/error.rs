@@ -109,11 +109,10 @@ impl IntoResponse for Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
-                Self::Unavailable(format!("database: {e}"))
-            }
-            other => Self::Internal(anyhow::Error::new(other)),
+        if crate::store::is_unavailable(&e) {
+            Self::Unavailable(format!("database: {e}"))
+        } else {
+            Self::Internal(anyhow::Error::new(e))
         }
     }
 }

@@ -114,6 +114,20 @@ pub mod orders {
         pub updated_at: ChronoDateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        /// What the order's domain events say about it.
+        pub fn facts(&self) -> crate::domain::OrderFacts {
+            crate::domain::OrderFacts {
+                order_id: self.id,
+                event_id: self.event_id,
+                user_id: self.user_id,
+                quantity: self.quantity.max(0) as u32,
+                amount_cents: self.amount_cents,
+                currency: self.currency.clone(),
+            }
+        }
+    }
 }
 
 pub mod tickets {

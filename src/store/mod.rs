@@ -61,6 +61,25 @@ pub fn outbox_row(e: &crate::domain::DomainEvent) -> entities::outbox::ActiveMod
     }
 }
 
+/// True when the database itself is out of reach (pool closed or exhausted, connection lost,
+/// I/O failure): the request may succeed later, so callers answer 503 rather than 500.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error as Sqlx};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            Sqlx::Io(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+        ),
+        _ => false,
+    }
+}
+
 /// True when the error is a unique-constraint violation (a duplicate), so callers answer 409.
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
