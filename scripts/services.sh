@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SVC=${BOXOFFICE_SERVICES_DIR:-$ROOT/.services}
 PG_PORT=${BOXOFFICE_PG_PORT:-55432}
-PG_DATA=$SVC/postgres
+PG_DATA=${BOXOFFICE_PG_DATA:-$SVC/postgres}
 
 log() { echo "services: $*" >&2; }
 
@@ -37,6 +37,10 @@ pg_up() {
   pg_install
   local bin; bin=$(pg_bin)
   mkdir -p "$SVC"
+  # The postgres user must reach its data directory; a checkout under a private home may not.
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$SVC"; then
+    PG_DATA=${BOXOFFICE_PG_DATA:-/tmp/boxoffice-postgres-$PG_PORT}
+  fi
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     log "initialising a PostgreSQL cluster in $PG_DATA"
     mkdir -p "$PG_DATA"

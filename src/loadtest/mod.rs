@@ -1,0 +1,75 @@
+//! `boxoffice loadtest`: the harness our users and we measure the on-sale rush with.
+//!
+//! It targets a running Boxoffice (`--url`) or starts one itself in embedded mode, prepares its
+//! own data (a hot event of capacity C, V users with tokens), drives one scenario from N
+//! concurrent connections for a duration or a request count, shows live progress, and ends with
+//! throughput, latency percentiles, responses by status and an invariant check read back from
+//! the API and, when it can reach it, the database. `--json` writes the same report for machines.
+//!
+//! Scenarios: `hold` (POST /orders only), `checkout` (order, then pay), `mixed` (mostly
+//! browsing, some booking), `rush` (demand far above supply: few seats, many clients), and
+//! `ceiling` (a trivial endpoint, see [`trivial_server`], to measure the machine and harness).
+
+mod report;
+mod run;
+
+use std::path::PathBuf;
+
+pub use report::Report;
+pub use run::{run, trivial_server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    Hold,
+    Checkout,
+    Mixed,
+    Rush,
+    Ceiling,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadtestArgs {
+    /// Boxoffice to load, e.g. http://127.0.0.1:8080. Without it, an embedded instance is started
+    /// on a temporary SQLite database.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Scenario::Hold)]
+    pub scenario: Scenario,
+    /// Concurrent connections (each runs requests back to back).
+    #[arg(long, short = 'c', default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds to run (ignored when --requests is given).
+    #[arg(long, short = 'd', default_value_t = 10)]
+    pub duration: u64,
+    /// Total requests to send instead of a duration.
+    #[arg(long, short = 'n')]
+    pub requests: Option<u64>,
+    /// Seats per order.
+    #[arg(long, short = 'q', default_value_t = 1)]
+    pub quantity: u32,
+    /// Capacity of the hot event (default: 1000 for rush, 1,000,000 otherwise).
+    #[arg(long)]
+    pub capacity: Option<u32>,
+    /// Users to create and spread the load over.
+    #[arg(long, default_value_t = 50)]
+    pub users: usize,
+    /// Admin credentials on the target (defaults: the [admin] section of the configuration).
+    #[arg(long)]
+    pub admin_login: Option<String>,
+    #[arg(long)]
+    pub admin_password: Option<String>,
+    /// Database of the target, for the invariant check against the orders table (defaults to
+    /// the configured one when the harness starts Boxoffice itself).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress bar (for logs and CI).
+    #[arg(long)]
+    pub quiet: bool,
+    /// A label for the report (e.g. "sqlite c=64").
+    #[arg(long)]
+    pub label: Option<String>,
+}

@@ -1,0 +1,446 @@
+//! Setting up, driving and checking one load-test run.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    LoadtestArgs, Scenario,
+    report::{InvariantCheck, Latency, Report},
+};
+use crate::{Application, Config};
+
+/// What every worker needs.
+struct Target {
+    base: String,
+    client: Client,
+    event_id: Uuid,
+    amount_cents: i64,
+    tokens: Vec<String>,
+}
+
+/// One worker's tally, merged at the end.
+struct Tally {
+    latency: Histogram<u64>,
+    statuses: HashMap<u16, u64>,
+    errors: u64,
+    granted: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1, 120_000_000, 3).expect("static histogram bounds"),
+            statuses: HashMap::new(),
+            errors: 0,
+            granted: 0,
+        }
+    }
+}
+
+/// Counters the progress display reads while the run is on.
+#[derive(Default)]
+struct Live {
+    sent: AtomicU64,
+    errors: AtomicU64,
+    server_errors: AtomicU64,
+}
+
+/// Runs the load test described by `args`; `config` supplies the admin credentials and, for
+/// the embedded mode, the configuration to start Boxoffice with.
+pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut embedded = None;
+    let mut database_url = args.database_url.clone();
+    let base = match &args.url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None if args.scenario == Scenario::Ceiling => bail!("the ceiling scenario needs --url of a trivial server"),
+        None => {
+            let (app, url, db_url) = start_embedded(&config).await?;
+            database_url.get_or_insert(db_url);
+            embedded = Some(app);
+            url
+        }
+    };
+    let client = Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+
+    let target = if args.scenario == Scenario::Ceiling {
+        Target { base: base.clone(), client, event_id: Uuid::nil(), amount_cents: 0, tokens: vec!["ceiling".into()] }
+    } else {
+        prepare(&args, &config, base.clone(), client).await?
+    };
+    let target = Arc::new(target);
+
+    let live = Arc::new(Live::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let budget = args.requests.map(|n| Arc::new(AtomicU64::new(n)));
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let progress = (!args.quiet).then(|| spawn_progress(live.clone(), stop.clone(), args.requests));
+
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for w in 0..args.concurrency {
+        let (target, live, stop, budget) = (target.clone(), live.clone(), stop.clone(), budget.clone());
+        let (scenario, quantity) = (args.scenario, args.quantity);
+        workers.push(tokio::spawn(async move {
+            let mut tally = Tally::new();
+            let token = &target.tokens[w % target.tokens.len()];
+            let mut step: u64 = w as u64;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match &budget {
+                    Some(b) => {
+                        if b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                }
+                step = step.wrapping_add(1);
+                one_step(&target, scenario, quantity, token, step, &mut tally, &live).await;
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::new();
+    for w in workers {
+        let t = w.await?;
+        total.latency.add(&t.latency).ok();
+        for (s, n) in t.statuses {
+            *total.statuses.entry(s).or_default() += n;
+        }
+        total.errors += t.errors;
+        total.granted += t.granted;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+
+    let invariant = if args.scenario == Scenario::Ceiling {
+        None
+    } else {
+        let sold_out_seen = total.statuses.get(&409).copied().unwrap_or(0) > 0;
+        Some(check_invariant(&target, database_url.as_deref(), sold_out_seen).await?)
+    };
+    if let Some((stop_tx, task)) = embedded {
+        let _ = stop_tx.send(());
+        let _ = task.await;
+    }
+
+    let requests = total.latency.len();
+    let ms = |v: u64| v as f64 / 1000.0;
+    Ok(Report {
+        label: args.label.clone(),
+        scenario: args.scenario,
+        url: base,
+        concurrency: args.concurrency,
+        duration_s: elapsed,
+        requests,
+        requests_per_s: requests as f64 / elapsed,
+        granted_per_s: total.granted as f64 / elapsed,
+        latency: Latency {
+            p50_ms: ms(total.latency.value_at_quantile(0.50)),
+            p90_ms: ms(total.latency.value_at_quantile(0.90)),
+            p99_ms: ms(total.latency.value_at_quantile(0.99)),
+            max_ms: ms(total.latency.max()),
+            mean_ms: total.latency.mean() / 1000.0,
+        },
+        statuses: total.statuses.into_iter().map(|(s, n)| (s.to_string(), n)).collect::<BTreeMap<_, _>>(),
+        errors: total.errors,
+        invariant,
+    })
+}
+
+type Embedded = (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+/// Starts Boxoffice on a temporary SQLite database, the embedded default.
+async fn start_embedded(config: &Config) -> anyhow::Result<(Embedded, String, String)> {
+    let dir = std::env::temp_dir().join(format!("boxoffice-loadtest-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let mut c = config.clone();
+    c.http.addr = "127.0.0.1:0".parse()?;
+    c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display());
+    c.mail.dir = dir.join("mail");
+    c.seed.demo_data = false;
+    let db_url = c.database.url.clone();
+    let app = Application::build(c).await.context("starting the embedded Boxoffice")?;
+    let url = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    eprintln!("loadtest: started an embedded Boxoffice at {url} (SQLite in {})", dir.display());
+    Ok(((tx, task), url, db_url))
+}
+
+async fn post(client: &Client, url: String, token: Option<&str>, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let body = res.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Creates the hot event and the users, and logs them in.
+async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Client) -> anyhow::Result<Target> {
+    let api = format!("{base}/api/v1");
+    let login = args.admin_login.clone().unwrap_or_else(|| config.admin.username.clone());
+    let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.clone());
+    let (s, body) = post(&client, format!("{api}/auth/login"), None, json!({"login": login, "password": password})).await?;
+    if s != StatusCode::OK {
+        bail!("admin login failed ({s}): {body}; pass --admin-login/--admin-password");
+    }
+    let admin = body["access_token"].as_str().context("no access token")?.to_string();
+    let run = Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (s, cat) = post(&client, format!("{api}/categories"), Some(&admin), json!({"name": format!("loadtest-{run}"), "kind": "paid"})).await?;
+    if s != StatusCode::CREATED {
+        bail!("creating the category failed ({s}): {cat}");
+    }
+    let capacity = args.capacity.unwrap_or(if args.scenario == Scenario::Rush { 1_000 } else { 1_000_000 });
+    let price = 1_000i64;
+    let mut event = json!({
+        "name": format!("Hot event {run}"), "category_id": cat["id"], "price_cents": price, "currency": "EUR",
+        "starts_at": "2030-01-01T20:00:00Z", "total_slots": capacity, "max_per_order": 100, "hold_seconds": 3600,
+    });
+    let (mut s, mut ev) = post(&client, format!("{api}/events"), Some(&admin), event.clone()).await?;
+    if s == StatusCode::UNPROCESSABLE_ENTITY {
+        // The target allows shorter holds; take its default.
+        event.as_object_mut().map(|o| o.remove("hold_seconds"));
+        (s, ev) = post(&client, format!("{api}/events"), Some(&admin), event).await?;
+    }
+    if s != StatusCode::CREATED {
+        bail!("creating the hot event failed ({s}): {ev}");
+    }
+    let event_id = Uuid::parse_str(ev["id"].as_str().context("event id")?)?;
+
+    let users = args.users.max(1);
+    let mut tokens = Vec::with_capacity(users);
+    let mut pending = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt;
+    for i in 0..users {
+        let (client, api, run) = (client.clone(), api.clone(), run.clone());
+        pending.push(async move {
+            let name = format!("lt{run}u{i}");
+            let password = "loadtest-password";
+            let (s, b) = post(
+                &client,
+                format!("{api}/auth/register"),
+                None,
+                json!({"email": format!("{name}@loadtest.invalid"), "username": name, "password": password}),
+            )
+            .await?;
+            if s != StatusCode::CREATED {
+                bail!("registering a user failed ({s}): {b}");
+            }
+            let (s, b) = post(&client, format!("{api}/auth/login"), None, json!({"login": name, "password": password})).await?;
+            if s != StatusCode::OK {
+                bail!("user login failed ({s}): {b}");
+            }
+            Ok::<_, anyhow::Error>(b["access_token"].as_str().unwrap_or_default().to_string())
+        });
+        if pending.len() >= 8 {
+            if let Some(t) = pending.next().await {
+                tokens.push(t?);
+            }
+        }
+    }
+    while let Some(t) = pending.next().await {
+        tokens.push(t?);
+    }
+    eprintln!("loadtest: event {event_id} with {capacity} seats, {users} users ready");
+    Ok(Target { base, client, event_id, amount_cents: price * i64::from(args.quantity), tokens })
+}
+
+async fn timed(
+    tally: &mut Tally,
+    live: &Live,
+    req: reqwest::RequestBuilder,
+) -> Option<(StatusCode, reqwest::Response)> {
+    let t0 = Instant::now();
+    let result = req.send().await;
+    live.sent.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(res) => {
+            let status = res.status();
+            tally.latency.record(t0.elapsed().as_micros().max(1) as u64).ok();
+            *tally.statuses.entry(status.as_u16()).or_default() += 1;
+            if status.is_server_error() {
+                live.server_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((status, res))
+        }
+        Err(_) => {
+            tally.errors += 1;
+            live.errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+async fn one_step(
+    t: &Target,
+    scenario: Scenario,
+    quantity: u32,
+    token: &str,
+    step: u64,
+    tally: &mut Tally,
+    live: &Live,
+) {
+    let api = format!("{}/api/v1", t.base);
+    let order = || {
+        t.client.post(format!("{api}/orders")).bearer_auth(token).json(&json!({"event_id": t.event_id, "quantity": quantity}))
+    };
+    match scenario {
+        Scenario::Ceiling => {
+            let req = t.client.post(format!("{}/ceiling", t.base)).bearer_auth(token).json(&json!({"event_id": t.event_id, "quantity": quantity}));
+            if let Some((s, res)) = timed(tally, live, req).await {
+                let _ = res.bytes().await;
+                if s.is_success() {
+                    tally.granted += 1;
+                }
+            }
+        }
+        Scenario::Hold | Scenario::Rush => {
+            if let Some((s, res)) = timed(tally, live, order()).await {
+                let _ = res.bytes().await;
+                if s == StatusCode::CREATED {
+                    tally.granted += 1;
+                }
+            }
+        }
+        Scenario::Checkout => {
+            let Some((s, res)) = timed(tally, live, order()).await else { return };
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            if s != StatusCode::CREATED {
+                return;
+            }
+            tally.granted += 1;
+            let pay = t.client.post(format!("{api}/payments")).bearer_auth(token).json(
+                &json!({"order_id": body["id"], "amount_cents": t.amount_cents, "card_token": "tok_ok"}),
+            );
+            if let Some((_, res)) = timed(tally, live, pay).await {
+                let _ = res.bytes().await;
+            }
+        }
+        Scenario::Mixed => {
+            // Four in five requests browse; one books.
+            let req = match step % 5 {
+                0 => order(),
+                1 => t.client.get(format!("{api}/events?limit=20")),
+                _ => t.client.get(format!("{api}/events/{}", t.event_id)),
+            };
+            if let Some((s, res)) = timed(tally, live, req).await {
+                let _ = res.bytes().await;
+                if step % 5 == 0 && s == StatusCode::CREATED {
+                    tally.granted += 1;
+                }
+            }
+        }
+    }
+}
+
+fn spawn_progress(live: Arc<Live>, stop: Arc<AtomicBool>, total: Option<u64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {bar:30} {pos} requests  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let started = Instant::now();
+        let mut last = (Instant::now(), 0u64);
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let sent = live.sent.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let rate = (sent - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, sent);
+            bar.set_position(sent);
+            bar.set_message(format!(
+                "{rate:.0} req/s now, {:.0} avg, {} errors, {} 5xx",
+                sent as f64 / started.elapsed().as_secs_f64().max(1e-3),
+                live.errors.load(Ordering::Relaxed),
+                live.server_errors.load(Ordering::Relaxed)
+            ));
+        }
+        bar.finish_and_clear();
+    })
+}
+
+/// Reads the hot event back from the API and, if reachable, sums its orders in the database.
+async fn check_invariant(t: &Target, database_url: Option<&str>, sold_out_seen: bool) -> anyhow::Result<InvariantCheck> {
+    let e: Value = t.client.get(format!("{}/api/v1/events/{}", t.base, t.event_id)).send().await?.json().await?;
+    let n = |k: &str| e[k].as_u64().unwrap_or(u64::MAX);
+    let (total, available, held, sold) = (n("total_slots"), n("available_slots"), n("held_slots"), n("sold_slots"));
+    let (mut db_held, mut db_sold) = (None, None);
+    if let Some(url) = database_url {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let db = crate::store::connect(url, 2).await.context("connecting to the database for the invariant check")?;
+        let rows = crate::store::entities::orders::Entity::find()
+            .filter(crate::store::entities::orders::Column::EventId.eq(t.event_id))
+            .all(&db)
+            .await?;
+        let sum = |st: &[&str]| rows.iter().filter(|o| st.contains(&o.status.as_str())).map(|o| o.quantity as u64).sum();
+        db_held = Some(sum(&["pending", "paying"]));
+        db_sold = Some(sum(&["confirmed"]));
+    }
+    let api_ok = held + sold <= total && available + held + sold == total;
+    let db_ok = db_held.is_none_or(|h| h == held) && db_sold.is_none_or(|s| s == sold);
+    Ok(InvariantCheck {
+        total,
+        available,
+        held,
+        sold,
+        db_held,
+        db_sold,
+        holds: api_ok && db_ok,
+        demand_exceeded_supply: sold_out_seen,
+        exhausted_exactly: sold_out_seen.then_some(held + sold == total),
+    })
+}
+
+/// The ceiling: a trivial axum endpoint that parses a JSON body like an order and answers 201,
+/// so the harness and machine can be measured without Boxoffice's work.
+pub async fn trivial_server(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use axum::{Json, Router, http::StatusCode as S, routing::post};
+    let app = Router::new().route(
+        "/ceiling",
+        post(|Json(body): Json<Value>| async move {
+            (S::CREATED, Json(json!({"id": Uuid::now_v7(), "status": "pending", "echo": body["quantity"]})))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("ceiling server on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
