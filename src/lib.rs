@@ -11,6 +11,7 @@
 //!   commit together, many holds per transaction, and nobody is answered before the commit.
 //! - [`bridge`]: the outbox relay and the in-process bus that carry domain events to consumers.
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
+//! - [`loadtest`]: the load-test harness behind `boxoffice loadtest`.
 
 pub mod actors;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod bridge;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod loadtest;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "boxoffice", version, about = "Ticket-booking backend: events, holds, orders, payments")]
 struct Cli {
     /// Configuration file (BOXOFFICE_<SECTION>__<KEY> environment variables override it).
-    #[arg(long, short, global = true, env = "BOXOFFICE_CONFIG", default_value = "config.toml")]
+    #[arg(long, global = true, env = "BOXOFFICE_CONFIG", default_value = "config.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -20,6 +20,14 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Load-test a Boxoffice (or an embedded one) and check the seat invariant afterwards.
+    Loadtest(boxoffice::loadtest::LoadtestArgs),
+    /// Serve a trivial endpoint: the ceiling the load-test harness is compared against.
+    #[command(hide = true)]
+    CeilingServer {
+        #[arg(long, default_value = "127.0.0.1:18090")]
+        addr: std::net::SocketAddr,
+    },
 }
 
 #[tokio::main]
@@ -39,6 +47,8 @@ async fn main() -> std::process::ExitCode {
             Err(e) => Err(e),
         },
         Command::Migrate => migrate(&config).await,
+        Command::Loadtest(args) => loadtest(args, config).await,
+        Command::CeilingServer { addr } => boxoffice::loadtest::trivial_server(addr).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -48,6 +58,19 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn loadtest(args: boxoffice::loadtest::LoadtestArgs, config: boxoffice::Config) -> anyhow::Result<()> {
+    let json = args.json.clone();
+    let report = boxoffice::loadtest::run(args, config).await?;
+    report.print();
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if !report.ok() {
+        anyhow::bail!("the load test found 5xx responses, transport errors or a broken invariant");
+    }
+    Ok(())
 }
 
 async fn migrate(config: &boxoffice::Config) -> anyhow::Result<()> {

@@ -13,8 +13,8 @@ use crate::{bridge::bus::ConsumerMsg, domain::DomainEvent, store::entities::audi
 
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync + 'static {
-    /// Records the event; recording the same event id twice must succeed and change nothing.
-    async fn record(&self, event: &DomainEvent) -> Result<(), String>;
+    /// Records the events; recording an event id again must succeed and change nothing.
+    async fn record(&self, events: &[DomainEvent]) -> Result<(), String>;
 }
 
 pub struct SqlAuditSink {
@@ -23,16 +23,18 @@ pub struct SqlAuditSink {
 
 #[async_trait::async_trait]
 impl AuditSink for SqlAuditSink {
-    async fn record(&self, event: &DomainEvent) -> Result<(), String> {
-        let row = audit_logs::ActiveModel {
+    async fn record(&self, events: &[DomainEvent]) -> Result<(), String> {
+        let now = Utc::now();
+        let rows = events.iter().map(|event| audit_logs::ActiveModel {
             event_id: Set(event.id),
             event_type: Set(event.event_type.as_str().to_string()),
             data: Set(event.payload.to_string()),
             occurred_at: Set(event.occurred_at),
-            received_at: Set(Utc::now()),
+            received_at: Set(now),
             ..Default::default()
-        };
-        let result = audit_logs::Entity::insert(row)
+        });
+        // One statement per batch: the audit log must not cost an fsync per event.
+        let result = audit_logs::Entity::insert_many(rows)
             .on_conflict(OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned())
             .exec_without_returning(&self.db)
             .await;
@@ -64,8 +66,8 @@ impl Actor for Auditor {
         msg: Self::Msg,
         sink: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ConsumerMsg::Deliver(event, reply) = msg;
-        let _ = reply.send(sink.record(&event).await);
+        let ConsumerMsg::Deliver(events, reply) = msg;
+        let _ = reply.send(sink.record(&events).await);
         Ok(())
     }
 }

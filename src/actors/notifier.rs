@@ -73,10 +73,14 @@ impl Actor for Notifier {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ConsumerMsg::Deliver(event, reply) = msg;
-        let result = state.notify(&event).await;
-        if let Err(e) = &result {
-            tracing::warn!(event_id = %event.id, error = %e, "e-mail not sent");
+        let ConsumerMsg::Deliver(events, reply) = msg;
+        let mut result = Ok(());
+        for event in &events {
+            if let Err(e) = state.notify(event).await {
+                tracing::warn!(event_id = %event.id, error = %e, "e-mail not sent");
+                result = Err(e);
+                break;
+            }
         }
         let _ = reply.send(result);
         Ok(())

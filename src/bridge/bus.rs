@@ -12,16 +12,17 @@ use tokio::sync::broadcast;
 
 use crate::domain::DomainEvent;
 
-/// The one message every event consumer actor accepts.
+/// The one message every event consumer actor accepts: a batch, in publication order.
 pub enum ConsumerMsg {
-    Deliver(DomainEvent, RpcReplyPort<Result<(), String>>),
+    Deliver(Vec<DomainEvent>, RpcReplyPort<Result<(), String>>),
 }
 
 /// A consumer of domain events.
 #[async_trait::async_trait]
 pub trait Subscriber: Send + Sync {
     fn name(&self) -> &str;
-    async fn deliver(&self, event: &DomainEvent) -> Result<(), String>;
+    /// Takes a batch in order; on error the whole batch is offered again.
+    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), String>;
 }
 
 /// A consumer actor as a subscriber; the call is bounded by `timeout`.
@@ -37,9 +38,9 @@ impl Subscriber for ActorSubscriber {
         &self.name
     }
 
-    async fn deliver(&self, event: &DomainEvent) -> Result<(), String> {
-        let event = event.clone();
-        match self.actor.call(|reply| ConsumerMsg::Deliver(event, reply), Some(self.timeout)).await {
+    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), String> {
+        let events = events.to_vec();
+        match self.actor.call(|reply| ConsumerMsg::Deliver(events, reply), Some(self.timeout)).await {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
             Ok(other) => Err(format!("{} did not answer: {other:?}", self.name)),
             Err(e) => Err(format!("{} unreachable: {e}", self.name)),
@@ -60,13 +61,15 @@ impl Bus {
         Self { subscribers: Arc::new(subscribers), live }
     }
 
-    /// Delivers to every subscriber; the first failure is returned and the event must be
-    /// offered again (subscribers that already took it deduplicate).
-    pub async fn publish(&self, event: &DomainEvent) -> Result<(), String> {
+    /// Delivers a batch to every subscriber; the first failure is returned and the batch must
+    /// be offered again (subscribers that already took it deduplicate).
+    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
         for s in self.subscribers.iter() {
-            s.deliver(event).await.map_err(|e| format!("{}: {e}", s.name()))?;
+            s.deliver(events).await.map_err(|e| format!("{}: {e}", s.name()))?;
         }
-        let _ = self.live.send(event.clone());
+        for e in events {
+            let _ = self.live.send(e.clone());
+        }
         Ok(())
     }
 

@@ -78,25 +78,21 @@ impl OutboxRelay {
             .await
             .map_err(|e| e.to_string())?;
         let full = rows.len() as u64 == BATCH;
-        let mut sent = Vec::with_capacity(rows.len());
-        let mut failure = None;
+        let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let Some(event) = decode(row) else {
-                tracing::error!(outbox_id = row.id, event_type = %row.event_type, "undecodable outbox row skipped");
-                sent.push(row.id);
-                continue;
-            };
-            if let Err(e) = self.bus.publish(&event).await {
-                failure = Some(e);
-                break;
+            match decode(row) {
+                Some(e) => events.push(e),
+                None => {
+                    tracing::error!(outbox_id = row.id, event_type = %row.event_type, "undecodable outbox row skipped")
+                }
             }
-            sent.push(row.id);
         }
-        mark_published(&self.db, &sent).await.map_err(|e| e.to_string())?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(full),
+        if !events.is_empty() {
+            self.bus.publish(&events).await?;
         }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        mark_published(&self.db, &ids).await.map_err(|e| e.to_string())?;
+        Ok(full)
     }
 }
 

@@ -88,7 +88,10 @@ impl Report {
                 if i.holds { "OK" } else { "VIOLATED" }
             );
             if let Some(exact) = i.exhausted_exactly {
-                println!("sold out       demand exceeded supply; held + sold == total: {}", if exact { "yes" } else { "NO" });
+                println!(
+                    "sold out       demand exceeded supply; held + sold == total: {}",
+                    if exact { "yes" } else { "NO" }
+                );
             }
         }
         println!("result         {}", if self.ok() { "PASS" } else { "FAIL" });

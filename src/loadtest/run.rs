@@ -214,13 +214,20 @@ async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Cli
     let api = format!("{base}/api/v1");
     let login = args.admin_login.clone().unwrap_or_else(|| config.admin.username.clone());
     let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.clone());
-    let (s, body) = post(&client, format!("{api}/auth/login"), None, json!({"login": login, "password": password})).await?;
+    let (s, body) =
+        post(&client, format!("{api}/auth/login"), None, json!({"login": login, "password": password})).await?;
     if s != StatusCode::OK {
         bail!("admin login failed ({s}): {body}; pass --admin-login/--admin-password");
     }
     let admin = body["access_token"].as_str().context("no access token")?.to_string();
     let run = Uuid::new_v4().simple().to_string()[..8].to_string();
-    let (s, cat) = post(&client, format!("{api}/categories"), Some(&admin), json!({"name": format!("loadtest-{run}"), "kind": "paid"})).await?;
+    let (s, cat) = post(
+        &client,
+        format!("{api}/categories"),
+        Some(&admin),
+        json!({"name": format!("loadtest-{run}"), "kind": "paid"}),
+    )
+    .await?;
     if s != StatusCode::CREATED {
         bail!("creating the category failed ({s}): {cat}");
     }
@@ -260,7 +267,8 @@ async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Cli
             if s != StatusCode::CREATED {
                 bail!("registering a user failed ({s}): {b}");
             }
-            let (s, b) = post(&client, format!("{api}/auth/login"), None, json!({"login": name, "password": password})).await?;
+            let (s, b) =
+                post(&client, format!("{api}/auth/login"), None, json!({"login": name, "password": password})).await?;
             if s != StatusCode::OK {
                 bail!("user login failed ({s}): {b}");
             }
@@ -316,11 +324,18 @@ async fn one_step(
 ) {
     let api = format!("{}/api/v1", t.base);
     let order = || {
-        t.client.post(format!("{api}/orders")).bearer_auth(token).json(&json!({"event_id": t.event_id, "quantity": quantity}))
+        t.client
+            .post(format!("{api}/orders"))
+            .bearer_auth(token)
+            .json(&json!({"event_id": t.event_id, "quantity": quantity}))
     };
     match scenario {
         Scenario::Ceiling => {
-            let req = t.client.post(format!("{}/ceiling", t.base)).bearer_auth(token).json(&json!({"event_id": t.event_id, "quantity": quantity}));
+            let req = t
+                .client
+                .post(format!("{}/ceiling", t.base))
+                .bearer_auth(token)
+                .json(&json!({"event_id": t.event_id, "quantity": quantity}));
             if let Some((s, res)) = timed(tally, live, req).await {
                 let _ = res.bytes().await;
                 if s.is_success() {
@@ -343,9 +358,11 @@ async fn one_step(
                 return;
             }
             tally.granted += 1;
-            let pay = t.client.post(format!("{api}/payments")).bearer_auth(token).json(
-                &json!({"order_id": body["id"], "amount_cents": t.amount_cents, "card_token": "tok_ok"}),
-            );
+            let pay = t
+                .client
+                .post(format!("{api}/payments"))
+                .bearer_auth(token)
+                .json(&json!({"order_id": body["id"], "amount_cents": t.amount_cents, "card_token": "tok_ok"}));
             if let Some((_, res)) = timed(tally, live, pay).await {
                 let _ = res.bytes().await;
             }
@@ -398,7 +415,11 @@ fn spawn_progress(live: Arc<Live>, stop: Arc<AtomicBool>, total: Option<u64>) ->
 }
 
 /// Reads the hot event back from the API and, if reachable, sums its orders in the database.
-async fn check_invariant(t: &Target, database_url: Option<&str>, sold_out_seen: bool) -> anyhow::Result<InvariantCheck> {
+async fn check_invariant(
+    t: &Target,
+    database_url: Option<&str>,
+    sold_out_seen: bool,
+) -> anyhow::Result<InvariantCheck> {
     let e: Value = t.client.get(format!("{}/api/v1/events/{}", t.base, t.event_id)).send().await?.json().await?;
     let n = |k: &str| e[k].as_u64().unwrap_or(u64::MAX);
     let (total, available, held, sold) = (n("total_slots"), n("available_slots"), n("held_slots"), n("sold_slots"));
@@ -410,7 +431,8 @@ async fn check_invariant(t: &Target, database_url: Option<&str>, sold_out_seen: 
             .filter(crate::store::entities::orders::Column::EventId.eq(t.event_id))
             .all(&db)
             .await?;
-        let sum = |st: &[&str]| rows.iter().filter(|o| st.contains(&o.status.as_str())).map(|o| o.quantity as u64).sum();
+        let sum =
+            |st: &[&str]| rows.iter().filter(|o| st.contains(&o.status.as_str())).map(|o| o.quantity as u64).sum();
         db_held = Some(sum(&["pending", "paying"]));
         db_sold = Some(sum(&["confirmed"]));
     }
