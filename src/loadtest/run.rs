@@ -274,10 +274,10 @@ async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Cli
             }
             Ok::<_, anyhow::Error>(b["access_token"].as_str().unwrap_or_default().to_string())
         });
-        if pending.len() >= 8 {
-            if let Some(t) = pending.next().await {
-                tokens.push(t?);
-            }
+        if pending.len() >= 8
+            && let Some(t) = pending.next().await
+        {
+            tokens.push(t?);
         }
     }
     while let Some(t) = pending.next().await {
@@ -376,7 +376,7 @@ async fn one_step(
             };
             if let Some((s, res)) = timed(tally, live, req).await {
                 let _ = res.bytes().await;
-                if step % 5 == 0 && s == StatusCode::CREATED {
+                if step.is_multiple_of(5) && s == StatusCode::CREATED {
                     tally.granted += 1;
                 }
             }
