@@ -36,7 +36,7 @@ use crate::{
         outbox::OutboxRelay,
     },
     config::Config,
-    http::{self, AppState},
+    http::{self, AppParts, AppState},
     seed, store,
 };
 
@@ -100,15 +100,22 @@ impl Application {
         let mailer = Arc::new(FileMailer::new(config.mail.dir.clone()).context("mail.dir")?);
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
         let (notifier, _) = Actor::spawn(None, Notifier, NotifierArgs { db: db.clone(), mailer, from }).await?;
-        let (auditor, _) = Actor::spawn(None, Auditor, Arc::new(SqlAuditSink { db: db.clone() }) as _).await?;
+        let (auditor, _) =
+            Actor::spawn(None, Auditor, Arc::new(SqlAuditSink { committer: committer.clone() }) as _).await?;
         let bus = Bus::new(vec![
             Arc::new(ActorSubscriber { name: "notifier".into(), actor: notifier.clone(), timeout }),
             Arc::new(ActorSubscriber { name: "auditor".into(), actor: auditor.clone(), timeout }),
         ]);
-        let relay = OutboxRelay { db: db.clone(), bus: bus.clone(), wake: committed, poll: Duration::from_millis(500) };
+        let relay = OutboxRelay {
+            db: db.clone(),
+            committer: committer.clone(),
+            bus: bus.clone(),
+            wake: committed,
+            poll: Duration::from_millis(500),
+        };
 
         let auth = Arc::new(AuthKeys::new(&config.auth)?);
-        let state = AppState {
+        let state = AppState::new(AppParts {
             db: db.clone(),
             config: config.clone(),
             auth,
@@ -117,7 +124,7 @@ impl Application {
             committer,
             bus,
             ready: Arc::new(AtomicBool::new(false)),
-        };
+        });
         seed::ensure_admin(&state).await.context("ensuring the admin account")?;
         if config.seed.demo_data {
             seed::demo_data(&state).await.context("seeding demo data")?;

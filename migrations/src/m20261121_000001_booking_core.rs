@@ -192,7 +192,12 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_outbox_published", Outbox::Table, &[Outbox::PublishedAt, Outbox::Id]).await?;
+        // Partial: only the backlog is indexed, so publishing a row removes one entry and adds
+        // none. Same syntax on PostgreSQL and SQLite.
+        manager
+            .get_connection()
+            .execute_unprepared("CREATE INDEX idx_outbox_unpublished ON outbox (id) WHERE published_at IS NULL")
+            .await?;
 
         manager
             .create_table(

@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
+use sea_orm::ActiveValue::Set;
 
-use crate::{bridge::bus::ConsumerMsg, domain::DomainEvent, store::entities::audit_logs};
+use crate::{
+    bridge::bus::ConsumerMsg,
+    domain::DomainEvent,
+    store::{Committer, WriteOp, entities::audit_logs},
+};
 
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync + 'static {
@@ -17,8 +21,10 @@ pub trait AuditSink: Send + Sync + 'static {
     async fn record(&self, events: &[DomainEvent]) -> Result<(), String>;
 }
 
+/// Writes through the committer, so audit rows share the booking transactions instead of
+/// competing with them for SQLite's single write lock.
 pub struct SqlAuditSink {
-    pub db: DatabaseConnection,
+    pub committer: Committer,
 }
 
 #[async_trait::async_trait]
@@ -33,15 +39,7 @@ impl AuditSink for SqlAuditSink {
             received_at: Set(now),
             ..Default::default()
         });
-        // One statement per batch: the audit log must not cost an fsync per event.
-        let result = audit_logs::Entity::insert_many(rows)
-            .on_conflict(OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned())
-            .exec_without_returning(&self.db)
-            .await;
-        match result {
-            Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+        self.committer.commit(vec![WriteOp::InsertAuditLogs(rows.collect())]).await.map_err(|e| e.to_string())
     }
 }
 

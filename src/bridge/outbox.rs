@@ -7,22 +7,21 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::{Notify, watch};
 
 use super::bus::Bus;
 use crate::{
     domain::{DomainEvent, EventType},
-    store::entities::outbox,
+    store::{Committer, WriteOp, entities::outbox},
 };
 
 const BATCH: u64 = 256;
 
 pub struct OutboxRelay {
     pub db: DatabaseConnection,
+    /// Marks rows published in the booking transactions (one writer for SQLite).
+    pub committer: Committer,
     pub bus: Bus,
     pub wake: Arc<Notify>,
     pub poll: Duration,
@@ -90,22 +89,12 @@ impl OutboxRelay {
         if !events.is_empty() {
             self.bus.publish(&events).await?;
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        mark_published(&self.db, &ids).await.map_err(|e| e.to_string())?;
+        if !rows.is_empty() {
+            let ids = rows.iter().map(|r| r.id).collect();
+            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(|e| e.to_string())?;
+        }
         Ok(full)
     }
-}
-
-async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::PublishedAt, Expr::value(Utc::now()))
-        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// The domain event a row carries.

@@ -35,9 +35,25 @@ use crate::{
     store::Committer,
 };
 
-/// Everything a handler may need, cheap to clone.
+/// Everything a handler may need. axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+pub struct AppParts {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub auth: Arc<AuthKeys>,

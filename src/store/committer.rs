@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entities::{events, orders, outbox, payment_status_history, payments, refunds, tickets};
+use super::entities::{audit_logs, events, orders, outbox, payment_status_history, payments, refunds, tickets};
 use crate::domain::{DomainEvent, OrderStatus, PaymentStatus};
 
 /// One write. Inserts of a batch run before its updates; within each kind, in submission order.
@@ -44,6 +45,10 @@ pub enum WriteOp {
     },
     UpdateEvent(events::ActiveModel),
     Outbox(DomainEvent),
+    /// Audit entries; an event id already recorded is skipped (redelivery).
+    InsertAuditLogs(Vec<audit_logs::ActiveModel>),
+    /// Outbox rows the relay has delivered.
+    MarkPublished(Vec<i64>),
     /// Writes nothing; its commit means every job queued before it has finished.
     Barrier,
 }
@@ -111,6 +116,7 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr>
     let mut new_payments = Vec::new();
     let mut new_refunds = Vec::new();
     let mut new_outbox = Vec::new();
+    let mut new_audit = Vec::new();
     let mut updates = Vec::new();
     let now = Utc::now();
     for op in jobs.iter().flat_map(|j| j.ops.iter()) {
@@ -120,6 +126,7 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr>
             WriteOp::InsertPayment(m) => new_payments.push(m.clone()),
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
             WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
+            WriteOp::InsertAuditLogs(rows) => new_audit.extend(rows.iter().cloned()),
             WriteOp::Barrier => {}
             other => updates.push(other),
         }
@@ -130,6 +137,18 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr>
     insert_chunks::<tickets::Entity>(&txn, new_tickets).await?;
     insert_chunks::<payments::Entity>(&txn, new_payments).await?;
     insert_chunks::<refunds::Entity>(&txn, new_refunds).await?;
+    let mut audit = new_audit.into_iter().peekable();
+    while audit.peek().is_some() {
+        let chunk: Vec<_> = audit.by_ref().take(INSERT_CHUNK).collect();
+        let inserted = audit_logs::Entity::insert_many(chunk)
+            .on_conflict(OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await;
+        match inserted {
+            Ok(_) | Err(DbErr::RecordNotInserted) => {}
+            Err(e) => return Err(e),
+        }
+    }
     for op in updates {
         match op {
             WriteOp::SetOrderStatus { id, from, to, expires_at, refund_cents } => {
@@ -172,6 +191,15 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr>
             }
             WriteOp::UpdateEvent(m) => {
                 events::Entity::update(m.clone()).exec(&txn).await?;
+            }
+            WriteOp::MarkPublished(ids) => {
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    outbox::Entity::update_many()
+                        .col_expr(outbox::Column::PublishedAt, Expr::value(now))
+                        .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                        .exec(&txn)
+                        .await?;
+                }
             }
             _ => unreachable!("inserts were sorted out above"),
         }
