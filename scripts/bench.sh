@@ -3,13 +3,18 @@
 # PostgreSQL), the row-lock baseline driven by pgbench, and the ceiling (a trivial axum
 # endpoint), at each concurrency, all in one run on this machine. Prints a Markdown table.
 #
-#   scripts/bench.sh                    # 10 s per row, concurrency 64 and 256
-#   DURATION=30 CONCURRENCY="8 64 256" scripts/bench.sh
+#   scripts/bench.sh                    # 10 s per row, concurrency 64 and 256, 3 rounds
+#   DURATION=30 CONCURRENCY="8 64 256" REPEAT=5 scripts/bench.sh
+#
+# Every row is measured REPEAT times, the rounds interleaved so slow phases of a noisy machine
+# hit all systems alike; the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 CONCURRENCY=${CONCURRENCY:-"64 256"}
+REPEAT=${REPEAT:-3}
+ROUND=1
 OUT=${OUT:-target/bench}
 PORT=18080
 CEILING_PORT=18090
@@ -42,10 +47,13 @@ start_boxoffice() { # $1 = database url
 }
 
 loadtest() { # $1 label, $2 url, $3 scenario, $4 concurrency, [$5 database url]
-  local file="$OUT/$(echo "$1" | tr ' =/' '___').json"
+  local file="$OUT/$(echo "$1" | tr ' =/' '___')-r$ROUND.json"
   "$BIN" loadtest --url "$2" --scenario "$3" -c "$4" -d "$DURATION" --users 64 --quiet \
     --label "$1" --json "$file" ${5:+--database-url "$5"} | tee -a "$OUT/loadtest.log"
 }
+
+for ROUND in $(seq 1 "$REPEAT"); do
+echo "#### round $ROUND of $REPEAT"
 
 echo "== ceiling: trivial axum endpoint =="
 "$BIN" ceiling-server --addr 127.0.0.1:$CEILING_PORT >"$OUT/ceiling.log" 2>&1 &
@@ -56,17 +64,20 @@ kill "$CEILING_PID"; wait "$CEILING_PID" 2>/dev/null || true
 
 echo "== Boxoffice, embedded (SQLite) =="
 SQLITE_URL="sqlite://$PWD/$OUT/boxoffice.db?mode=rwc"
+rm -f "$OUT"/boxoffice.db*
 start_boxoffice "$SQLITE_URL"
 for c in $CONCURRENCY; do loadtest "boxoffice sqlite c=$c" "http://127.0.0.1:$PORT" hold "$c" "$SQLITE_URL"; done
 stop_server
 
 echo "== Boxoffice on PostgreSQL =="
+psql -q "$PG_ADMIN" -c 'DROP DATABASE IF EXISTS boxoffice_bench' -c 'CREATE DATABASE boxoffice_bench'
 start_boxoffice "$PG_BASE/boxoffice_bench"
 for c in $CONCURRENCY; do loadtest "boxoffice postgres c=$c" "http://127.0.0.1:$PORT" hold "$c" "$PG_BASE/boxoffice_bench"; done
 stop_server
 
 echo "== baseline: PostgreSQL row lock (UPDATE ... WHERE available >= q; INSERT), pgbench =="
 psql -q "$PG_BASE/rowlock_bench" <<'SQL'
+DROP TABLE IF EXISTS events, registrations;
 CREATE TABLE events (id int PRIMARY KEY, available int NOT NULL);
 CREATE TABLE registrations (id bigserial PRIMARY KEY, event_id int NOT NULL, user_id int NOT NULL,
                             created_at timestamptz NOT NULL DEFAULT now());
@@ -83,39 +94,45 @@ for c in $CONCURRENCY; do
   rm -f "$OUT"/pgbench_log*
   pgbench -n -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "$c" -j 2 -T "$DURATION" -f "$OUT/rowlock.sql" \
     -l --log-prefix="$OUT/pgbench_log" rowlock_bench >"$OUT/pgbench-$c.txt" 2>&1
-  python3 - "$OUT" "$c" <<'PY'
+  python3 - "$OUT" "$c" "$ROUND" <<'PY'
 import glob, json, sys
-out, c = sys.argv[1], int(sys.argv[2])
+out, c, rnd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lat = sorted(int(l.split()[2]) for f in glob.glob(f"{out}/pgbench_log*") for l in open(f))
 text = open(f"{out}/pgbench-{c}.txt").read()
 tps = float(next(l for l in text.splitlines() if l.startswith("tps")).split()[2])
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
 json.dump({"label": f"rowlock pgbench c={c}", "concurrency": c, "requests_per_s": tps, "granted_per_s": tps,
            "latency": {"p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "max_ms": lat[-1] / 1000},
-           "statuses": {}, "invariant": None}, open(f"{out}/rowlock_pgbench_c_{c}.json", "w"))
+           "statuses": {}, "invariant": None}, open(f"{out}/rowlock_pgbench_c_{c}-r{rnd}.json", "w"))
 print(f"rowlock pgbench c={c}: {tps:.0f} tps, p99 {q(0.99):.2f} ms")
 PY
 done
 
+done
+
 python3 - "$OUT" "$CONCURRENCY" <<'PY'
-import json, sys, glob
+import glob, json, statistics, sys
 out, conc = sys.argv[1], sys.argv[2].split()
-r = {}
-for f in glob.glob(f"{out}/*.json"):
-    d = json.load(open(f)); r[d["label"]] = d
+runs = {}
+for f in glob.glob(f"{out}/*-r*.json"):
+    d = json.load(open(f)); runs.setdefault(d["label"], []).append(d)
+def med(label, key, sub=None):
+    vals = [(d[sub][key] if sub else d[key]) for d in runs.get(label, [])]
+    return statistics.median(vals) if vals else None
 print()
-print(f"| connections | system | requests/s | granted holds/s | p50 ms | p99 ms | vs row-lock | vs ceiling | invariant |")
-print(f"|---|---|---|---|---|---|---|---|---|")
+print("| connections | system | rounds | requests/s | granted holds/s | p50 ms | p99 ms | vs row-lock | vs ceiling | invariant |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for c in conc:
-    base = r.get(f"rowlock pgbench c={c}", {}).get("granted_per_s")
-    ceil = r.get(f"ceiling c={c}", {}).get("requests_per_s")
+    base = med(f"rowlock pgbench c={c}", "granted_per_s")
+    ceil = med(f"ceiling c={c}", "requests_per_s")
     for label in [f"ceiling c={c}", f"boxoffice sqlite c={c}", f"boxoffice postgres c={c}", f"rowlock pgbench c={c}"]:
-        d = r.get(label)
-        if not d: continue
-        g = d["granted_per_s"]
-        inv = d.get("invariant")
-        inv_s = "—" if not inv else ("holds" if inv["holds"] else "VIOLATED")
-        vb = f"{g / base:.1f}×" if base and label.startswith("boxoffice") else ""
-        vc = f"{d['requests_per_s'] / ceil:.2f}" if ceil and label.startswith("boxoffice") else ""
-        print(f"| {c} | {label.rsplit(' c=', 1)[0]} | {d['requests_per_s']:.0f} | {g:.0f} | {d['latency']['p50_ms']:.2f} | {d['latency']['p99_ms']:.2f} | {vb} | {vc} | {inv_s} |")
+        if label not in runs: continue
+        g, rps = med(label, "granted_per_s"), med(label, "requests_per_s")
+        invs = [d.get("invariant") for d in runs[label] if d.get("invariant")]
+        inv_s = "—" if not invs else ("holds in every round" if all(i["holds"] for i in invs) else "VIOLATED")
+        boxo = label.startswith("boxoffice")
+        vb = f"{g / base:.1f}×" if base and boxo else ""
+        vc = f"{rps / ceil:.2f}" if ceil and boxo else ""
+        print(f"| {c} | {label.rsplit(' c=', 1)[0]} | {len(runs[label])} | {rps:.0f} | {g:.0f} | "
+              f"{med(label, 'p50_ms', 'latency'):.2f} | {med(label, 'p99_ms', 'latency'):.2f} | {vb} | {vc} | {inv_s} |")
 PY
