@@ -58,7 +58,8 @@ impl Application {
         tracing::info!(backend = ?db.get_database_backend(), "database migrated");
 
         let committed = Arc::new(Notify::new());
-        let committer = store::Committer::spawn(db.clone(), config.database.commit_batch_max, committed.clone());
+        let writer = store::connect_writer(&config.database.url).await.context("opening the writer connection")?;
+        let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, committed.clone());
         let timeout = config.actor_timeout();
         let booking = &config.booking;
 
@@ -117,6 +118,7 @@ impl Application {
         let auth = Arc::new(AuthKeys::new(&config.auth)?);
         let state = AppState::new(AppParts {
             db: db.clone(),
+            writer,
             config: config.clone(),
             auth,
             inventories,

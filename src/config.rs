@@ -233,6 +233,10 @@ impl Config {
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(bad("database.url", "must start with sqlite:, postgres:// or postgresql://"));
         }
+        if db.contains(":memory:") || db.contains("mode=memory") {
+            // The committer has its own connection; an in-memory database would be another one.
+            return Err(bad("database.url", "in-memory SQLite is not supported; use a file"));
+        }
         if self.database.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
         }

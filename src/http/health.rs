@@ -21,11 +21,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Response> {
     if !state.ready.load(Ordering::Relaxed) {
         return Err(Error::Unavailable("starting or shutting down".into()));
     }
-    let backend = state.db.get_database_backend();
-    state
-        .db
-        .execute_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
-        .await
-        .map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+    for db in [&state.db, &state.writer] {
+        db.execute_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT 1"))
+            .await
+            .map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+    }
     Ok(reply(StatusCode::OK, json!({"status": "ready", "database": "ok", "bus": "in-process"})))
 }

@@ -55,6 +55,8 @@ impl std::ops::Deref for AppState {
 
 pub struct AppParts {
     pub db: DatabaseConnection,
+    /// The committer's own connection (readiness checks it too).
+    pub writer: DatabaseConnection,
     pub config: Arc<Config>,
     pub auth: Arc<AuthKeys>,
     pub inventories: Inventories,

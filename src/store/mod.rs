@@ -14,6 +14,18 @@ pub use committer::{Committer, WriteOp};
 /// Opens the pool. SQLite gets WAL (readers never block the writer) and `synchronous=FULL`,
 /// so a committed hold survives power loss, not only a crash; group commit pays for the fsync.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, max_connections)?).await
+}
+
+/// The committer's own single connection: always ready (no pool contention with readers, no
+/// liveness ping before each batch), and its prepared statements stay cached.
+pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = options(url, 1)?;
+    opts.test_before_acquire(false);
+    Database::connect(opts).await
+}
+
+fn options(url: &str, max_connections: u32) -> Result<ConnectOptions, DbErr> {
     if let Some(path) = sqlite_path(url)
         && let Some(parent) = std::path::Path::new(&path).parent()
         && !parent.as_os_str().is_empty()
@@ -38,7 +50,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .pragma("wal_autocheckpoint", "8192")
                 .pragma("temp_store", "memory")
         });
-    Database::connect(opts).await
+    Ok(opts)
 }
 
 /// Applies every pending migration.

@@ -86,6 +86,7 @@ async fn a_database_that_goes_away_answers_503_with_a_json_body_not_500() {
     let (_, token) = app.signup("ann").await;
     assert_eq!(app.order(&token, event, 1).await.0, StatusCode::CREATED);
     app.db.close_by_ref().await.unwrap();
+    app.writer.close_by_ref().await.unwrap();
     let (s, body) = app.get("/api/v1/orders?limit=5", Some(&token)).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
     let (s, body) = app.order(&token, event, 1).await;

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub db: DatabaseConnection,
+    /// The committer's connection.
+    pub writer: DatabaseConnection,
     pub admin_token: String,
     pub mail_dir: std::path::PathBuf,
     pub config: Config,
@@ -74,6 +76,7 @@ impl TestApp {
         let app = Application::build(config.clone()).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.db();
+        let writer = app.state().writer.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -83,6 +86,7 @@ impl TestApp {
             base,
             client,
             db,
+            writer,
             admin_token: String::new(),
             mail_dir: config.mail.dir.clone(),
             config,
