@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::Context;
-use ractor::{Actor, ActorRef};
+use ractor::Actor;
 use sea_orm::DatabaseConnection;
 use tokio::{
     net::TcpListener,
@@ -123,7 +123,6 @@ impl Application {
             auth,
             inventories,
             sagas: sagas.clone(),
-            committer,
             bus,
             ready: Arc::new(AtomicBool::new(false)),
         });
@@ -206,6 +205,3 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
-
-/// Keeps ActorRef in the public API of tests that want to poke actors.
-pub type SupervisorRef = ActorRef<crate::actors::supervisor::SupervisorMsg>;

@@ -335,14 +335,12 @@ impl Actor for EventInventory {
                 let _ = reply.send(result);
             }
             InventoryMsg::Confirm(order, extra, reply) => state.confirm(&myself, order, extra, reply).await,
-            InventoryMsg::Release(order, reason, extra, reply) => {
-                match state.release(&myself, order, reason, extra).await {
-                    Ok(done) => after_commit(&myself, done, reply, ()),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+            InventoryMsg::Release(order, reason, extra, reply) => match state.release(order, reason, extra).await {
+                Ok(done) => after_commit(&myself, done, reply, ()),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
-            }
+            },
             InventoryMsg::Reconfigure(model, reply) => state.reconfigure(&myself, model, reply).await,
             InventoryMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
@@ -526,7 +524,7 @@ impl InventoryState {
         let own_deadline = hold.own_deadline;
         if own_deadline <= Instant::now() {
             // The hold's own time ran out while the payment was running.
-            if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
+            if let Ok(done) = self.release(order, ReleaseReason::Expired, Vec::new()).await {
                 watch_commit(myself, done);
             }
             return Err(InventoryError::NotHeld);
@@ -575,12 +573,10 @@ impl InventoryState {
     /// Releases a hold, or (for cancellations) a sale; returns the commit to wait for.
     async fn release(
         &mut self,
-        myself: &ActorRef<InventoryMsg>,
         order: Uuid,
         reason: ReleaseReason,
         extra: Vec<WriteOp>,
     ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, InventoryError> {
-        let _ = myself;
         let (facts, was) = if let Some(hold) = self.holds.remove(&order) {
             hold.timer.abort();
             self.slots.unhold(hold.facts.quantity);
@@ -630,7 +626,7 @@ impl InventoryState {
         {
             tracing::warn!(order = %order, "payment exceeded the pin bound; releasing the hold");
         }
-        if let Ok(done) = self.release(myself, order, ReleaseReason::Expired, Vec::new()).await {
+        if let Ok(done) = self.release(order, ReleaseReason::Expired, Vec::new()).await {
             watch_commit(myself, done);
         }
     }

@@ -44,14 +44,6 @@ impl Directory {
             m.remove(id);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.0.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -32,7 +32,6 @@ use crate::{
     auth::AuthKeys,
     bridge::bus::Bus,
     config::Config,
-    store::Committer,
 };
 
 /// Everything a handler may need. axum clones the state for every request, so it is one `Arc`.
@@ -61,7 +60,7 @@ pub struct AppParts {
     pub auth: Arc<AuthKeys>,
     pub inventories: Inventories,
     pub sagas: ActorRef<SagasMsg>,
-    pub committer: Committer,
+    /// Live domain events, for streams.
     pub bus: Bus,
     /// False until start-up finished and while shutting down.
     pub ready: Arc<AtomicBool>,
