@@ -18,7 +18,7 @@ use crate::{
     domain::{DomainEvent, Email, EventType, Password, Role, Username},
     store::{
         entities::{refresh_tokens, users},
-        is_unique_violation, outbox_row,
+        is_unique_violation, record_event,
     },
 };
 
@@ -123,7 +123,7 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
             e.into()
         });
     }
-    crate::store::entities::outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    record_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(user)
 }

@@ -20,8 +20,8 @@ use crate::{
     actors::inventory::{InventoryError, InventoryMsg, Snapshot, event_payload},
     domain::{CategoryKind, DomainEvent, EventType, parse_currency},
     store::{
-        entities::{categories, events, outbox},
-        is_unique_violation, outbox_row,
+        entities::{categories, events},
+        is_unique_violation, record_event,
     },
 };
 
@@ -257,7 +257,7 @@ pub async fn insert_event(state: &AppState, event: events::Model) -> Result<()> 
     let created = DomainEvent::new(EventType::EventCreated, event.id, event_payload(&event));
     let txn = state.db.begin().await?;
     events::Entity::insert(events::ActiveModel::from(event)).exec_without_returning(&txn).await?;
-    outbox::Entity::insert(outbox_row(&created)).exec_without_returning(&txn).await?;
+    record_event(&txn, &created).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -19,8 +19,8 @@ use super::{
 use crate::{
     domain::{DomainEvent, Email, EventType, Password, Username},
     store::{
-        entities::{outbox, refresh_tokens, users},
-        is_unique_violation, outbox_row,
+        entities::{refresh_tokens, users},
+        is_unique_violation, record_event,
     },
 };
 
@@ -126,7 +126,7 @@ async fn update(
         Err(e) => return Err(e.into()),
     };
     let event = DomainEvent::new(EventType::UserUpdated, updated.id, user_payload(&updated));
-    outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    record_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(reply(StatusCode::OK, UserView::from(updated)))
 }
@@ -151,7 +151,7 @@ async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiP
         .exec(&txn)
         .await?;
     let event = DomainEvent::new(EventType::UserDeleted, id, user_payload(&current));
-    outbox::Entity::insert(outbox_row(&event)).exec_without_returning(&txn).await?;
+    record_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

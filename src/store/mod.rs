@@ -78,6 +78,14 @@ pub fn outbox_row(e: &crate::domain::DomainEvent) -> entities::outbox::ActiveMod
     }
 }
 
+/// Records a domain event in the outbox inside the caller's transaction, for writes that do not
+/// go through the committer (accounts, catalogue).
+pub async fn record_event(txn: &sea_orm::DatabaseTransaction, event: &crate::domain::DomainEvent) -> Result<(), DbErr> {
+    use sea_orm::EntityTrait;
+    entities::outbox::Entity::insert(outbox_row(event)).exec_without_returning(txn).await?;
+    Ok(())
+}
+
 /// True when the database itself is out of reach (pool closed or exhausted, connection lost,
 /// I/O failure): the request may succeed later, so callers answer 503 rather than 500.
 pub fn is_unavailable(err: &DbErr) -> bool {
