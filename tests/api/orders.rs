@@ -90,7 +90,8 @@ async fn an_unpaid_hold_expires_on_time_releases_its_seats_and_mails_the_custome
     })
     .await;
     app.eventually(5, "the expiry e-mail", || async { app.mails().iter().any(|m| m.contains("hold expired")) }).await;
-    assert_eq!(app.audit("order.expired").await.len(), 1);
+    // The auditor and the notifier consume the same event independently: wait for the audit row too.
+    app.eventually(5, "order.expired audited", || async { app.audit("order.expired").await.len() == 1 }).await;
 }
 
 #[tokio::test]
