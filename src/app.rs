@@ -1,7 +1,10 @@
 //! Start-up and shutdown. [`Application::build`] connects and migrates the database, ensures the
 //! admin account and demo data, starts the actors, the committer and the outbox relay, and binds
 //! the listener; [`Application::run`] serves until the shutdown signal, then drains in order:
-//! HTTP first, then the relay's last pass, then the actors.
+//! HTTP first, then the relay's last pass, then the Kafka consumers (if any), then the actors.
+//!
+//! Nothing outside the database is waited for at start-up: Kafka topics are ensured in the
+//! background (readiness reports it), MongoDB and SMTP are contacted on first use.
 
 use std::{
     future::Future,
@@ -24,26 +27,34 @@ use tokio::{
 use crate::{
     actors::{
         Inventories,
-        auditor::{Auditor, SqlAuditSink},
-        notifier::{FileMailer, Notifier, NotifierArgs},
+        auditor::{AuditSink, Auditor, SqlAuditSink},
+        notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
         saga::{SagaDeps, Sagas},
         supervisor::{Directory, InventorySupervisor, SupervisorArgs},
     },
     auth::AuthKeys,
     bridge::{
-        bus::{ActorSubscriber, Bus},
+        bus::{ActorSubscriber, Bus, Subscriber, Transport},
+        kafka::{self, KafkaBridge},
         outbox::OutboxRelay,
     },
     config::Config,
     http::{self, AppParts, AppState},
-    seed, store,
+    seed,
+    store::{self, mongo::MongoAuditLog},
 };
+
+/// How long a consumer actor may take over one batch (SMTP sends, MongoDB writes) before the
+/// delivery counts as failed and is retried.
+const CONSUMER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     relay: OutboxRelay,
+    /// With Kafka: the consumer groups and the subscriber each one feeds.
+    consumers: Vec<(String, Arc<dyn Subscriber>)>,
     actors: Vec<ractor::ActorCell>,
 }
 
@@ -98,15 +109,40 @@ impl Application {
         )
         .await?;
 
-        let mailer = Arc::new(FileMailer::new(config.mail.dir.clone()).context("mail.dir")?);
+        let mailer = notifier::mailer(&config.mail)?;
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
-        let (notifier, _) = Actor::spawn(None, Notifier, NotifierArgs { db: db.clone(), mailer, from }).await?;
-        let (auditor, _) =
-            Actor::spawn(None, Auditor, Arc::new(SqlAuditSink { committer: committer.clone() }) as _).await?;
-        let bus = Bus::new(vec![
-            Arc::new(ActorSubscriber { name: "notifier".into(), actor: notifier.clone(), timeout }),
-            Arc::new(ActorSubscriber { name: "auditor".into(), actor: auditor.clone(), timeout }),
-        ]);
+        let (notifier, _) =
+            Actor::spawn(None, Notifier, NotifierArgs { db: db.clone(), committer: committer.clone(), mailer, from })
+                .await?;
+        let audit_log = if config.mongodb.enabled() {
+            let log =
+                MongoAuditLog::new(&config.mongodb.url, &config.mongodb.database).await.map_err(anyhow::Error::msg)?;
+            tracing::info!(database = %config.mongodb.database, "audit log on MongoDB");
+            Some(Arc::new(log))
+        } else {
+            None
+        };
+        let sink: Arc<dyn AuditSink> = match &audit_log {
+            Some(log) => log.clone(),
+            None => Arc::new(SqlAuditSink { committer: committer.clone() }),
+        };
+        let (auditor, _) = Actor::spawn(None, Auditor, sink).await?;
+        let subscriber = |name: &str, actor| -> Arc<dyn Subscriber> {
+            Arc::new(ActorSubscriber { name: name.into(), actor, timeout: CONSUMER_CALL_TIMEOUT })
+        };
+        let notifier_sub = subscriber("notifier", notifier.clone());
+        let auditor_sub = subscriber("auditor", auditor.clone());
+        let (bus, consumers) = if config.kafka.enabled() {
+            let bridge = Arc::new(KafkaBridge::new(&config.kafka).context("kafka producer (kafka.brokers)")?);
+            tracing::info!(brokers = %config.kafka.brokers, "domain events go through Kafka");
+            let consumers = vec![
+                (config.kafka.notifier_group.clone(), notifier_sub),
+                (config.kafka.auditor_group.clone(), auditor_sub),
+            ];
+            (Bus::new(Transport::Kafka(bridge)), consumers)
+        } else {
+            (Bus::in_process(vec![notifier_sub, auditor_sub]), Vec::new())
+        };
         let relay = OutboxRelay {
             db: db.clone(),
             committer: committer.clone(),
@@ -124,6 +160,7 @@ impl Application {
             inventories,
             sagas: sagas.clone(),
             bus,
+            audit_log,
             ready: Arc::new(AtomicBool::new(false)),
         });
         seed::ensure_admin(&state).await.context("ensuring the admin account")?;
@@ -136,7 +173,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
         let actors =
             vec![sagas.get_cell(), supervisor.get_cell(), payments.get_cell(), notifier.get_cell(), auditor.get_cell()];
-        Ok(Self { listener, state, relay, actors })
+        Ok(Self { listener, state, relay, consumers, actors })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -157,8 +194,20 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and stops everything.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, relay, actors } = self;
+        let Self { listener, state, relay, consumers, actors } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut consumer_tasks = Vec::new();
+        if let Transport::Kafka(bridge) = state.bus.transport() {
+            tokio::spawn(bridge.clone().ensure_topics_until_done(stop_rx.clone()));
+            for (group, subscriber) in consumers {
+                consumer_tasks.push(tokio::spawn(kafka::run_consumer(
+                    bridge.clone(),
+                    group,
+                    subscriber,
+                    stop_rx.clone(),
+                )));
+            }
+        }
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);
@@ -175,6 +224,9 @@ impl Application {
             .await?;
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
+        for task in consumer_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         for actor in actors {
             actor.stop(Some("shutdown".into()));
         }

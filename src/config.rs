@@ -28,6 +28,8 @@ pub struct Config {
     pub booking: BookingConfig,
     pub payment: PaymentConfig,
     pub mail: MailConfig,
+    pub kafka: KafkaConfig,
+    pub mongodb: MongoConfig,
     pub seed: SeedConfig,
     pub log: LogConfig,
 }
@@ -163,13 +165,91 @@ impl Default for PaymentConfig {
 pub struct MailConfig {
     /// Sender address of every e-mail.
     pub from: String,
+    /// `file` (embedded: `.eml` files in `dir`) or `smtp`.
+    pub transport: String,
     /// Where the file transport writes `.eml` files (embedded mode).
     pub dir: PathBuf,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `none` (plain, e.g. a local relay), `starttls`, or `tls` (implicit TLS, port 465).
+    pub smtp_tls: String,
+    /// Empty: no authentication.
+    pub smtp_username: String,
+    pub smtp_password: String,
+    /// A send that takes longer fails and is retried.
+    pub smtp_timeout_ms: u64,
 }
 
 impl Default for MailConfig {
     fn default() -> Self {
-        Self { from: "Boxoffice <tickets@boxoffice.local>".into(), dir: PathBuf::from("var/mail") }
+        Self {
+            from: "Boxoffice <tickets@boxoffice.local>".into(),
+            transport: "file".into(),
+            dir: PathBuf::from("var/mail"),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 1025,
+            smtp_tls: "none".into(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, e.g. `127.0.0.1:9092`. Empty: the in-process bus (embedded mode).
+    pub brokers: String,
+    /// Prepended to every topic name (`<prefix>order.placed`), e.g. `boxoffice.`.
+    pub topic_prefix: String,
+    /// Partitions of each topic created at start-up (existing topics are left as they are).
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// How long the producer keeps trying to deliver one message before the relay retries.
+    pub message_timeout_ms: u64,
+    /// Consumer group of the Notifier and of the Auditor.
+    pub notifier_group: String,
+    pub auditor_group: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            topic_prefix: String::new(),
+            partitions: 3,
+            replication_factor: 1,
+            message_timeout_ms: 10_000,
+            notifier_group: "boxoffice-notifier".into(),
+            auditor_group: "boxoffice-auditor".into(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn enabled(&self) -> bool {
+        !self.brokers.trim().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoConfig {
+    /// `mongodb://host:port`. Empty: the audit log lives in the SQL database (embedded mode).
+    pub url: String,
+    pub database: String,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        Self { url: String::new(), database: "boxoffice".into() }
+    }
+}
+
+impl MongoConfig {
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
     }
 }
 
@@ -267,6 +347,26 @@ impl Config {
         }
         if b.actor_call_timeout_ms == 0 {
             return Err(bad("booking.actor_call_timeout_ms", "must be at least 1"));
+        }
+        if !matches!(self.mail.transport.as_str(), "file" | "smtp") {
+            return Err(bad("mail.transport", "must be \"file\" or \"smtp\""));
+        }
+        if !matches!(self.mail.smtp_tls.as_str(), "none" | "starttls" | "tls") {
+            return Err(bad("mail.smtp_tls", "must be \"none\", \"starttls\" or \"tls\""));
+        }
+        if self.mail.transport == "smtp" && self.mail.smtp_host.trim().is_empty() {
+            return Err(bad("mail.smtp_host", "is required when mail.transport is \"smtp\""));
+        }
+        if self.kafka.enabled() {
+            if self.kafka.partitions < 1 || self.kafka.replication_factor < 1 {
+                return Err(bad("kafka.partitions", "partitions and replication_factor must be at least 1"));
+            }
+            if self.kafka.notifier_group == self.kafka.auditor_group {
+                return Err(bad("kafka.auditor_group", "must differ from kafka.notifier_group"));
+            }
+        }
+        if self.mongodb.enabled() && !self.mongodb.url.starts_with("mongodb://") {
+            return Err(bad("mongodb.url", "must start with mongodb://"));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(bad("log.format", "must be \"pretty\" or \"json\""));

@@ -127,10 +127,12 @@ pub enum EventType {
     UserDeleted,
     EventCreated,
     EventUpdated,
+    /// An event's available/held/sold counts changed (the live availability streams use it).
+    InventoryChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         Self::RegistrationCreated,
         Self::OrderPlaced,
         Self::OrderConfirmed,
@@ -143,6 +145,7 @@ impl EventType {
         Self::UserDeleted,
         Self::EventCreated,
         Self::EventUpdated,
+        Self::InventoryChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +162,7 @@ impl EventType {
             Self::UserDeleted => "user.deleted",
             Self::EventCreated => "event.created",
             Self::EventUpdated => "event.updated",
+            Self::InventoryChanged => "inventory.changed",
         }
     }
 

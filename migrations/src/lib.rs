@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_booking_core;
+mod m20261121_000002_processed_events;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -13,6 +14,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_booking_core::Migration)]
+        vec![Box::new(m20261121_000001_booking_core::Migration), Box::new(m20261121_000002_processed_events::Migration)]
     }
 }

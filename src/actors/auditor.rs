@@ -1,7 +1,7 @@
 //! `Auditor`: writes every domain event to the audit log through the [`AuditSink`] port.
 //!
-//! Embedded mode writes the `audit_logs` table. The event id is unique there, so a redelivered
-//! event is a no-op.
+//! Embedded mode writes the `audit_logs` table; with `mongodb.url` set it writes MongoDB's
+//! `auditlogs` collection. The event id is unique in both, so a redelivered event is a no-op.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use sea_orm::ActiveValue::Set;
 use crate::{
     bridge::bus::ConsumerMsg,
     domain::DomainEvent,
-    store::{Committer, WriteOp, entities::audit_logs},
+    store::{Committer, WriteOp, entities::audit_logs, mongo::MongoAuditLog},
 };
 
 #[async_trait::async_trait]
@@ -40,6 +40,13 @@ impl AuditSink for SqlAuditSink {
             ..Default::default()
         });
         self.committer.commit(vec![WriteOp::InsertAuditLogs(rows.collect())]).await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for MongoAuditLog {
+    async fn record(&self, events: &[DomainEvent]) -> Result<(), String> {
+        MongoAuditLog::record(self, events).await
     }
 }
 

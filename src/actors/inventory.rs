@@ -504,8 +504,19 @@ impl InventoryState {
             };
             self.add_hold(myself, facts, Instant::now() + ttl, false);
         }
+        ops.push(self.changed());
         let done = self.committer.submit(ops).await;
         after_commit(myself, done, reply, reservation);
+    }
+
+    /// `inventory.changed` with the counts as they are now, for every job that changed them.
+    fn changed(&self) -> WriteOp {
+        let s = &self.slots;
+        WriteOp::Outbox(DomainEvent::new(
+            EventType::InventoryChanged,
+            self.terms.id,
+            json!({"eventId": self.terms.id, "total": s.total, "available": s.available(), "held": s.held, "sold": s.sold}),
+        ))
     }
 
     fn pin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
@@ -566,6 +577,7 @@ impl InventoryState {
             json!({"status": "confirmed", "tickets": issued.iter().map(|t| &t.code).collect::<Vec<_>>()}),
         )));
         self.sold_orders.insert(order, hold.facts);
+        ops.push(self.changed());
         let done = self.committer.submit(ops).await;
         after_commit(myself, done, reply, issued);
     }
@@ -593,6 +605,7 @@ impl InventoryState {
         let outbox = ops.pop();
         ops.extend(extra);
         ops.extend(outbox);
+        ops.push(self.changed());
         Ok(self.committer.submit(ops).await)
     }
 
@@ -611,7 +624,7 @@ impl InventoryState {
         self.terms = terms;
         let event = DomainEvent::new(EventType::EventUpdated, model.id, event_payload(&model));
         let active: events::ActiveModel = model.into();
-        let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event)];
+        let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event), self.changed()];
         let done = self.committer.submit(ops).await;
         after_commit(myself, done, reply, ());
     }

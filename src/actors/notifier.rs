@@ -1,25 +1,40 @@
 //! `Notifier`: turns domain events into e-mail through the [`Mailer`] port.
 //!
 //! Embedded mode writes each message as an `.eml` file (lettre's file transport) under
-//! `mail.dir`. Which events mail whom: `user.created` (welcome), `registration.created`,
-//! `order.confirmed`, `order.cancelled` and `order.expired` (to the order's owner).
+//! `mail.dir`; configured with `mail.transport = "smtp"` it sends through an SMTP server.
+//! Which events mail whom: `user.created` (welcome), `registration.created`, `order.confirmed`,
+//! `order.cancelled` and `order.expired` (to the order's owner).
+//!
+//! Each event mails at most once: the event id is recorded in `processed_events` after the
+//! send, and an event found there is skipped, so a redelivery (Kafka rewinding a group, a relay
+//! retry) sends nothing.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use anyhow::Context;
+use chrono::Utc;
 use lettre::{
-    AsyncFileTransport, AsyncTransport, Message, Tokio1Executor,
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
+    transport::smtp::authentication::Credentials,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
     bridge::bus::ConsumerMsg,
+    config::MailConfig,
     domain::{DomainEvent, EventType},
-    store::entities::{events, users},
+    store::{
+        Committer, WriteOp,
+        entities::{events, processed_events, users},
+    },
 };
+
+/// The consumer name under which sent e-mails are recorded in `processed_events`.
+const CONSUMER: &str = "notifier";
 
 /// Somewhere e-mail can be sent.
 #[async_trait::async_trait]
@@ -46,8 +61,47 @@ impl Mailer for FileMailer {
     }
 }
 
+/// Sends through an SMTP server (lettre's pooled async transport).
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    pub fn new(c: &MailConfig) -> anyhow::Result<Self> {
+        type Smtp = AsyncSmtpTransport<Tokio1Executor>;
+        let mut builder = match c.smtp_tls.as_str() {
+            "tls" => Smtp::relay(&c.smtp_host).context("mail.smtp_host")?,
+            "starttls" => Smtp::starttls_relay(&c.smtp_host).context("mail.smtp_host")?,
+            // Plain SMTP: a relay on loopback or a private network (Mailpit, a local MTA).
+            _ => Smtp::builder_dangerous(&c.smtp_host),
+        }
+        .port(c.smtp_port)
+        .timeout(Some(Duration::from_millis(c.smtp_timeout_ms)));
+        if !c.smtp_username.is_empty() {
+            builder = builder.credentials(Credentials::new(c.smtp_username.clone(), c.smtp_password.clone()));
+        }
+        Ok(Self { transport: builder.build() })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, message: Message) -> Result<(), String> {
+        self.transport.send(message).await.map(|_| ()).map_err(|e| format!("smtp: {e}"))
+    }
+}
+
+/// The mailer `mail.transport` asks for.
+pub fn mailer(c: &MailConfig) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match c.transport.as_str() {
+        "smtp" => Arc::new(SmtpMailer::new(c)?),
+        _ => Arc::new(FileMailer::new(c.dir.clone()).context("mail.dir")?),
+    })
+}
+
 pub struct NotifierArgs {
     pub db: DatabaseConnection,
+    pub committer: Committer,
     pub mailer: Arc<dyn Mailer>,
     pub from: Mailbox,
 }
@@ -101,6 +155,11 @@ impl NotifierArgs {
         let Some(draft) = self.draft(event).await? else {
             return Ok(());
         };
+        let key = (CONSUMER.to_string(), event.id);
+        if processed_events::Entity::find_by_id(key).one(&self.db).await.map_err(|e| e.to_string())?.is_some() {
+            tracing::debug!(event_id = %event.id, "e-mail already sent for this event");
+            return Ok(());
+        }
         let to: Mailbox = format!("{} <{}>", draft.name.replace(['<', '>', '"'], ""), draft.to)
             .parse()
             .or_else(|_| draft.to.parse())
@@ -117,7 +176,13 @@ impl NotifierArgs {
             .message_id(Some(format!("<{}@boxoffice>", event.id)))
             .multipart(MultiPart::alternative_plain_html(draft.text, html))
             .map_err(|e| e.to_string())?;
-        self.mailer.send(message).await
+        self.mailer.send(message).await?;
+        let sent = processed_events::ActiveModel {
+            consumer: Set(CONSUMER.to_string()),
+            event_id: Set(event.id),
+            processed_at: Set(Utc::now()),
+        };
+        self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(|e| e.to_string())
     }
 
     /// The e-mail an event calls for, if any.

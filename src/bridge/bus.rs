@@ -1,15 +1,18 @@
-//! The in-process event bus: the embedded-mode transport between the outbox relay and the
-//! consumers (Notifier, Auditor), plus a broadcast for live listeners.
+//! The bus between the outbox relay and the consumers (Notifier, Auditor), plus a broadcast for
+//! live listeners (the WebSocket and SSE streams).
 //!
-//! Delivery to consumers is acknowledged: the relay marks an outbox row published only after
-//! every consumer accepted it, so a crash in between means redelivery, never loss. Consumers
-//! are therefore idempotent on the event id.
+//! Two transports, same consumers: in-process (the embedded default: the relay calls the
+//! consumer actors directly) or Kafka (the relay publishes; each consumer group feeds its actor,
+//! see [`super::kafka`]). Delivery is acknowledged either way: the relay marks an outbox row
+//! published only after every consumer, or the broker, accepted it, so a crash in between means
+//! redelivery, never loss. Consumers are therefore idempotent on the event id.
 
 use std::{sync::Arc, time::Duration};
 
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
+use super::kafka::KafkaBridge;
 use crate::domain::DomainEvent;
 
 /// The one message every event consumer actor accepts: a batch, in publication order.
@@ -48,24 +51,46 @@ impl Subscriber for ActorSubscriber {
     }
 }
 
-/// Fan-out to acknowledged subscribers, and a lossy broadcast for live streams.
+/// Where published events go.
+#[derive(Clone)]
+pub enum Transport {
+    /// Straight to the subscribers, in order.
+    InProcess(Arc<Vec<Arc<dyn Subscriber>>>),
+    /// To Kafka; consumer groups deliver to the subscribers.
+    Kafka(Arc<KafkaBridge>),
+}
+
+/// Acknowledged delivery through the transport, and a lossy broadcast for live streams.
 #[derive(Clone)]
 pub struct Bus {
-    subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
+    transport: Transport,
     live: broadcast::Sender<DomainEvent>,
 }
 
 impl Bus {
-    pub fn new(subscribers: Vec<Arc<dyn Subscriber>>) -> Self {
-        let (live, _) = broadcast::channel(1024);
-        Self { subscribers: Arc::new(subscribers), live }
+    pub fn in_process(subscribers: Vec<Arc<dyn Subscriber>>) -> Self {
+        Self::new(Transport::InProcess(Arc::new(subscribers)))
     }
 
-    /// Delivers a batch to every subscriber; the first failure is returned and the batch must
-    /// be offered again (subscribers that already took it deduplicate).
+    pub fn new(transport: Transport) -> Self {
+        let (live, _) = broadcast::channel(4096);
+        Self { transport, live }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Delivers a batch; on failure the batch must be offered again (subscribers that already
+    /// took it, or took part of it, deduplicate).
     pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
-        for s in self.subscribers.iter() {
-            s.deliver(events).await.map_err(|e| format!("{}: {e}", s.name()))?;
+        match &self.transport {
+            Transport::InProcess(subscribers) => {
+                for s in subscribers.iter() {
+                    s.deliver(events).await.map_err(|e| format!("{}: {e}", s.name()))?;
+                }
+            }
+            Transport::Kafka(kafka) => kafka.publish(events).await?,
         }
         for e in events {
             let _ = self.live.send(e.clone());

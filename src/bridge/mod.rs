@@ -1,8 +1,10 @@
 //! Everything that carries domain events out of the transaction that produced them.
 //!
-//! The [`outbox`] relay reads committed outbox rows in order and hands them to the [`bus`]; in
-//! the embedded mode the bus is in-process and delivers to the Notifier and the Auditor, and
-//! to live listeners. The Kafka bridge plugs in at the same place.
+//! The [`outbox`] relay reads committed outbox rows in order and hands them to the [`bus`]. In
+//! the embedded mode the bus is in-process and delivers to the Notifier and the Auditor; with
+//! Kafka configured it publishes to [`kafka`] topics and consumer groups feed the same actors.
+//! Either way, live listeners (streams) get every published event.
 
 pub mod bus;
+pub mod kafka;
 pub mod outbox;

@@ -1,7 +1,9 @@
-//! `/audit-logs`: the audit trail of every domain event (admins only).
+//! `/audit-logs`: the audit trail of every domain event (admins only), read from MongoDB when
+//! `mongodb.url` is set and from the `audit_logs` table otherwise.
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use chrono::{DateTime, Utc};
+use mongodb::bson::oid::ObjectId;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -10,9 +12,12 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiQuery, reply},
-    extract::{AuthUser, PageParams, paginate},
+    extract::{AuthUser, Page, PageParams, decode_cursor, encode_cursor, paginate},
 };
-use crate::{domain::EventType, store::entities::audit_logs};
+use crate::{
+    domain::EventType,
+    store::{entities::audit_logs, mongo::MongoAuditLog},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/audit-logs", get(list))
@@ -41,9 +46,16 @@ pub struct AuditLogView {
     responses((status = 200, body = crate::http::extract::Page<AuditLogView>), (status = 403)))]
 async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response> {
     user.require_admin()?;
+    let event_type = q
+        .event_type
+        .as_deref()
+        .map(|t| EventType::parse(t).ok_or_else(|| Error::invalid("event_type", "not a known domain event type")))
+        .transpose()?;
+    if let Some(log) = &state.audit_log {
+        return Ok(reply(StatusCode::OK, mongo_page(log, event_type, &q.page).await?));
+    }
     let mut select = audit_logs::Entity::find();
-    if let Some(t) = q.event_type.as_deref() {
-        let t = EventType::parse(t).ok_or_else(|| Error::invalid("event_type", "not a known domain event type"))?;
+    if let Some(t) = event_type {
         select = select.filter(audit_logs::Column::EventType.eq(t.as_str()));
     }
     let page = paginate(&state.db, select, audit_logs::Column::Id, |a| a.id, &q.page).await?;
@@ -57,4 +69,48 @@ async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQue
             received_at: a.received_at,
         }),
     ))
+}
+
+/// The same keyset pagination as the SQL lists, on MongoDB's `_id` (insertion order).
+async fn mongo_page(log: &MongoAuditLog, t: Option<EventType>, params: &PageParams) -> Result<Page<AuditLogView>> {
+    let limit = params.checked_limit()?;
+    let oid = |token: &Option<String>, field: &str| -> Result<Option<ObjectId>> {
+        token.as_deref().map(|t| decode_cursor::<String>(t, field)).transpose()?.map_or(Ok(None), |hex| {
+            ObjectId::parse_str(&hex).map(Some).map_err(|_| Error::invalid(field, "not a token this API issued"))
+        })
+    };
+    let after = oid(&params.next_token, "next_token")?;
+    let before = oid(&params.previous_token, "previous_token")?;
+    let mut rows = log
+        .page(t.map(EventType::as_str), after, before, limit as i64 + 1)
+        .await
+        .map_err(|e| Error::Unavailable(format!("audit log: {e}")))?;
+    let more = rows.len() as u64 > limit;
+    let backwards = before.is_some();
+    if more {
+        // The extra row is the one furthest from the cursor.
+        if backwards {
+            rows.remove(0)
+        } else {
+            rows.pop().expect("more than limit rows")
+        };
+    }
+    let first = rows.first().map(|r| encode_cursor(r.id.to_hex()));
+    let last = rows.last().map(|r| encode_cursor(r.id.to_hex()));
+    let (next_token, previous_token) = if backwards {
+        (last, if more { first } else { None })
+    } else {
+        (if more { last } else { None }, if after.is_some() { first } else { None })
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| AuditLogView {
+            event_type: r.event_type,
+            data: r.data,
+            event_id: r.event_id,
+            occurred_at: r.occurred_at,
+            received_at: r.received_at,
+        })
+        .collect();
+    Ok(Page { items, next_token, previous_token })
 }

@@ -63,6 +63,13 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .ok_or_else(|| Error::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+        Self::from_token(state, token)
+    }
+}
+
+impl AuthUser {
+    /// The caller a raw access token names (for clients that cannot set headers: WebSockets).
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self> {
         let claims = state.auth.verify_access(token.trim()).map_err(|e| match e {
             TokenError::Expired => Error::Unauthorized("the access token has expired".into()),
             TokenError::Invalid => Error::Unauthorized("the access token is invalid".into()),
@@ -98,11 +105,28 @@ impl<T> Page<T> {
     }
 }
 
-fn encode_cursor(k: impl Display) -> String {
+impl PageParams {
+    /// The page size (1 to 100, default 20), after checking the tokens are not both given.
+    pub fn checked_limit(&self) -> Result<u64> {
+        let limit = match self.limit.as_deref() {
+            None => 20,
+            Some(l) => l.parse::<u64>().map_err(|_| Error::invalid("limit", "must be a whole number"))?,
+        };
+        if !(1..=100).contains(&limit) {
+            return Err(Error::invalid("limit", "must be between 1 and 100"));
+        }
+        if self.next_token.is_some() && self.previous_token.is_some() {
+            return Err(Error::invalid("previous_token", "give next_token or previous_token, not both"));
+        }
+        Ok(limit)
+    }
+}
+
+pub fn encode_cursor(k: impl Display) -> String {
     URL_SAFE_NO_PAD.encode(k.to_string())
 }
 
-fn decode_cursor<K: FromStr>(token: &str, field: &str) -> Result<K> {
+pub fn decode_cursor<K: FromStr>(token: &str, field: &str) -> Result<K> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
@@ -125,16 +149,7 @@ where
     C: ColumnTrait,
     K: Display + FromStr + Into<sea_orm::Value> + Copy,
 {
-    let limit = match params.limit.as_deref() {
-        None => 20,
-        Some(l) => l.parse::<u64>().map_err(|_| Error::invalid("limit", "must be a whole number"))?,
-    };
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid("limit", "must be between 1 and 100"));
-    }
-    if params.next_token.is_some() && params.previous_token.is_some() {
-        return Err(Error::invalid("previous_token", "give next_token or previous_token, not both"));
-    }
+    let limit = params.checked_limit()?;
     if let Some(t) = &params.previous_token {
         let before: K = decode_cursor(t, "previous_token")?;
         let mut rows = select.filter(key_col.lt(before)).order_by_desc(key_col).limit(limit + 1).all(db).await?;

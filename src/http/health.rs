@@ -1,5 +1,8 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: start-up finished and
-//! the database answers).
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: start-up finished, the
+//! database answers, and with Kafka configured, the broker has been reached and the topics exist).
+//!
+//! A Kafka outage after that does not make the instance unready: booking goes on and the outbox
+//! holds the events until the broker is back; `/readyz` reports `kafka: "degraded"` meanwhile.
 
 use std::sync::atomic::Ordering;
 
@@ -8,6 +11,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::{AppState, Error, Result, error::reply};
+use crate::bridge::bus::Transport;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
@@ -26,5 +30,14 @@ async fn readyz(State(state): State<AppState>) -> Result<Response> {
             .await
             .map_err(|e| Error::Unavailable(format!("database: {e}")))?;
     }
-    Ok(reply(StatusCode::OK, json!({"status": "ready", "database": "ok", "bus": "in-process"})))
+    let kafka = match state.bus.transport() {
+        Transport::InProcess(_) => "not configured (in-process bus)",
+        Transport::Kafka(k) if !k.topics_ready() => {
+            return Err(Error::Unavailable("kafka: broker not reached yet (topics not ensured)".into()));
+        }
+        Transport::Kafka(k) if k.healthy() => "ok",
+        Transport::Kafka(_) => "degraded: publishing fails, events wait in the outbox",
+    };
+    let audit = if state.audit_log.is_some() { "mongodb" } else { "database" };
+    Ok(reply(StatusCode::OK, json!({"status": "ready", "database": "ok", "kafka": kafka, "audit_log": audit})))
 }

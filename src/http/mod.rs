@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod orders;
 mod payments;
+mod streams;
 mod users;
 
 use std::{
@@ -32,6 +33,7 @@ use crate::{
     auth::AuthKeys,
     bridge::bus::Bus,
     config::Config,
+    store::mongo::MongoAuditLog,
 };
 
 /// Everything a handler may need. axum clones the state for every request, so it is one `Arc`.
@@ -60,8 +62,10 @@ pub struct AppParts {
     pub auth: Arc<AuthKeys>,
     pub inventories: Inventories,
     pub sagas: ActorRef<SagasMsg>,
-    /// Live domain events, for streams.
+    /// Live domain events, for streams; also tells readiness which transport is in use.
     pub bus: Bus,
+    /// The audit log on MongoDB, when configured (else the `audit_logs` table).
+    pub audit_log: Option<Arc<MongoAuditLog>>,
     /// False until start-up finished and while shutting down.
     pub ready: Arc<AtomicBool>,
 }
@@ -73,12 +77,14 @@ pub fn router(state: AppState) -> Router {
         .merge(catalog::router())
         .merge(orders::router())
         .merge(payments::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(streams::api_router());
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let body_limit = state.config.http.body_limit_bytes;
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(streams::router())
         .merge(docs::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {

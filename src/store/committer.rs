@@ -18,7 +18,9 @@ use sea_orm::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entities::{audit_logs, events, orders, outbox, payment_status_history, payments, refunds, tickets};
+use super::entities::{
+    audit_logs, events, orders, outbox, payment_status_history, payments, processed_events, refunds, tickets,
+};
 use crate::domain::{DomainEvent, OrderStatus, PaymentStatus};
 
 /// One write. Inserts of a batch run before its updates; within each kind, in submission order.
@@ -50,6 +52,8 @@ pub enum WriteOp {
     InsertAuditLogs(Vec<audit_logs::ActiveModel>),
     /// Outbox rows the relay has delivered.
     MarkPublished(Vec<i64>),
+    /// Events a consumer has acted on (its side effect is done); known ones are skipped.
+    MarkProcessed(Vec<processed_events::ActiveModel>),
     /// Writes nothing; its commit means every job queued before it has finished.
     Barrier,
 }
@@ -164,6 +168,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     let mut new_refunds = Vec::new();
     let mut new_outbox = Vec::new();
     let mut new_audit = Vec::new();
+    let mut new_processed = Vec::new();
     let mut new_history = Vec::new();
     let mut updates = Vec::new();
     let now = Utc::now();
@@ -175,6 +180,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
             WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
             WriteOp::InsertAuditLogs(rows) => new_audit.extend(rows.iter().cloned()),
+            WriteOp::MarkProcessed(rows) => new_processed.extend(rows.iter().cloned()),
             WriteOp::Barrier => {}
             other => updates.push(other),
         }
@@ -188,6 +194,10 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     // A redelivered event is already audited: skip it rather than fail the batch.
     let skip_known = OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned();
     inserts::<audit_logs::Entity>(backend, new_audit, &mut out, Some(skip_known));
+    let skip_known = OnConflict::columns([processed_events::Column::Consumer, processed_events::Column::EventId])
+        .do_nothing()
+        .to_owned();
+    inserts::<processed_events::Entity>(backend, new_processed, &mut out, Some(skip_known));
     for op in updates {
         match op {
             // Guarded by the expected current status, so a stale writer changes nothing.

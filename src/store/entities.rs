@@ -236,6 +236,21 @@ pub mod audit_logs {
     no_relations!();
 }
 
+pub mod processed_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "processed_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: Uuid,
+        pub processed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod idempotency_keys {
     use sea_orm::entity::prelude::*;
 

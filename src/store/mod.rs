@@ -3,6 +3,7 @@
 
 pub mod committer;
 pub mod entities;
+pub mod mongo;
 
 use std::time::Duration;
 

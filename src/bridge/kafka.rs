@@ -1,0 +1,394 @@
+//! The Kafka transport: the outbox relay publishes through [`KafkaBridge`], and
+//! [`run_consumer`] feeds each consumer group's messages to a [`Subscriber`] (the Notifier or the
+//! Auditor actor).
+//!
+//! Wire format: one topic per domain event type (`<prefix>order.placed`, ...), key = the
+//! aggregate id (the booking event for order and inventory events, so one event's history stays
+//! in order on one partition), value = the JSON payload, and the CloudEvents Kafka binding in
+//! binary mode for the envelope: headers `ce_specversion`, `ce_id`, `ce_type`, `ce_source`,
+//! `ce_time` and `content-type`.
+//!
+//! Delivery is at least once end to end: the relay marks outbox rows sent only after the broker
+//! acknowledged them (idempotent producer, `acks=all`), and a consumer commits an offset only after
+//! its side effect succeeded. Consumers are idempotent on `ce_id`. A message that can never be
+//! decoded goes to `<topic>.dlq` with the reason in an `error` header, and the partition moves on.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::RDKafkaErrorCode,
+    message::{Header, Headers, OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, FutureRecord},
+    util::Timeout,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::bus::Subscriber;
+use crate::{
+    config::KafkaConfig,
+    domain::{DomainEvent, EventType},
+};
+
+/// The `ce_source` of every event Boxoffice publishes.
+pub const SOURCE: &str = "/boxoffice";
+/// Most messages a consumer hands to its subscriber at once.
+const CONSUMER_BATCH: usize = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// `<prefix><event type>`.
+pub fn topic(prefix: &str, t: EventType) -> String {
+    format!("{prefix}{}", t.as_str())
+}
+
+/// Where a topic's undecodable messages go.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+fn base_config(c: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", c.brokers.trim()).set("client.id", "boxoffice");
+    config
+}
+
+/// The producer side, shared by the outbox relay and the consumers' dead-letter writes.
+pub struct KafkaBridge {
+    producer: FutureProducer,
+    config: KafkaConfig,
+    /// True once every topic exists (start-up does not wait for the broker).
+    topics_ready: AtomicBool,
+    /// False after a publish failed, until one succeeds: the broker is away, the outbox grows.
+    healthy: AtomicBool,
+}
+
+impl KafkaBridge {
+    pub fn new(c: &KafkaConfig) -> anyhow::Result<Self> {
+        let producer = base_config(c)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", c.message_timeout_ms.to_string())
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .create()?;
+        Ok(Self { producer, config: c.clone(), topics_ready: AtomicBool::new(false), healthy: AtomicBool::new(true) })
+    }
+
+    pub fn topics_ready(&self) -> bool {
+        self.topics_ready.load(Ordering::Relaxed)
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Every event topic and its dead-letter topic.
+    pub fn all_topics(&self) -> Vec<String> {
+        EventType::ALL.iter().map(|t| topic(&self.config.topic_prefix, *t)).flat_map(|t| [dlq_topic(&t), t]).collect()
+    }
+
+    /// Creates missing topics; existing ones are left alone.
+    pub async fn ensure_topics(&self) -> Result<(), String> {
+        let admin: AdminClient<DefaultClientContext> =
+            base_config(&self.config).create().map_err(|e| format!("kafka admin client: {e}"))?;
+        let names = self.all_topics();
+        let topics: Vec<NewTopic> = names
+            .iter()
+            .map(|n| NewTopic::new(n, self.config.partitions, TopicReplication::Fixed(self.config.replication_factor)))
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics(&topics, &options).await.map_err(|e| format!("kafka: {e}"))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(format!("kafka: creating topic {name}: {code}")),
+            }
+        }
+        self.topics_ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ensures the topics, retrying with capped backoff until it works or `shutdown`.
+    pub async fn ensure_topics_until_done(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.ensure_topics().await {
+                Ok(()) => {
+                    tracing::info!(brokers = %self.config.brokers, "kafka topics ready");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "kafka not ready yet"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Publishes a batch and waits for the broker to acknowledge every message. On error some
+    /// may have been delivered; the caller offers the whole batch again (consumers deduplicate).
+    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
+        let encoded: Vec<Encoded> = events.iter().map(|e| encode(&self.config.topic_prefix, e)).collect();
+        // Queued in order (join_all polls them in order), so per-partition order holds.
+        let sends = encoded.iter().map(|m| {
+            let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.payload).headers(m.headers.clone());
+            self.producer.send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
+        });
+        let results = futures::future::join_all(sends).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if let Some(Err((e, _))) = results.into_iter().find(|r| r.is_err()) {
+            self.healthy.store(false, Ordering::Relaxed);
+            return Err(format!("kafka: {failed} of {} messages not acknowledged: {e}", events.len()));
+        }
+        self.healthy.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends an undecodable message to its topic's dead-letter topic, with the reason.
+    async fn dead_letter(&self, msg: &OwnedMessage, group: &str, error: &str) -> Result<(), String> {
+        let dlq = dlq_topic(msg.topic());
+        let mut headers = OwnedHeaders::new();
+        if let Some(h) = msg.headers() {
+            for h in h.iter() {
+                headers = headers.insert(Header { key: h.key, value: h.value });
+            }
+        }
+        let headers = headers
+            .insert(Header { key: "error", value: Some(error) })
+            .insert(Header { key: "consumer_group", value: Some(group) })
+            .insert(Header { key: "original_partition", value: Some(&msg.partition().to_string()) })
+            .insert(Header { key: "original_offset", value: Some(&msg.offset().to_string()) });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dlq).headers(headers);
+        if let Some(k) = msg.key() {
+            record = record.key(k);
+        }
+        if let Some(p) = msg.payload() {
+            record = record.payload(p);
+        }
+        self.producer
+            .send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| format!("kafka: dead-lettering to {dlq}: {e}"))
+    }
+}
+
+/// A domain event ready for the producer.
+struct Encoded {
+    topic: String,
+    key: String,
+    payload: String,
+    headers: OwnedHeaders,
+}
+
+fn encode(prefix: &str, e: &DomainEvent) -> Encoded {
+    let headers = OwnedHeaders::new_with_capacity(6)
+        .insert(Header { key: "ce_specversion", value: Some("1.0") })
+        .insert(Header { key: "ce_id", value: Some(&e.id.to_string()) })
+        .insert(Header { key: "ce_type", value: Some(e.event_type.as_str()) })
+        .insert(Header { key: "ce_source", value: Some(SOURCE) })
+        .insert(Header { key: "ce_time", value: Some(&e.occurred_at.to_rfc3339()) })
+        .insert(Header { key: "content-type", value: Some("application/json") });
+    Encoded {
+        topic: topic(prefix, e.event_type),
+        key: e.aggregate_id.to_string(),
+        payload: e.payload.to_string(),
+        headers,
+    }
+}
+
+/// Reads a message back into a domain event; the error says what is wrong with it.
+pub fn decode(msg: &impl Message) -> Result<DomainEvent, String> {
+    let header = |name: &str| -> Result<String, String> {
+        msg.headers()
+            .and_then(|h| h.iter().find(|h| h.key == name))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .ok_or_else(|| format!("missing header {name}"))
+    };
+    let spec = header("ce_specversion")?;
+    if spec != "1.0" {
+        return Err(format!("unsupported ce_specversion {spec}"));
+    }
+    let id = Uuid::parse_str(&header("ce_id")?).map_err(|e| format!("ce_id: {e}"))?;
+    let type_name = header("ce_type")?;
+    let event_type = EventType::parse(&type_name).ok_or_else(|| format!("unknown ce_type {type_name}"))?;
+    let occurred_at =
+        DateTime::parse_from_rfc3339(&header("ce_time")?).map_err(|e| format!("ce_time: {e}"))?.with_timezone(&Utc);
+    let key = msg.key().ok_or("missing key")?;
+    let aggregate_id =
+        std::str::from_utf8(key).ok().and_then(|k| Uuid::parse_str(k).ok()).ok_or("key is not an aggregate id")?;
+    let payload =
+        serde_json::from_slice(msg.payload().ok_or("missing value")?).map_err(|e| format!("value is not JSON: {e}"))?;
+    Ok(DomainEvent { id, event_type, aggregate_id, occurred_at, payload })
+}
+
+/// One consumer group feeding one subscriber, until `shutdown`.
+///
+/// Per batch: undecodable messages are dead-lettered, the rest are handed to the subscriber
+/// (retried with capped backoff until it succeeds), and only then are the offsets committed.
+pub async fn run_consumer(
+    bridge: Arc<KafkaBridge>,
+    group: String,
+    subscriber: Arc<dyn Subscriber>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let consumer: StreamConsumer = match base_config(&bridge.config)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        // A subscriber may be retrying for a long while (SMTP or MongoDB away) between polls.
+        .set("max.poll.interval.ms", "600000")
+        .create()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(group, error = %e, "kafka consumer could not be created");
+            return;
+        }
+    };
+    let topics: Vec<String> = EventType::ALL.iter().map(|t| topic(&bridge.config.topic_prefix, *t)).collect();
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    if let Err(e) = consumer.subscribe(&refs) {
+        tracing::error!(group, error = %e, "kafka subscribe failed");
+        return;
+    }
+    tracing::info!(group, subscriber = subscriber.name(), "kafka consumer started");
+    loop {
+        let first = tokio::select! {
+            m = consumer.recv() => m,
+            _ = shutdown.changed() => return,
+        };
+        let first = match first {
+            Ok(m) => m.detach(),
+            Err(e) => {
+                tracing::warn!(group, error = %e, "kafka receive failed");
+                if sleep_or_shutdown(Duration::from_millis(500), &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < CONSUMER_BATCH {
+            match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
+        }
+        let mut events = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            match decode(msg) {
+                Ok(e) => events.push(e),
+                Err(reason) => {
+                    tracing::error!(group, topic = msg.topic(), offset = msg.offset(), %reason, "poison message");
+                    if !retry(&mut shutdown, "dead-letter", || bridge.dead_letter(msg, &group, &reason)).await {
+                        return;
+                    }
+                }
+            }
+        }
+        if !events.is_empty() && !retry(&mut shutdown, subscriber.name(), || subscriber.deliver(&events)).await {
+            return;
+        }
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for msg in &batch {
+            let e = next.entry((msg.topic(), msg.partition())).or_insert(0);
+            *e = (*e).max(msg.offset() + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), offset) in next {
+            let _ = tpl.add_partition_offset(t, p, Offset::Offset(offset));
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            // The side effects are done and idempotent: a redelivery after this is harmless.
+            tracing::warn!(group, error = %e, "offset commit failed");
+        }
+    }
+}
+
+/// Runs `op` until it succeeds, with capped backoff; false when shutdown came first.
+async fn retry<F, Fut>(shutdown: &mut watch::Receiver<bool>, what: &str, mut op: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(consumer = what, error = %e, retry_ms = backoff.as_millis() as u64, "delivery failed; retrying");
+                if sleep_or_shutdown(backoff, shutdown).await {
+                    return false;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Sleeps; true when shutdown was asked for meanwhile.
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::OwnedMessage;
+    use serde_json::json;
+
+    use super::*;
+
+    fn as_message(e: &Encoded) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(e.payload.clone().into_bytes()),
+            Some(e.key.clone().into_bytes()),
+            e.topic.clone(),
+            rdkafka::Timestamp::NotAvailable,
+            0,
+            7,
+            Some(e.headers.clone()),
+        )
+    }
+
+    #[test]
+    fn an_event_survives_the_wire_format() {
+        let event = DomainEvent::new(EventType::OrderPlaced, Uuid::now_v7(), json!({"orderId": "x", "quantity": 2}));
+        let encoded = encode("bx.", &event);
+        assert_eq!(encoded.topic, "bx.order.placed");
+        assert_eq!(encoded.key, event.aggregate_id.to_string());
+        let back = decode(&as_message(&encoded)).unwrap();
+        // RFC 3339 keeps the instant to the nanosecond.
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_message_without_cloudevents_headers_is_rejected_with_the_reason() {
+        let event = DomainEvent::new(EventType::OrderPlaced, Uuid::now_v7(), json!({}));
+        let mut encoded = encode("", &event);
+        encoded.headers = OwnedHeaders::new().insert(Header { key: "ce_specversion", value: Some("1.0") });
+        assert_eq!(decode(&as_message(&encoded)).unwrap_err(), "missing header ce_id");
+        let mut encoded = encode("", &event);
+        encoded.payload = "{not json".into();
+        assert!(decode(&as_message(&encoded)).unwrap_err().starts_with("value is not JSON"));
+    }
+}

@@ -1,0 +1,153 @@
+//! Live streams of published domain events.
+//!
+//! - `GET /ws/logs` (WebSocket, administrators): every domain event, one JSON text frame each,
+//!   as the outbox relay publishes it. Browsers cannot set headers on a WebSocket, so the access
+//!   token may also come as `?access_token=`.
+//! - `GET /api/v1/events/{id}/availability/stream` (Server-Sent Events, public like the event
+//!   itself): the event's counts now, then again on every change (`inventory.changed`).
+//!
+//! Both read the bus's broadcast. A listener too slow to keep up misses events: the log stream
+//! says how many in a `{"type":"lagged"}` frame, the availability stream re-reads the counts.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Router,
+    extract::{
+        Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
+    http::HeaderMap,
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use futures::{Stream, StreamExt};
+use sea_orm::EntityTrait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::{AppState, Error, Result, error::ApiPath, extract::AuthUser};
+use crate::{
+    domain::{DomainEvent, EventType},
+    store::entities::events,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws/logs", get(logs))
+}
+
+/// Routes under `/api/v1`.
+pub fn api_router() -> Router<AppState> {
+    Router::new().route("/events/{id}/availability/stream", get(availability))
+}
+
+#[derive(Debug, Deserialize)]
+struct WsAuth {
+    access_token: Option<String>,
+}
+
+/// The JSON line a log listener gets for one event.
+pub fn log_line(e: &DomainEvent) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type.as_str(),
+        "aggregateId": e.aggregate_id,
+        "occurredAt": e.occurred_at,
+        "data": e.payload,
+    })
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsAuth>,
+    ws: WebSocketUpgrade,
+) -> Result<Response> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let token = bearer
+        .or(q.access_token)
+        .ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?;
+    AuthUser::from_token(&state, &token)?.require_admin()?;
+    let live = state.bus.subscribe_live();
+    Ok(ws.on_upgrade(move |socket| forward_logs(socket, live)))
+}
+
+async fn forward_logs(mut socket: WebSocket, mut live: tokio::sync::broadcast::Receiver<DomainEvent>) {
+    loop {
+        tokio::select! {
+            event = live.recv() => {
+                let line = match event {
+                    Ok(e) => log_line(&e),
+                    Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                    Err(RecvError::Closed) => return,
+                };
+                if socket.send(Message::Text(line.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // The client closed, or went away.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", tag = "catalog",
+    responses((status = 200, description = "text/event-stream of `availability` events: \
+        {eventId, total, available, held, sold}", content_type = "text/event-stream"), (status = 404)))]
+async fn availability(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
+    // Subscribe before reading the counts, so no change falls between the two.
+    let live = state.bus.subscribe_live();
+    let first = current(&state, id).await?;
+    Ok(Sse::new(availability_stream(state, id, first, live))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+async fn current(state: &AppState, id: Uuid) -> Result<Value> {
+    let s = state.inventories.snapshot(id).await?;
+    Ok(json!({"eventId": id, "total": s.total, "available": s.available, "held": s.held, "sold": s.sold}))
+}
+
+fn availability_stream(
+    state: AppState,
+    id: Uuid,
+    first: Value,
+    live: tokio::sync::broadcast::Receiver<DomainEvent>,
+) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
+    let sse = |v: &Value| SseEvent::default().event("availability").data(v.to_string());
+    let first = futures::stream::once({
+        let e = sse(&first);
+        async move { Ok(e) }
+    });
+    let changes = futures::stream::unfold((state, live), move |(state, mut live)| async move {
+        loop {
+            match live.recv().await {
+                Ok(e) if e.event_type == EventType::InventoryChanged && e.aggregate_id == id => {
+                    return Some((Ok(sse(&e.payload)), (state, live)));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    // Missed some: the counts now are what matters.
+                    if let Ok(now) = current(&state, id).await {
+                        return Some((Ok(sse(&now)), (state, live)));
+                    }
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    first.chain(changes)
+}
