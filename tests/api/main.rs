@@ -10,3 +10,4 @@ mod errors;
 mod orders;
 mod payments;
 mod recovery;
+mod streams;
