@@ -1,0 +1,203 @@
+//! The event backbone on real servers: Kafka, a MongoDB wire-protocol server (FerretDB) and an
+//! SMTP server (Mailpit), all started by `scripts/services.sh up` and found through the
+//! variables `scripts/services.sh env` prints (`scripts/test.sh` sets them).
+//!
+//! Each test gets its own topic prefix, consumer groups, MongoDB database and database, so they
+//! run in parallel; the outage tests stop and start shared servers, so they take an exclusive
+//! lock that the others share.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+mod flow;
+mod outages;
+
+use std::{collections::HashMap, path::PathBuf, sync::LazyLock, time::Duration};
+
+use boxoffice::Config;
+use mongodb::bson::{Document, doc};
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+    message::Headers,
+};
+use serde_json::Value;
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use helpers::TestApp;
+
+/// Shared by the tests that only use the servers, held exclusively by those that stop them.
+pub static SERVERS: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
+
+/// Where the real servers are.
+#[derive(Clone)]
+pub struct Services {
+    pub kafka: String,
+    pub mongodb: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub mailpit: String,
+}
+
+impl Services {
+    /// From the environment; without it the test cannot run, which fails loudly in CI.
+    pub fn get() -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let all = (|| {
+            let smtp = var("BOXOFFICE_TEST_SMTP")?;
+            let (host, port) = smtp.rsplit_once(':')?;
+            Some(Self {
+                kafka: var("BOXOFFICE_TEST_KAFKA_BROKERS")?,
+                mongodb: var("BOXOFFICE_TEST_MONGODB_URL")?,
+                smtp_host: host.to_string(),
+                smtp_port: port.parse().ok()?,
+                mailpit: var("BOXOFFICE_TEST_MAILPIT_URL")?,
+            })
+        })();
+        if all.is_none() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the backbone tests: run scripts/services.sh up and export what scripts/services.sh env prints"
+            );
+            eprintln!("skipped: the real services are not configured (see scripts/services.sh env)");
+        }
+        all
+    }
+
+    /// Runs `scripts/services.sh <cmd> <name>` (the outage tests stop and start servers).
+    pub fn script(&self, cmd: &str, name: &str) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
+        let out = std::process::Command::new("bash").arg(script).args([cmd, name]).output().unwrap();
+        assert!(out.status.success(), "services.sh {cmd} {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// One test's private slice of the servers.
+pub struct Backbone {
+    pub services: Services,
+    pub id: String,
+    pub prefix: String,
+    pub mongo: mongodb::Database,
+}
+
+impl Backbone {
+    pub async fn new(services: Services) -> Self {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let client = mongodb::Client::with_uri_str(&services.mongodb).await.unwrap();
+        let mongo = client.database(&format!("bx_{id}"));
+        Self { prefix: format!("t{id}."), services, id, mongo }
+    }
+
+    /// Points a configuration at the real servers, with this test's names.
+    pub fn configure(&self, c: &mut Config) {
+        c.kafka.brokers = self.services.kafka.clone();
+        c.kafka.topic_prefix = self.prefix.clone();
+        c.kafka.partitions = 2;
+        c.kafka.notifier_group = format!("notifier-{}", self.id);
+        c.kafka.auditor_group = format!("auditor-{}", self.id);
+        c.mongodb.url = self.services.mongodb.clone();
+        c.mongodb.database = format!("bx_{}", self.id);
+        c.mail.transport = "smtp".into();
+        c.mail.smtp_host = self.services.smtp_host.clone();
+        c.mail.smtp_port = self.services.smtp_port;
+    }
+
+    /// The app on these servers, once Kafka's topics exist (readiness says so).
+    pub async fn app(&self) -> TestApp {
+        let app = TestApp::spawn_with(|c| self.configure(c)).await;
+        wait_ready(&app).await;
+        app
+    }
+
+    /// A user name unique across tests (they share Mailpit).
+    pub fn user(&self, name: &str) -> String {
+        format!("{name}_{}", self.id)
+    }
+
+    pub fn topic(&self, event_type: &str) -> String {
+        format!("{}{event_type}", self.prefix)
+    }
+
+    /// Audit documents matching `filter`.
+    pub async fn audit_docs(&self, filter: Document) -> Vec<Document> {
+        use futures::TryStreamExt;
+        let cursor = self.mongo.collection::<Document>("auditlogs").find(filter).await.unwrap();
+        cursor.try_collect().await.unwrap()
+    }
+
+    /// The subjects of the e-mails Mailpit received for `address`.
+    pub async fn mail_subjects(&self, address: &str) -> Vec<String> {
+        let url = format!("{}/api/v1/search?query=to:{address}&limit=200", self.services.mailpit);
+        let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Subject"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// A consumer of this test's topics from the beginning, in a group of its own.
+    pub fn consumer(&self, event_types: &[&str]) -> StreamConsumer {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.services.kafka)
+            .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let topics: Vec<String> = event_types.iter().map(|t| self.topic(t)).collect();
+        consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        consumer
+    }
+}
+
+/// One received Kafka message, decoded for assertions.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub key: String,
+    pub headers: HashMap<String, String>,
+    pub value: Value,
+}
+
+/// Receives until `done` says the collection is complete, or fails after `secs`.
+pub async fn receive_until(
+    consumer: &StreamConsumer,
+    secs: u64,
+    mut done: impl FnMut(&[Received]) -> bool,
+) -> Vec<Received> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(&got) {
+        let m = tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; received so far: {got:#?}"))
+            .unwrap();
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.push(Received {
+            topic: m.topic().to_string(),
+            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            headers,
+            value: serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null),
+        });
+    }
+    got
+}
+
+pub async fn wait_ready(app: &TestApp) {
+    app.eventually(60, "readiness with Kafka topics", || async { app.get("/readyz", None).await.0 == 200 }).await;
+}
+
+pub fn by_event_id(id: &str) -> Document {
+    doc! {"eventId": id}
+}
