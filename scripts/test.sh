@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The test command. Runs every test on the embedded path (SQLite), then the HTTP suite again
-# against a real PostgreSQL started by scripts/services.sh.
+# The test command. Starts the real servers (scripts/services.sh: PostgreSQL, Kafka, FerretDB,
+# Mailpit), then runs every test with the embedded database (SQLite), and the HTTP and backbone
+# suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
+# both passes; in CI they fail rather than skip if the servers are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh up
-pg_url=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
+# Only the test variables: the apps under test are configured by the tests themselves.
+eval "$(scripts/services.sh env | grep '^export BOXOFFICE_TEST_')"
+pg_url=$BOXOFFICE_TEST_POSTGRES_URL
 
-echo "== tests on SQLite (embedded) =="
+echo "== all tests, SQLite (embedded database) =="
 env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --all-targets
 
-echo "== HTTP suite on PostgreSQL ($pg_url) =="
-BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api
+echo "== HTTP and backbone suites on PostgreSQL ($pg_url) =="
+BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone
