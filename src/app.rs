@@ -196,17 +196,18 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { listener, state, relay, consumers, actors } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut consumer_tasks = Vec::new();
+        let mut consumers_task = None;
         if let Transport::Kafka(bridge) = state.bus.transport() {
-            tokio::spawn(bridge.clone().ensure_topics_until_done(stop_rx.clone()));
-            for (group, subscriber) in consumers {
-                consumer_tasks.push(tokio::spawn(kafka::run_consumer(
-                    bridge.clone(),
-                    group,
-                    subscriber,
-                    stop_rx.clone(),
-                )));
-            }
+            // Consumers subscribe once the topics exist, so they never wait on stale metadata.
+            let (bridge, stop) = (bridge.clone(), stop_rx.clone());
+            consumers_task = Some(tokio::spawn(async move {
+                bridge.clone().ensure_topics_until_done(stop.clone()).await;
+                let running: Vec<_> = consumers
+                    .into_iter()
+                    .map(|(group, sub)| tokio::spawn(kafka::run_consumer(bridge.clone(), group, sub, stop.clone())))
+                    .collect();
+                futures::future::join_all(running).await;
+            }));
         }
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
@@ -224,7 +225,7 @@ impl Application {
             .await?;
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
-        for task in consumer_tasks {
+        if let Some(task) = consumers_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         for actor in actors {

@@ -30,7 +30,7 @@ use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::RDKafkaErrorCode,
     message::{Header, Headers, OwnedHeaders, OwnedMessage},
-    producer::{FutureProducer, FutureRecord},
+    producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
 };
 use tokio::sync::watch;
@@ -60,13 +60,19 @@ pub fn dlq_topic(topic: &str) -> String {
 
 fn base_config(c: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", c.brokers.trim()).set("client.id", "boxoffice");
+    config
+        .set("bootstrap.servers", c.brokers.trim())
+        .set("client.id", "boxoffice")
+        // Find a broker that came back within a second, not librdkafka's default ten.
+        .set("reconnect.backoff.max.ms", "1000");
     config
 }
 
 /// The producer side, shared by the outbox relay and the consumers' dead-letter writes.
 pub struct KafkaBridge {
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal error (the idempotent producer cannot go on
+    /// after one; a new producer starts a new producer id and delivers the retried batch).
+    producer: std::sync::RwLock<FutureProducer>,
     config: KafkaConfig,
     /// True once every topic exists (start-up does not wait for the broker).
     topics_ready: AtomicBool,
@@ -76,14 +82,27 @@ pub struct KafkaBridge {
 
 impl KafkaBridge {
     pub fn new(c: &KafkaConfig) -> anyhow::Result<Self> {
-        let producer = base_config(c)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", c.message_timeout_ms.to_string())
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .create()?;
-        Ok(Self { producer, config: c.clone(), topics_ready: AtomicBool::new(false), healthy: AtomicBool::new(true) })
+        Ok(Self {
+            producer: std::sync::RwLock::new(new_producer(c)?),
+            config: c.clone(),
+            topics_ready: AtomicBool::new(false),
+            healthy: AtomicBool::new(true),
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After a failed send: a producer in a fatal state is replaced, other errors are transient.
+    fn recover(&self, failed: &FutureProducer) {
+        if let Some((code, reason)) = failed.client().fatal_error() {
+            tracing::error!(%code, %reason, "kafka producer failed fatally; starting a new one");
+            match new_producer(&self.config) {
+                Ok(p) => *self.producer.write().unwrap_or_else(|p| p.into_inner()) = p,
+                Err(e) => tracing::error!(error = %e, "kafka producer could not be recreated"),
+            }
+        }
     }
 
     pub fn topics_ready(&self) -> bool {
@@ -143,15 +162,17 @@ impl KafkaBridge {
     /// may have been delivered; the caller offers the whole batch again (consumers deduplicate).
     pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
         let encoded: Vec<Encoded> = events.iter().map(|e| encode(&self.config.topic_prefix, e)).collect();
+        let producer = self.producer();
         // Queued in order (join_all polls them in order), so per-partition order holds.
         let sends = encoded.iter().map(|m| {
             let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.payload).headers(m.headers.clone());
-            self.producer.send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
+            producer.send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
         });
         let results = futures::future::join_all(sends).await;
         let failed = results.iter().filter(|r| r.is_err()).count();
         if let Some(Err((e, _))) = results.into_iter().find(|r| r.is_err()) {
             self.healthy.store(false, Ordering::Relaxed);
+            self.recover(&producer);
             return Err(format!("kafka: {failed} of {} messages not acknowledged: {e}", events.len()));
         }
         self.healthy.store(true, Ordering::Relaxed);
@@ -179,12 +200,22 @@ impl KafkaBridge {
         if let Some(p) = msg.payload() {
             record = record.payload(p);
         }
-        self.producer
+        self.producer()
             .send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
             .await
             .map(|_| ())
             .map_err(|(e, _)| format!("kafka: dead-lettering to {dlq}: {e}"))
     }
+}
+
+fn new_producer(c: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer> {
+    base_config(c)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", c.message_timeout_ms.to_string())
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()
 }
 
 /// A domain event ready for the producer.

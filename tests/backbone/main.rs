@@ -172,10 +172,16 @@ pub async fn receive_until(
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !done(&got) {
-        let m = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; received so far: {got:#?}"))
-            .unwrap();
+        let m = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => panic!("timed out; received so far: {got:#?}"),
+            Ok(Ok(m)) => m,
+            // Metadata of just-created topics may reach this client a moment later.
+            Ok(Err(e)) => {
+                eprintln!("test consumer: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let headers = m
             .headers()
             .map(|h| {

@@ -54,7 +54,7 @@ async fn events_published_while_kafka_is_down_are_all_delivered_once_in_order() 
     services.script("up", "kafka");
 
     app.eventually(90, "the outbox to drain", || async { unpublished(&app).await == 0 }).await;
-    app.eventually(60, "every order.placed audited", || async {
+    app.eventually(120, "every order.placed audited", || async {
         bb.audit_docs(doc! {"eventType": "order.placed"}).await.len() >= orders.len()
     })
     .await;
@@ -69,7 +69,7 @@ async fn events_published_while_kafka_is_down_are_all_delivered_once_in_order() 
 
     // On Kafka, one event's orders are on one partition in the order they were placed.
     let consumer = bb.consumer(&["order.placed"]);
-    let got = receive_until(&consumer, 60, |got| {
+    let got = receive_until(&consumer, 120, |got| {
         orders.iter().all(|o| got.iter().any(|m| m.value["orderId"].as_str() == Some(o.as_str())))
     })
     .await;
