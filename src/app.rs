@@ -61,6 +61,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        crate::instruments::install();
         let config = Arc::new(config);
         let db = store::connect(&config.database.url, config.database.max_connections)
             .await
@@ -209,6 +210,7 @@ impl Application {
                 futures::future::join_all(running).await;
             }));
         }
+        tokio::spawn(crate::bridge::outbox::watch_pending(state.db.clone(), Duration::from_secs(5), stop_rx.clone()));
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);

@@ -20,6 +20,7 @@ pub mod bridge;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod instruments;
 pub mod loadtest;
 pub mod seed;
 pub mod store;

@@ -72,7 +72,10 @@ impl Actor for Auditor {
         sink: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let ConsumerMsg::Deliver(events, reply) = msg;
-        let _ = reply.send(sink.record(&events).await);
+        let result = sink.record(&events).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!(crate::instruments::AUDIT_WRITES, "result" => outcome).increment(1);
+        let _ = reply.send(result);
         Ok(())
     }
 }

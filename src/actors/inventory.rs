@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{DomainEvent, EventType, OrderFacts, OrderStatus, ReleaseReason},
+    instruments,
     store::{
         Committer, WriteOp,
         committer::CommitResult,
@@ -362,6 +363,7 @@ impl Actor for EventInventory {
         }
         if !state.slots.is_consistent() {
             tracing::error!(event = %state.terms.id, slots = ?state.slots, "INVARIANT VIOLATED");
+            metrics::counter!(instruments::INVARIANT_VIOLATIONS).increment(1);
             return Err("inventory invariant violated".into());
         }
         Ok(())
@@ -448,6 +450,7 @@ impl InventoryState {
         if self.terms.is_free() {
             // Free events confirm at once: the seats are sold, the tickets issued.
             if !self.slots.sell(req.quantity) {
+                metrics::counter!(instruments::SOLD_OUT).increment(1);
                 let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
                 return;
             }
@@ -482,6 +485,7 @@ impl InventoryState {
             self.sold_orders.insert(facts.order_id, facts);
         } else {
             if !self.slots.hold(req.quantity) {
+                metrics::counter!(instruments::SOLD_OUT).increment(1);
                 let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
                 return;
             }
@@ -512,6 +516,11 @@ impl InventoryState {
     /// `inventory.changed` with the counts as they are now, for every job that changed them.
     fn changed(&self) -> WriteOp {
         let s = &self.slots;
+        let id = self.terms.id.to_string();
+        for (state, n) in [("available", s.available()), ("held", s.held), ("sold", s.sold)] {
+            metrics::gauge!(instruments::EVENT_SLOTS, "event_id" => id.clone(), "state" => state).set(f64::from(n));
+        }
+        metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id).set(self.holds.len() as f64);
         WriteOp::Outbox(DomainEvent::new(
             EventType::InventoryChanged,
             self.terms.id,

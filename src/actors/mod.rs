@@ -49,7 +49,10 @@ pub async fn call<M: ractor::Message, R: Send + 'static>(
 ) -> Result<R, CallError> {
     match actor.call(build, Some(timeout)).await {
         Ok(CallResult::Success(r)) => Ok(r),
-        Ok(CallResult::Timeout) => Err(CallError::Timeout),
+        Ok(CallResult::Timeout) => {
+            metrics::counter!(crate::instruments::ACTOR_CALL_TIMEOUTS).increment(1);
+            Err(CallError::Timeout)
+        }
         Ok(CallResult::SenderError) => Err(CallError::Unavailable("the actor stopped".into())),
         Err(e) => Err(CallError::Unavailable(e.to_string())),
     }

@@ -158,6 +158,7 @@ impl NotifierArgs {
         let key = (CONSUMER.to_string(), event.id);
         if processed_events::Entity::find_by_id(key).one(&self.db).await.map_err(|e| e.to_string())?.is_some() {
             tracing::debug!(event_id = %event.id, "e-mail already sent for this event");
+            metrics::counter!(crate::instruments::EMAILS, "result" => "duplicate").increment(1);
             return Ok(());
         }
         let to: Mailbox = format!("{} <{}>", draft.name.replace(['<', '>', '"'], ""), draft.to)
@@ -176,7 +177,11 @@ impl NotifierArgs {
             .message_id(Some(format!("<{}@boxoffice>", event.id)))
             .multipart(MultiPart::alternative_plain_html(draft.text, html))
             .map_err(|e| e.to_string())?;
-        self.mailer.send(message).await?;
+        if let Err(e) = self.mailer.send(message).await {
+            metrics::counter!(crate::instruments::EMAILS, "result" => "failed").increment(1);
+            return Err(e);
+        }
+        metrics::counter!(crate::instruments::EMAILS, "result" => "sent").increment(1);
         let sent = processed_events::ActiveModel {
             consumer: Set(CONSUMER.to_string()),
             event_id: Set(event.id),

@@ -172,6 +172,7 @@ impl SupervisorState {
         }
         let backoff = self.args.restart_backoff.saturating_mul(1 << (count - 1).min(10)).min(Duration::from_secs(5));
         tracing::warn!(event = %event_id, attempt = count, backoff_ms = backoff.as_millis() as u64, "restarting inventory");
+        metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "inventory").increment(1);
         myself.send_after(backoff, move || SupervisorMsg::Restart(event_id));
     }
 

@@ -203,7 +203,7 @@ impl KafkaBridge {
         self.producer()
             .send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
             .await
-            .map(|_| ())
+            .map(|_| metrics::counter!(crate::instruments::DLQ_MESSAGES, "topic" => dlq.clone()).increment(1))
             .map_err(|(e, _)| format!("kafka: dead-lettering to {dlq}: {e}"))
     }
 }

@@ -7,12 +7,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::{Notify, watch};
 
 use super::bus::Bus;
 use crate::{
     domain::{DomainEvent, EventType},
+    instruments,
     store::{Committer, WriteOp, entities::outbox},
 };
 
@@ -99,13 +100,47 @@ impl OutboxRelay {
             }
         }
         if !events.is_empty() {
-            self.bus.publish(&events).await?;
+            let started = std::time::Instant::now();
+            if let Err(e) = self.bus.publish(&events).await {
+                metrics::counter!(instruments::PUBLISH_ERRORS).increment(1);
+                return Err(e);
+            }
+            metrics::histogram!(instruments::PUBLISH_DURATION).record(started.elapsed().as_secs_f64());
+            count_published(&events);
         }
         if !rows.is_empty() {
             let ids = rows.iter().map(|r| r.id).collect();
             self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(|e| e.to_string())?;
         }
         Ok(full)
+    }
+}
+
+/// Counts what was published: every type, and the order and payment outcomes among them.
+fn count_published(events: &[DomainEvent]) {
+    for e in events {
+        let t = e.event_type.as_str();
+        metrics::counter!(instruments::DOMAIN_EVENTS, "type" => t).increment(1);
+        let outcome = |prefix: &str| t.strip_prefix(prefix).map(str::to_string);
+        if let Some(o) = outcome("order.") {
+            metrics::counter!(instruments::ORDERS, "outcome" => o).increment(1);
+        } else if let Some(o) = outcome("payment.") {
+            metrics::counter!(instruments::PAYMENTS, "outcome" => o).increment(1);
+        }
+    }
+}
+
+/// Keeps the pending-rows gauge current (one cheap count on the partial index every `every`).
+pub async fn watch_pending(db: DatabaseConnection, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&db).await;
+        if let Ok(n) = pending {
+            metrics::gauge!(instruments::OUTBOX_PENDING).set(n as f64);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -6,7 +6,13 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -14,7 +20,13 @@ use super::{AppState, Error, Result, error::reply};
 use crate::bridge::bus::Transport;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// Prometheus text exposition (no auth: scrape it from the private network only).
+async fn metrics() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::instruments::render())
+        .into_response()
 }
 
 async fn healthz() -> Response {

@@ -96,9 +96,29 @@ pub fn router(state: AppState) -> Router {
             )
                 .into_response()
         })
+        // Only matched routes are measured, labelled by their template, so label values stay few.
+        .route_layer(axum::middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Counts and times each request by matched route template, method and status.
+async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!(crate::instruments::HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(crate::instruments::HTTP_DURATION, "route" => route, "method" => method).record(elapsed);
+    response
 }

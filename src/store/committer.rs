@@ -100,6 +100,7 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, batch_max: usi
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let started = std::time::Instant::now();
         let result = write_batch(&db, &batch).await;
+        metrics::histogram!(crate::instruments::COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         tracing::debug!(jobs = batch.len(), elapsed_us = started.elapsed().as_micros() as u64, "group commit");
         if let Err(e) = &result {
             tracing::error!(error = %e, jobs = batch.len(), "group commit failed");

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod concurrency;
 mod errors;
+mod metrics;
 mod orders;
 mod payments;
 mod recovery;

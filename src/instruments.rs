@@ -1,0 +1,91 @@
+//! Prometheus metrics (the instruments), exported at `GET /metrics` (metrics-exporter-prometheus).
+//!
+//! Every metric name lives here, so the dashboards in `grafana/` and the rules in `prometheus/`
+//! have one list to agree with. Names follow Prometheus conventions: base units, `_total` for
+//! counters, `_seconds` for durations.
+//!
+//! Label cardinality is bounded: HTTP routes are the matched route templates (never raw paths),
+//! and per-event slot gauges exist only for events whose inventory actor is running (spawned on
+//! demand, removed again when it passivates), so the series count follows the active events.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "boxoffice_http_requests_total";
+pub const HTTP_DURATION: &str = "boxoffice_http_request_duration_seconds";
+pub const DOMAIN_EVENTS: &str = "boxoffice_domain_events_published_total";
+pub const ORDERS: &str = "boxoffice_orders_total";
+pub const SOLD_OUT: &str = "boxoffice_reservations_rejected_total";
+pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations_total";
+pub const EVENT_SLOTS: &str = "boxoffice_event_slots";
+pub const HOLDS_ACTIVE: &str = "boxoffice_holds_active";
+pub const SAGA_DURATION: &str = "boxoffice_saga_duration_seconds";
+pub const PAYMENTS: &str = "boxoffice_payments_total";
+pub const ACTOR_RESTARTS: &str = "boxoffice_actor_restarts_total";
+pub const ACTOR_CALL_TIMEOUTS: &str = "boxoffice_actor_call_timeouts_total";
+pub const INVENTORY_QUEUE: &str = "boxoffice_inventory_queue_seconds";
+pub const OUTBOX_PENDING: &str = "boxoffice_outbox_pending";
+pub const PUBLISH_DURATION: &str = "boxoffice_outbox_publish_duration_seconds";
+pub const PUBLISH_ERRORS: &str = "boxoffice_outbox_publish_errors_total";
+pub const CONSUMER_LAG: &str = "boxoffice_consumer_lag_messages";
+pub const EMAILS: &str = "boxoffice_emails_total";
+pub const AUDIT_WRITES: &str = "boxoffice_audit_writes_total";
+pub const DLQ_MESSAGES: &str = "boxoffice_dlq_messages_total";
+pub const COMMIT_DURATION: &str = "boxoffice_commit_batch_duration_seconds";
+
+/// Sub-millisecond to ten seconds: a hold answers in about a millisecond when idle, and a
+/// payment can take seconds.
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (several apps in one test process share it).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            metrics_process::Collector::default().describe();
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The text exposition, with fresh process metrics.
+pub fn render() -> String {
+    metrics_process::Collector::default().collect();
+    install().render()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by matched route, method and status");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency by matched route");
+    describe_counter!(DOMAIN_EVENTS, "Domain events published by the outbox relay, by type");
+    describe_counter!(ORDERS, "Orders by outcome: placed, confirmed, cancelled, expired");
+    describe_counter!(SOLD_OUT, "Reservations rejected because the event was sold out");
+    describe_counter!(INVARIANT_VIOLATIONS, "Inventory invariant violations (must stay 0)");
+    describe_gauge!(EVENT_SLOTS, "Slots of each active event by state: available, held, sold");
+    describe_gauge!(HOLDS_ACTIVE, "Unpaid holds currently held, over active events");
+    describe_histogram!(SAGA_DURATION, Unit::Seconds, "Order saga time from hold to its final state");
+    describe_counter!(PAYMENTS, "Payments by outcome: succeeded, failed");
+    describe_counter!(ACTOR_RESTARTS, "Actor restarts by kind");
+    describe_counter!(ACTOR_CALL_TIMEOUTS, "Calls into actors that timed out (answered 503)");
+    describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time an inventory request waited in the actor's mailbox");
+    describe_gauge!(OUTBOX_PENDING, "Outbox rows not yet published");
+    describe_histogram!(PUBLISH_DURATION, Unit::Seconds, "Time to publish one outbox batch");
+    describe_counter!(PUBLISH_ERRORS, "Outbox batches that failed to publish");
+    describe_gauge!(CONSUMER_LAG, "Messages behind the end of each partition, by group and topic");
+    describe_counter!(EMAILS, "E-mails by result: sent, failed, duplicate");
+    describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");
+    describe_counter!(DLQ_MESSAGES, "Messages sent to a dead-letter topic, by topic");
+    describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit batch duration");
+}
