@@ -214,6 +214,30 @@ pub struct InventoryState {
     last_activity: Instant,
     next_token: u64,
     idle_timer: Option<JoinHandle<()>>,
+    /// This event's gauges, registered once: the hot path only sets values.
+    gauges: SlotGauges,
+}
+
+/// `boxoffice_event_slots{event_id, state}` and `boxoffice_holds_active{event_id}`.
+struct SlotGauges {
+    available: metrics::Gauge,
+    held: metrics::Gauge,
+    sold: metrics::Gauge,
+    holds: metrics::Gauge,
+}
+
+impl SlotGauges {
+    fn new(event_id: Uuid) -> Self {
+        let id = event_id.to_string();
+        let slots =
+            |state: &'static str| metrics::gauge!(instruments::EVENT_SLOTS, "event_id" => id.clone(), "state" => state);
+        Self {
+            available: slots("available"),
+            held: slots("held"),
+            sold: slots("sold"),
+            holds: metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id.clone()),
+        }
+    }
 }
 
 pub struct EventInventory;
@@ -242,6 +266,7 @@ impl Actor for EventInventory {
 
         let terms = EventTerms::from_model(&event);
         let mut state = InventoryState {
+            gauges: SlotGauges::new(terms.id),
             slots: Slots { total: terms.total, ..Default::default() },
             terms,
             holds: HashMap::new(),
@@ -516,11 +541,10 @@ impl InventoryState {
     /// `inventory.changed` with the counts as they are now, for every job that changed them.
     fn changed(&self) -> WriteOp {
         let s = &self.slots;
-        let id = self.terms.id.to_string();
-        for (state, n) in [("available", s.available()), ("held", s.held), ("sold", s.sold)] {
-            metrics::gauge!(instruments::EVENT_SLOTS, "event_id" => id.clone(), "state" => state).set(f64::from(n));
-        }
-        metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id).set(self.holds.len() as f64);
+        self.gauges.available.set(f64::from(s.available()));
+        self.gauges.held.set(f64::from(s.held));
+        self.gauges.sold.set(f64::from(s.sold));
+        self.gauges.holds.set(self.holds.len() as f64);
         WriteOp::Outbox(DomainEvent::new(
             EventType::InventoryChanged,
             self.terms.id,
