@@ -54,17 +54,22 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or_else(|| Error::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+        let token = bearer(&parts.headers)?.ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
         Self::from_token(state, token)
     }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one; a malformed header is 401.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>> {
+    let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(Some)
+        .ok_or_else(|| Error::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))
 }
 
 impl AuthUser {

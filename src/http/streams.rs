@@ -31,7 +31,11 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{AppState, Error, Result, error::ApiPath, extract::AuthUser};
+use super::{
+    AppState, Error, Result,
+    error::ApiPath,
+    extract::{AuthUser, bearer},
+};
 use crate::{
     domain::{DomainEvent, EventType},
     store::entities::events,
@@ -68,14 +72,12 @@ async fn logs(
     Query(q): Query<WsAuth>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let token = bearer
-        .or(q.access_token)
-        .ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?;
+    let token = match bearer(&headers)? {
+        Some(t) => t.to_string(),
+        None => {
+            q.access_token.ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?
+        }
+    };
     AuthUser::from_token(&state, &token)?.require_admin()?;
     let live = state.bus.subscribe_live();
     Ok(ws.on_upgrade(move |socket| forward_logs(socket, live)))
