@@ -139,6 +139,11 @@ impl Backbone {
             .collect()
     }
 
+    /// How many e-mails to `address` have a subject starting with `prefix`.
+    pub async fn mails_starting(&self, address: &str, prefix: &str) -> usize {
+        self.mail_subjects(address).await.iter().filter(|s| s.starts_with(prefix)).count()
+    }
+
     /// A consumer of this test's topics from the beginning, in a group of its own.
     pub fn consumer(&self, event_types: &[&str]) -> StreamConsumer {
         let consumer: StreamConsumer = ClientConfig::new()
