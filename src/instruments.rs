@@ -38,6 +38,9 @@ pub const COMMIT_DURATION: &str = "boxoffice_commit_batch_duration_seconds";
 /// payment can take seconds.
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// A paid order's saga lasts as long as its buyer takes to pay: seconds to the hold's end.
+const SAGA_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder once (several apps in one test process share it).
@@ -47,6 +50,9 @@ pub fn install() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .expect("the bucket list is not empty")
+                // A full-name matcher wins over the suffix one.
+                .set_buckets_for_metric(Matcher::Full(SAGA_DURATION.into()), SAGA_BUCKETS)
+                .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
@@ -54,6 +60,7 @@ pub fn install() -> PrometheusHandle {
             }
             metrics_process::Collector::default().describe();
             describe();
+            register_known();
             handle
         })
         .clone()
@@ -63,6 +70,25 @@ pub fn install() -> PrometheusHandle {
 pub fn render() -> String {
     metrics_process::Collector::default().collect();
     install().render()
+}
+
+/// Counters whose label values are known up front start at zero: a rate over them is 0 rather
+/// than no data, and an alert on "any increase" works from the first scrape.
+fn register_known() {
+    use metrics::counter;
+    for name in [SOLD_OUT, INVARIANT_VIOLATIONS, ACTOR_CALL_TIMEOUTS, PUBLISH_ERRORS] {
+        counter!(name).increment(0);
+    }
+    for kind in ["inventory", "saga"] {
+        counter!(ACTOR_RESTARTS, "kind" => kind).increment(0);
+    }
+    for result in ["sent", "failed", "duplicate"] {
+        counter!(EMAILS, "result" => result).increment(0);
+    }
+    for result in ["ok", "failed"] {
+        counter!(AUDIT_WRITES, "result" => result).increment(0);
+    }
+    crate::bridge::outbox::register_counters();
 }
 
 fn describe() {
@@ -75,11 +101,11 @@ fn describe() {
     describe_counter!(INVARIANT_VIOLATIONS, "Inventory invariant violations (must stay 0)");
     describe_gauge!(EVENT_SLOTS, "Slots of each active event by state: available, held, sold");
     describe_gauge!(HOLDS_ACTIVE, "Unpaid holds currently held, over active events");
-    describe_histogram!(SAGA_DURATION, Unit::Seconds, "Order saga time from hold to its final state");
+    describe_histogram!(SAGA_DURATION, Unit::Seconds, "Paid order time from hold to confirmed, cancelled or expired");
     describe_counter!(PAYMENTS, "Payments by outcome: succeeded, failed");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by kind");
     describe_counter!(ACTOR_CALL_TIMEOUTS, "Calls into actors that timed out (answered 503)");
-    describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time an inventory request waited in the actor's mailbox");
+    describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time a reservation waited in its event actor's mailbox");
     describe_gauge!(OUTBOX_PENDING, "Outbox rows not yet published");
     describe_histogram!(PUBLISH_DURATION, Unit::Seconds, "Time to publish one outbox batch");
     describe_counter!(PUBLISH_ERRORS, "Outbox batches that failed to publish");

@@ -87,7 +87,7 @@ impl Fixture {
 async fn reserve(inv: &ActorRef<InventoryMsg>, qty: u32) -> Result<Uuid, InventoryError> {
     let order_id = Uuid::now_v7();
     let req = ReserveRequest { order_id, user_id: Uuid::now_v7(), quantity: qty, registration: false };
-    call(inv, |r| InventoryMsg::Reserve(req, r), T).await.unwrap().map(|r| r.order_id)
+    call(inv, |r| InventoryMsg::Reserve(req, tokio::time::Instant::now(), r), T).await.unwrap().map(|r| r.order_id)
 }
 
 async fn snapshot(inv: &ActorRef<InventoryMsg>) -> Snapshot {

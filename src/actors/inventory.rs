@@ -120,6 +120,8 @@ impl Slots {
 /// A live hold.
 struct Hold {
     facts: OrderFacts,
+    /// When the hold was placed (for the saga-duration histogram).
+    placed: Instant,
     /// The hold's own end on the monotonic clock (what `expires_at` says).
     own_deadline: Instant,
     /// Monotonic instant the timer is armed for: `own_deadline`, or later while pinned.
@@ -178,7 +180,8 @@ pub enum InventoryError {
 }
 
 pub enum InventoryMsg {
-    Reserve(ReserveRequest, RpcReplyPort<Result<Reservation, InventoryError>>),
+    /// The instant is when the request was sent, to measure its time in the mailbox.
+    Reserve(ReserveRequest, Instant, RpcReplyPort<Result<Reservation, InventoryError>>),
     /// A payment starts: the hold may not expire until it resolves (bounded).
     Pin(Uuid, RpcReplyPort<Result<(), InventoryError>>),
     /// The payment failed: the hold runs on to its own expiry.
@@ -224,6 +227,8 @@ struct SlotGauges {
     held: metrics::Gauge,
     sold: metrics::Gauge,
     holds: metrics::Gauge,
+    /// Reservations' time in the mailbox (not per event: one series for all events).
+    queue: metrics::Histogram,
 }
 
 impl SlotGauges {
@@ -236,6 +241,7 @@ impl SlotGauges {
             held: slots("held"),
             sold: slots("sold"),
             holds: metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id.clone()),
+            queue: metrics::histogram!(instruments::INVENTORY_QUEUE),
         }
     }
 }
@@ -306,8 +312,10 @@ impl Actor for EventInventory {
                 continue;
             }
             let left = |t: DateTime<Utc>| Instant::now() + (t - now).to_std().unwrap_or_default();
+            let ago = (now - o.created_at).to_std().unwrap_or_default();
+            let placed = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
             let order_id = facts.order_id;
-            state.add_hold(&myself, facts, left(expires_at), false);
+            state.add_hold(&myself, facts, placed, left(expires_at));
             if pinned_until.is_some() {
                 if let Some(h) = state.holds.get_mut(&order_id) {
                     h.pinned = true;
@@ -352,7 +360,10 @@ impl Actor for EventInventory {
             state.last_activity = Instant::now();
         }
         match msg {
-            InventoryMsg::Reserve(req, reply) => state.reserve(&myself, req, reply).await,
+            InventoryMsg::Reserve(req, sent, reply) => {
+                state.gauges.queue.record(sent.elapsed().as_secs_f64());
+                state.reserve(&myself, req, reply).await
+            }
             InventoryMsg::Pin(order, reply) => {
                 let _ = reply.send(state.pin(&myself, order));
             }
@@ -427,12 +438,13 @@ impl InventoryState {
         }
     }
 
-    fn add_hold(&mut self, myself: &ActorRef<InventoryMsg>, facts: OrderFacts, deadline: Instant, pinned: bool) {
+    fn add_hold(&mut self, myself: &ActorRef<InventoryMsg>, facts: OrderFacts, placed: Instant, deadline: Instant) {
         self.next_token += 1;
         let token = self.next_token;
         let order = facts.order_id;
         let timer = arm(myself, order, token, deadline);
-        self.holds.insert(order, Hold { facts, own_deadline: deadline, deadline, pinned, timer, token });
+        let hold = Hold { facts, placed, own_deadline: deadline, deadline, pinned: false, timer, token };
+        self.holds.insert(order, hold);
     }
 
     fn rearm(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid, deadline: Instant) {
@@ -531,7 +543,8 @@ impl InventoryState {
                 currency: facts.currency.clone(),
                 expires_at: Some(expires_at),
             };
-            self.add_hold(myself, facts, Instant::now() + ttl, false);
+            let now = Instant::now();
+            self.add_hold(myself, facts, now, now + ttl);
         }
         ops.push(self.changed());
         let done = self.committer.submit(ops).await;
@@ -589,6 +602,7 @@ impl InventoryState {
             return;
         };
         hold.timer.abort();
+        saga_finished(&hold, OrderStatus::Confirmed);
         self.slots.sell_held(hold.facts.quantity);
         let now = Utc::now();
         let tickets = ticket_rows(&hold.facts, now);
@@ -624,6 +638,7 @@ impl InventoryState {
     ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, InventoryError> {
         let (facts, was) = if let Some(hold) = self.holds.remove(&order) {
             hold.timer.abort();
+            saga_finished(&hold, reason.status());
             self.slots.unhold(hold.facts.quantity);
             (hold.facts, OrderStatus::Pending)
         } else if reason == ReleaseReason::Cancelled {
@@ -676,6 +691,12 @@ impl InventoryState {
             watch_commit(myself, done);
         }
     }
+}
+
+/// A paid order's saga ends when its hold is sold, expires or is cancelled.
+fn saga_finished(hold: &Hold, outcome: OrderStatus) {
+    metrics::histogram!(instruments::SAGA_DURATION, "outcome" => outcome.as_str())
+        .record(hold.placed.elapsed().as_secs_f64());
 }
 
 /// For writes nobody waits on (expiries): a failure still restarts the actor.

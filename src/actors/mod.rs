@@ -101,6 +101,7 @@ impl Inventories {
         event_id: Uuid,
         req: inventory::ReserveRequest,
     ) -> Result<Result<inventory::Reservation, InventoryError>, CallError> {
-        self.ask(event_id, |r| InventoryMsg::Reserve(req.clone(), r)).await
+        let sent = tokio::time::Instant::now();
+        self.ask(event_id, |r| InventoryMsg::Reserve(req.clone(), sent, r)).await
     }
 }

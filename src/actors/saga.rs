@@ -398,6 +398,7 @@ impl Actor for Sagas {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(order) = state.by_actor.remove(&cell.get_id()) {
                     tracing::error!(order = %order, error = %err, "order saga failed; it restarts from the store on the next request");
+                    metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "saga").increment(1);
                     state.live.remove(&order);
                 }
             }

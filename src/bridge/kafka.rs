@@ -40,6 +40,7 @@ use super::bus::Subscriber;
 use crate::{
     config::KafkaConfig,
     domain::{DomainEvent, EventType},
+    instruments,
 };
 
 /// The `ce_source` of every event Boxoffice publishes.
@@ -47,6 +48,8 @@ pub const SOURCE: &str = "/boxoffice";
 /// Most messages a consumer hands to its subscriber at once.
 const CONSUMER_BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often each consumer group reports its lag.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// `<prefix><event type>`.
 pub fn topic(prefix: &str, t: EventType) -> String {
@@ -203,7 +206,7 @@ impl KafkaBridge {
         self.producer()
             .send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
             .await
-            .map(|_| metrics::counter!(crate::instruments::DLQ_MESSAGES, "topic" => dlq.clone()).increment(1))
+            .map(|_| metrics::counter!(instruments::DLQ_MESSAGES, "topic" => dlq.clone()).increment(1))
             .map_err(|(e, _)| format!("kafka: dead-lettering to {dlq}: {e}"))
     }
 }
@@ -278,7 +281,7 @@ pub async fn run_consumer(
     subscriber: Arc<dyn Subscriber>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let consumer: StreamConsumer = match base_config(&bridge.config)
+    let consumer: Arc<StreamConsumer> = match base_config(&bridge.config)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -287,7 +290,7 @@ pub async fn run_consumer(
         .set("max.poll.interval.ms", "600000")
         .create()
     {
-        Ok(c) => c,
+        Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(group, error = %e, "kafka consumer could not be created");
             return;
@@ -300,6 +303,10 @@ pub async fn run_consumer(
         return;
     }
     tracing::info!(group, subscriber = subscriber.name(), "kafka consumer started");
+    tokio::spawn(watch_lag(consumer.clone(), group.clone(), shutdown.clone()));
+    for t in &topics {
+        metrics::counter!(instruments::DLQ_MESSAGES, "topic" => dlq_topic(t)).increment(0);
+    }
     loop {
         let first = tokio::select! {
             m = consumer.recv() => m,
@@ -375,6 +382,51 @@ where
 }
 
 /// Sleeps; true when shutdown was asked for meanwhile.
+/// Reports how far the group is behind the end of each topic it is assigned. It runs beside the
+/// consumer loop (on a blocking thread: the offset queries block), so the lag keeps being reported
+/// while the loop is stuck retrying a subscriber, which is when it matters.
+async fn watch_lag(consumer: Arc<StreamConsumer>, group: String, mut shutdown: watch::Receiver<bool>) {
+    let mut reported: Vec<String> = Vec::new();
+    while !sleep_or_shutdown(LAG_EVERY, &mut shutdown).await {
+        let c = consumer.clone();
+        let lags = match tokio::task::spawn_blocking(move || lag_by_topic(&c)).await {
+            Ok(Ok(lags)) => lags,
+            Ok(Err(e)) => {
+                tracing::debug!(group, error = %e, "consumer lag unknown");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        // A topic whose partitions moved to another instance is no longer this one's lag.
+        for gone in reported.iter().filter(|t| !lags.contains_key(*t)) {
+            metrics::gauge!(instruments::CONSUMER_LAG, "group" => group.clone(), "topic" => gone.clone()).set(0.0);
+        }
+        for (topic, lag) in &lags {
+            metrics::gauge!(instruments::CONSUMER_LAG, "group" => group.clone(), "topic" => topic.clone())
+                .set(*lag as f64);
+        }
+        reported = lags.into_keys().collect();
+    }
+}
+
+/// Messages between the group's committed offset and the end of each assigned partition, summed
+/// per topic.
+fn lag_by_topic(consumer: &StreamConsumer) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    let committed = consumer.committed(TIMEOUT)?;
+    let mut lags = HashMap::new();
+    for p in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT)?;
+        // Nothing committed yet: everything still on the partition is behind.
+        let done = match p.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        *lags.entry(p.topic().to_string()).or_insert(0) += (high - done).max(0);
+    }
+    Ok(lags)
+}
+
 async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => *shutdown.borrow(),

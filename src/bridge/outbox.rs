@@ -119,14 +119,26 @@ impl OutboxRelay {
 /// Counts what was published: every type, and the order and payment outcomes among them.
 fn count_published(events: &[DomainEvent]) {
     for e in events {
-        let t = e.event_type.as_str();
-        metrics::counter!(instruments::DOMAIN_EVENTS, "type" => t).increment(1);
-        let outcome = |prefix: &str| t.strip_prefix(prefix).map(str::to_string);
-        if let Some(o) = outcome("order.") {
-            metrics::counter!(instruments::ORDERS, "outcome" => o).increment(1);
-        } else if let Some(o) = outcome("payment.") {
-            metrics::counter!(instruments::PAYMENTS, "outcome" => o).increment(1);
-        }
+        count_type(e.event_type, 1);
+    }
+}
+
+/// Registers every type's counters at zero, so dashboards and alerts see a series (and a rate
+/// of 0) before the first event of a kind, instead of no data.
+pub fn register_counters() {
+    for t in EventType::ALL {
+        count_type(t, 0);
+    }
+}
+
+fn count_type(t: EventType, n: u64) {
+    let t = t.as_str();
+    metrics::counter!(instruments::DOMAIN_EVENTS, "type" => t).increment(n);
+    let outcome = |prefix: &str| t.strip_prefix(prefix).map(str::to_string);
+    if let Some(o) = outcome("order.") {
+        metrics::counter!(instruments::ORDERS, "outcome" => o).increment(n);
+    } else if let Some(o) = outcome("payment.") {
+        metrics::counter!(instruments::PAYMENTS, "outcome" => o).increment(n);
     }
 }
 

@@ -38,9 +38,13 @@ async fn metrics_show_the_traffic_the_slots_and_the_outcomes() {
         "boxoffice_outbox_publish_duration_seconds_count",
         "boxoffice_commit_batch_duration_seconds_count",
         r#"boxoffice_audit_writes_total{result="ok"}"#,
+        r#"boxoffice_saga_duration_seconds_count{outcome="confirmed"}"#,
+        r#"boxoffice_saga_duration_seconds_bucket{outcome="confirmed",le="1800"}"#,
+        "boxoffice_inventory_queue_seconds_count",
         "process_resident_memory_bytes",
     ] {
         assert!(has(needle), "missing {needle} in:\n{text}");
     }
-    assert!(!has("boxoffice_invariant_violations_total"), "no violation was ever counted");
+    // Registered at zero from the start (so alerts and dashboards have a series), and still zero.
+    assert!(text.lines().any(|l| l == "boxoffice_invariant_violations_total 0"), "no violation was ever counted");
 }
