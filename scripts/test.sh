@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The test command. Starts the real servers (scripts/services.sh: PostgreSQL, Kafka, FerretDB,
-# Mailpit), then runs every test with the embedded database (SQLite), and the HTTP and backbone
+# Mailpit) and checks the Prometheus, Grafana and compose files, then runs every test with the
+# embedded database (SQLite), and the HTTP and backbone
 # suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
 # both passes; in CI they fail rather than skip if the servers are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh up
+# promtool, docker-compose config, dashboards as JSON; installs the prometheus binary that the
+# backbone suite's live dashboard test runs.
+scripts/observability.sh
 # Only the test variables: the apps under test are configured by the tests themselves.
 eval "$(scripts/services.sh env | grep '^export BOXOFFICE_TEST_')"
 pg_url=$BOXOFFICE_TEST_POSTGRES_URL

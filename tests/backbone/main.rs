@@ -11,6 +11,7 @@
 mod helpers;
 
 mod flow;
+mod observability;
 mod outages;
 
 use std::{collections::HashMap, path::PathBuf, sync::LazyLock, time::Duration};
