@@ -19,7 +19,7 @@ use super::AppState;
         super::orders::create, super::orders::register, super::orders::list, super::orders::read,
         super::orders::cancel,
         super::payments::create, super::payments::list, super::payments::read,
-        super::audit::list, super::streams::availability,
+        super::audit::list, super::streams::availability, super::streams::availability_of_many,
     ),
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,

@@ -5,6 +5,9 @@
 //!   token may also come as `?access_token=`.
 //! - `GET /api/v1/events/{id}/availability/stream` (Server-Sent Events, public like the event
 //!   itself): the event's counts now, then again on every change (`inventory.changed`).
+//! - `GET /api/v1/availability/stream?events=ID,ID,...` (SSE): the same for up to 100 events on
+//!   one connection, for lists (a browser opens at most six HTTP/1.1 connections per server, so
+//!   one stream per listed event would starve its other requests).
 //!
 //! Both read the bus's broadcast. A listener too slow to keep up misses events: the log stream
 //! says how many in a `{"type":"lagged"}` frame, the availability stream re-reads the counts.
@@ -25,7 +28,7 @@ use axum::{
     routing::get,
 };
 use futures::{Stream, StreamExt};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -47,8 +50,13 @@ pub fn router() -> Router<AppState> {
 
 /// Routes under `/api/v1`.
 pub fn api_router() -> Router<AppState> {
-    Router::new().route("/events/{id}/availability/stream", get(availability))
+    Router::new()
+        .route("/events/{id}/availability/stream", get(availability))
+        .route("/availability/stream", get(availability_of_many))
 }
+
+/// Most events one multi-event stream follows (a page of a list).
+const MAX_STREAMED_EVENTS: usize = 100;
 
 #[derive(Debug, Deserialize)]
 struct WsAuth {
@@ -110,10 +118,47 @@ async fn forward_logs(mut socket: WebSocket, mut live: tokio::sync::broadcast::R
         {eventId, total, available, held, sold}", content_type = "text/event-stream"), (status = 404)))]
 async fn availability(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
+    stream_counts(state, vec![id]).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ManyEvents {
+    events: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/availability/stream", tag = "catalog",
+    params(("events" = String, Query, description = "comma-separated event ids, at most 100")),
+    responses((status = 200, description = "text/event-stream of `availability` events: \
+        {eventId, total, available, held, sold}, first one per event, then on every change",
+        content_type = "text/event-stream"), (status = 404), (status = 422)))]
+async fn availability_of_many(State(state): State<AppState>, Query(q): Query<ManyEvents>) -> Result<Response> {
+    let raw = q.events.unwrap_or_default();
+    let mut ids = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id = Uuid::parse_str(part).map_err(|_| Error::invalid("events", format!("{part:?} is not an event id")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() || ids.len() > MAX_STREAMED_EVENTS {
+        return Err(Error::invalid("events", format!("give 1 to {MAX_STREAMED_EVENTS} comma-separated event ids")));
+    }
+    let known = events::Entity::find().filter(events::Column::Id.is_in(ids.clone())).count(&state.db).await?;
+    if known != ids.len() as u64 {
+        return Err(Error::not_found("event"));
+    }
+    stream_counts(state, ids).await
+}
+
+/// The counts of `ids` now, then every change to any of them.
+async fn stream_counts(state: AppState, ids: Vec<Uuid>) -> Result<Response> {
     // Subscribe before reading the counts, so no change falls between the two.
     let live = state.bus.subscribe_live();
-    let first = current(&state, id).await?;
-    Ok(Sse::new(availability_stream(state, id, first, live))
+    let mut first = Vec::with_capacity(ids.len());
+    for id in &ids {
+        first.push(current(&state, *id).await?);
+    }
+    Ok(Sse::new(availability_stream(state, ids, first, live))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
@@ -123,33 +168,37 @@ async fn current(state: &AppState, id: Uuid) -> Result<Value> {
     Ok(json!({"eventId": id, "total": s.total, "available": s.available, "held": s.held, "sold": s.sold}))
 }
 
+fn sse(v: &Value) -> SseEvent {
+    SseEvent::default().event("availability").data(v.to_string())
+}
+
 fn availability_stream(
     state: AppState,
-    id: Uuid,
-    first: Value,
+    ids: Vec<Uuid>,
+    first: Vec<Value>,
     live: tokio::sync::broadcast::Receiver<DomainEvent>,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
-    let sse = |v: &Value| SseEvent::default().event("availability").data(v.to_string());
-    let first = futures::stream::once({
-        let e = sse(&first);
-        async move { Ok(e) }
-    });
-    let changes = futures::stream::unfold((state, live), move |(state, mut live)| async move {
+    let first = futures::stream::iter(first.iter().map(|v| Ok(sse(v))).collect::<Vec<_>>());
+    let changes = futures::stream::unfold((state, live, ids), move |(state, mut live, ids)| async move {
         loop {
             match live.recv().await {
-                Ok(e) if e.event_type == EventType::InventoryChanged && e.aggregate_id == id => {
-                    return Some((Ok(sse(&e.payload)), (state, live)));
+                Ok(e) if e.event_type == EventType::InventoryChanged && ids.contains(&e.aggregate_id) => {
+                    return Some((futures::stream::iter(vec![Ok(sse(&e.payload))]), (state, live, ids)));
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
                     // Missed some: the counts now are what matters.
-                    if let Ok(now) = current(&state, id).await {
-                        return Some((Ok(sse(&now)), (state, live)));
+                    let mut now = Vec::with_capacity(ids.len());
+                    for id in &ids {
+                        if let Ok(v) = current(&state, *id).await {
+                            now.push(Ok(sse(&v)));
+                        }
                     }
+                    return Some((futures::stream::iter(now), (state, live, ids)));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     });
-    first.chain(changes)
+    first.chain(changes.flatten())
 }

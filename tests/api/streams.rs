@@ -1,5 +1,5 @@
 //! Live streams: the WebSocket log of every published domain event and the SSE availability
-//! stream of one event.
+//! streams of one event and of several.
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -58,6 +58,41 @@ async fn the_availability_stream_of_an_unknown_event_is_404() {
     let app = TestApp::spawn().await;
     let (s, body) = app.get(&format!("/api/v1/events/{}/availability/stream", uuid::Uuid::new_v4()), None).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+}
+
+#[tokio::test]
+async fn one_stream_follows_several_events_and_only_those() {
+    let app = TestApp::spawn().await;
+    let (a, b, other) = (app.event(1000, 5, 600).await, app.event(0, 3, 600).await, app.event(1000, 4, 600).await);
+    let url = format!("{}/api/v1/availability/stream?events={a},{b},{a}", app.base);
+    let res = app.client.get(url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, token) = app.signup("ann").await;
+    // A change to an event not asked for must not appear between the ones that were.
+    assert_eq!(app.order(&token, other, 1).await.0, StatusCode::CREATED);
+    assert_eq!(app.order(&token, a, 2).await.0, StatusCode::CREATED);
+    let (s, body) = app.post("/api/v1/registrations", Some(&token), serde_json::json!({ "event_id": b })).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let seen = availability_events(res, 4).await;
+    let got: Vec<_> =
+        seen.iter().map(|v| (v["eventId"].as_str().unwrap().to_string(), v["available"].as_u64().unwrap())).collect();
+    // Each event's counts first (a repeated id streams once), then the two changes in order.
+    let (a, b) = (a.to_string(), b.to_string());
+    assert_eq!(got, vec![(a.clone(), 5), (b.clone(), 3), (a, 3), (b, 2)]);
+}
+
+#[tokio::test]
+async fn the_multi_event_stream_rejects_bad_unknown_and_missing_ids() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 5, 600).await;
+    for (query, status, code) in [
+        (format!("?events={event},nope"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (format!("?events={event},{}", uuid::Uuid::new_v4()), StatusCode::NOT_FOUND, "not_found"),
+        (String::new(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+    ] {
+        let (s, body) = app.get(&format!("/api/v1/availability/stream{query}"), None).await;
+        assert_eq!((s, body["error"]["code"].as_str()), (status, Some(code)), "{query}: {body}");
+    }
 }
 
 fn ws_url(app: &TestApp, query: &str) -> String {
