@@ -3,7 +3,8 @@
 # Mailpit) and checks the Prometheus, Grafana and compose files, then runs every test with the
 # embedded database (SQLite), and the HTTP and backbone
 # suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
-# both passes; in CI they fail rather than skip if the servers are missing.
+# both passes; in CI they fail rather than skip if the servers are missing. Last, the web page's
+# end-to-end tests in Debian's headless Chromium (scripts/web-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,6 @@ env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --all-targets
 
 echo "== HTTP and backbone suites on PostgreSQL ($pg_url) =="
 BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone
+
+echo "== web page in headless Chromium (Playwright) =="
+scripts/web-test.sh

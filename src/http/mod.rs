@@ -13,6 +13,7 @@ mod orders;
 mod payments;
 mod streams;
 mod users;
+mod web;
 
 use std::{
     sync::{Arc, atomic::AtomicBool},
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(streams::router())
         .merge(docs::router())
+        .merge(web::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             (
