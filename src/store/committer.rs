@@ -6,7 +6,7 @@
 //! transaction: one fsync for many holds. Nobody is answered before their job has committed.
 //! After each commit the outbox relay is woken so domain events leave promptly.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::Utc;
 use sea_orm::{
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::entities::{
     audit_logs, events, orders, outbox, payment_status_history, payments, processed_events, refunds, tickets,
 };
-use crate::domain::{DomainEvent, OrderStatus, PaymentStatus};
+use crate::domain::{DomainEvent, EventType, OrderStatus, PaymentStatus};
 
 /// One write. Inserts of a batch run before its updates; within each kind, in submission order.
 #[derive(Debug, Clone)]
@@ -173,12 +173,16 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     let mut new_history = Vec::new();
     let mut updates = Vec::new();
     let now = Utc::now();
+    let latest_counts = latest_snapshots(jobs);
     for op in jobs.iter().flat_map(|j| j.ops.iter()) {
         match op {
             WriteOp::InsertOrder(m) => new_orders.push(m.clone()),
             WriteOp::InsertTickets(ts) => new_tickets.extend(ts.iter().cloned()),
             WriteOp::InsertPayment(m) => new_payments.push(m.clone()),
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
+            WriteOp::Outbox(e)
+                if e.event_type == EventType::InventoryChanged && latest_counts.get(&e.aggregate_id) != Some(&e.id) => {
+            }
             WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
             WriteOp::InsertAuditLogs(rows) => new_audit.extend(rows.iter().cloned()),
             WriteOp::MarkProcessed(rows) => new_processed.extend(rows.iter().cloned()),
@@ -257,6 +261,22 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     out
 }
 
+/// `inventory.changed` is a snapshot of an event's counts. A batch is one transaction, so the
+/// counts between two of its writes are never visible to anyone: only the last snapshot per event
+/// is worth an outbox row (and a publish, an audit record, a stream frame). Under a rush this
+/// writes one row per event per batch instead of one per hold.
+fn latest_snapshots(jobs: &[Job]) -> HashMap<Uuid, Uuid> {
+    let mut latest = HashMap::new();
+    for op in jobs.iter().flat_map(|j| j.ops.iter()) {
+        if let WriteOp::Outbox(e) = op
+            && e.event_type == EventType::InventoryChanged
+        {
+            latest.insert(e.aggregate_id, e.id);
+        }
+    }
+    latest
+}
+
 fn inserts<E: EntityTrait>(
     backend: DbBackend,
     rows: Vec<E::ActiveModel>,
@@ -279,7 +299,40 @@ fn inserts<E: EntityTrait>(
 
 #[cfg(test)]
 mod tests {
-    use super::{INSERT_CHUNK, chunk_len};
+    use sea_orm::DbBackend;
+    use serde_json::json;
+    use tokio::sync::oneshot;
+    use uuid::Uuid;
+
+    use super::{INSERT_CHUNK, Job, WriteOp, build_statements, chunk_len};
+    use crate::domain::{DomainEvent, EventType};
+
+    fn job(ops: Vec<WriteOp>) -> Job {
+        Job { ops, done: oneshot::channel().0 }
+    }
+
+    fn snapshot(event: Uuid, available: u32) -> DomainEvent {
+        DomainEvent::new(EventType::InventoryChanged, event, json!({ "eventId": event, "available": available }))
+    }
+
+    #[test]
+    fn a_batch_writes_only_the_last_counts_of_each_event() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let placed = DomainEvent::new(EventType::OrderPlaced, a, json!({}));
+        let (a9, b4, a7) = (snapshot(a, 9), snapshot(b, 4), snapshot(a, 7));
+        let jobs = vec![
+            job(vec![WriteOp::Outbox(placed.clone()), WriteOp::Outbox(a9.clone())]),
+            job(vec![WriteOp::Outbox(b4.clone())]),
+            job(vec![WriteOp::Outbox(a7.clone())]),
+        ];
+        let statements = build_statements(DbBackend::Sqlite, &jobs);
+        assert_eq!(statements.len(), 1, "one multi-row outbox insert");
+        let values = format!("{:?}", statements[0].values);
+        let written = |e: &DomainEvent| values.contains(&e.id.to_string());
+        assert!(written(&placed), "other events are all kept");
+        assert!(written(&a7) && written(&b4), "the last counts of each event are kept");
+        assert!(!written(&a9), "earlier counts of the same event in the batch are dropped");
+    }
 
     #[test]
     fn a_batch_is_one_statement_per_table_until_the_parameter_limit() {
