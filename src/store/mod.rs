@@ -47,7 +47,7 @@ fn options(url: &str, max_connections: u32) -> Result<ConnectOptions, DbErr> {
                 .foreign_keys(true)
                 // A larger page cache and fewer, larger WAL checkpoints keep commits short
                 // during a rush; the WAL is still fsynced on every commit.
-                .pragma("cache_size", "-65536")
+                .pragma("cache_size", "-8192")
                 .pragma("wal_autocheckpoint", "8192")
                 .pragma("temp_store", "memory")
         });
