@@ -101,7 +101,8 @@ impl Inventories {
         event_id: Uuid,
         req: inventory::ReserveRequest,
     ) -> Result<Result<inventory::Reservation, InventoryError>, CallError> {
-        let sent = tokio::time::Instant::now();
-        self.ask(event_id, |r| InventoryMsg::Reserve(req.clone(), sent, r)).await
+        // Stamped when the message is built, after the actor was found or started: the
+        // histogram is the time in the mailbox, not the actor's start-up.
+        self.ask(event_id, |r| InventoryMsg::Reserve(req.clone(), tokio::time::Instant::now(), r)).await
     }
 }

@@ -381,7 +381,6 @@ where
     }
 }
 
-/// Sleeps; true when shutdown was asked for meanwhile.
 /// Reports how far the group is behind the end of each topic it is assigned. It runs beside the
 /// consumer loop (on a blocking thread: the offset queries block), so the lag keeps being reported
 /// while the loop is stuck retrying a subscriber, which is when it matters.
@@ -410,16 +409,18 @@ async fn watch_lag(consumer: Arc<StreamConsumer>, group: String, mut shutdown: w
 }
 
 /// Messages between the group's committed offset and the end of each assigned partition, summed
-/// per topic.
+/// per topic. A partition whose offsets cannot be read now is left out (its topic keeps the
+/// other partitions' sum) rather than failing the whole report.
 fn lag_by_topic(consumer: &StreamConsumer) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
-    const TIMEOUT: Duration = Duration::from_secs(5);
+    const TIMEOUT: Duration = Duration::from_secs(2);
     let committed = consumer.committed(TIMEOUT)?;
     let mut lags = HashMap::new();
     for p in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT)?;
-        // Nothing committed yet: everything still on the partition is behind.
+        let Ok((low, high)) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT) else { continue };
+        // Nothing committed yet, or retention deleted past the commit: count from the oldest
+        // message still on the partition.
         let done = match p.offset() {
-            Offset::Offset(o) => o,
+            Offset::Offset(o) => o.max(low),
             _ => low,
         };
         *lags.entry(p.topic().to_string()).or_insert(0) += (high - done).max(0);
@@ -427,6 +428,7 @@ fn lag_by_topic(consumer: &StreamConsumer) -> rdkafka::error::KafkaResult<HashMa
     Ok(lags)
 }
 
+/// Sleeps; true when shutdown was asked for meanwhile.
 async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => *shutdown.borrow(),

@@ -139,6 +139,9 @@ async fn availability_of_many(State(state): State<AppState>, Query(q): Query<Man
         if !ids.contains(&id) {
             ids.push(id);
         }
+        if ids.len() > MAX_STREAMED_EVENTS {
+            break;
+        }
     }
     if ids.is_empty() || ids.len() > MAX_STREAMED_EVENTS {
         return Err(Error::invalid("events", format!("give 1 to {MAX_STREAMED_EVENTS} comma-separated event ids")));
@@ -154,18 +157,20 @@ async fn availability_of_many(State(state): State<AppState>, Query(q): Query<Man
 async fn stream_counts(state: AppState, ids: Vec<Uuid>) -> Result<Response> {
     // Subscribe before reading the counts, so no change falls between the two.
     let live = state.bus.subscribe_live();
-    let mut first = Vec::with_capacity(ids.len());
-    for id in &ids {
-        first.push(current(&state, *id).await?);
-    }
+    let first = counts(&state, &ids).await.into_iter().collect::<Result<Vec<_>>>()?;
     Ok(Sse::new(availability_stream(state, ids, first, live))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
 
-async fn current(state: &AppState, id: Uuid) -> Result<Value> {
-    let s = state.inventories.snapshot(id).await?;
-    Ok(json!({"eventId": id, "total": s.total, "available": s.available, "held": s.held, "sold": s.sold}))
+/// The counts of each event now, asked of the event actors concurrently (a list page follows up
+/// to a hundred events; one after another would hold the page for a hundred mailbox round trips).
+async fn counts(state: &AppState, ids: &[Uuid]) -> Vec<Result<Value>> {
+    futures::future::join_all(ids.iter().map(|id| async move {
+        let s = state.inventories.snapshot(*id).await?;
+        Ok(json!({"eventId": id, "total": s.total, "available": s.available, "held": s.held, "sold": s.sold}))
+    }))
+    .await
 }
 
 fn sse(v: &Value) -> SseEvent {
@@ -188,12 +193,7 @@ fn availability_stream(
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
                     // Missed some: the counts now are what matters.
-                    let mut now = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        if let Ok(v) = current(&state, *id).await {
-                            now.push(Ok(sse(&v)));
-                        }
-                    }
+                    let now: Vec<_> = counts(&state, &ids).await.into_iter().flatten().map(|v| Ok(sse(&v))).collect();
                     return Some((futures::stream::iter(now), (state, live, ids)));
                 }
                 Err(RecvError::Closed) => return None,

@@ -16,9 +16,24 @@ const STYLE: &str = include_str!("web/app.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        .route("/", get(page))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
         .route("/app.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+}
+
+/// The page, with a policy that lets it run only its own script and talk only to this server:
+/// the session's tokens live in the page's storage, so no injected script may run there.
+async fn page() -> Response {
+    let mut res = asset("text/html; charset=utf-8", INDEX);
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+        ),
+    );
+    res.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
 }
 
 /// The files change only with the binary: revalidate, so an upgrade is picked up at once.

@@ -4,6 +4,7 @@
 
 const API = '/api/v1';
 const SESSION = 'boxoffice.session';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const main = document.getElementById('main');
 /** Things a view started (streams, timers) and must stop when the view changes. */
 let cleanups = [];
@@ -47,14 +48,23 @@ async function api(method, path, body, headers = {}) {
   return { status: res.status, body: parsed };
 }
 
-async function refresh() {
-  const s = session();
-  const res = await fetch(`${API}/auth/refresh`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: s.refresh }),
-  });
-  if (!res.ok) { clearSession(); updateNav(); return false; }
-  saveTokens(await res.json());
-  return true;
+/** One refresh at a time: a refresh token is single-use, and the server revokes the whole
+ * session when one is presented twice, so concurrent 401s must share the same refresh. */
+let refreshing = null;
+
+function refresh() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const s = session();
+      const res = await fetch(`${API}/auth/refresh`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: s.refresh }),
+      });
+      if (!res.ok) { clearSession(); updateNav(); return false; }
+      saveTokens(await res.json());
+      return true;
+    })().catch(() => false).finally(() => { refreshing = null; });
+  }
+  return refreshing;
 }
 
 function errorText(r) {
@@ -93,6 +103,19 @@ function when(iso) {
 
 function field(label, input) { return h('label', {}, label, input); }
 
+/** The route being shown. A view that was still loading when the address changed must not
+ * draw over the newer one: each view draws through `screen()`, which checks it is still current. */
+let shown = 0;
+
+function screen() {
+  const mine = shown;
+  return (title, ...children) => {
+    if (mine !== shown) return false;
+    view(title, ...children);
+    return true;
+  };
+}
+
 function view(title, ...children) {
   main.replaceChildren(h('h1', {}, title), ...children);
   document.title = `${title} · Boxoffice`;
@@ -125,6 +148,7 @@ function showCounts(c) {
 // ---------------------------------------------------------------- views
 
 async function eventsView(query) {
+  const show = screen();
   const q = new URLSearchParams(query).get('q') || '';
   const input = h('input', { type: 'search', name: 'q', value: q, placeholder: 'Concert, workshop, ...' });
   const form = h('form', { class: 'search', role: 'search', onsubmit: (ev) => {
@@ -133,10 +157,11 @@ async function eventsView(query) {
   } }, h('label', { class: 'sr-only', for: 'q' }, 'Search events'), input, h('button', { type: 'submit' }, 'Search'));
   input.id = 'q';
   const r = await api('GET', `/events?limit=50${q ? `&q=${encodeURIComponent(q)}` : ''}`);
-  if (r.status !== 200) return view('Events', form, h('p', { class: 'error' }, errorText(r)));
+  if (r.status !== 200) return show('Events', form, h('p', { class: 'error' }, errorText(r)));
   const items = r.body.items;
-  view('Events', form, items.length ? eventGrid(items) : h('p', {}, 'No events match.'));
-  followAvailability(items.map((e) => e.id));
+  if (show('Events', form, items.length ? eventGrid(items) : h('p', {}, 'No events match.'))) {
+    followAvailability(items.map((e) => e.id));
+  }
 }
 
 function eventGrid(items) {
@@ -148,16 +173,18 @@ function eventGrid(items) {
 }
 
 async function eventView(id) {
+  const show = screen();
   const r = await api('GET', `/events/${id}`);
-  if (r.status !== 200) return view('Event', h('p', { class: 'error' }, errorText(r)));
+  if (r.status !== 200) return show('Event', h('p', { class: 'error' }, errorText(r)));
   const e = r.body;
   const free = e.price_cents === 0;
   const area = h('div', { id: 'booking' });
-  view(e.name,
+  const drawn = show(e.name,
     h('p', { class: 'meta' }, `${when(e.starts_at)} · ${money(e.price_cents, e.currency)}${free ? '' : ' per seat'}`),
     countsList(e),
     h('p', { class: 'soldout', 'data-soldout': e.id, hidden: e.available_slots > 0 }, 'Sold out'),
     area);
+  if (!drawn) return;
   followAvailability([e.id]);
   if (!session()) {
     area.append(h('p', {}, h('a', { href: '#/login' }, 'Log in'), ' or ', h('a', { href: '#/signup' }, 'sign up'), ' to book.'));
@@ -261,8 +288,9 @@ function holdPanel(area, event, order) {
 
 async function ordersView() {
   if (!session()) { location.hash = '#/login'; return; }
+  const show = screen();
   const r = await api('GET', '/orders?limit=50');
-  if (r.status !== 200) return view('My orders', h('p', { class: 'error' }, errorText(r)));
+  if (r.status !== 200) return show('My orders', h('p', { class: 'error' }, errorText(r)));
   const names = new Map();
   const events = await api('GET', '/events?limit=100');
   for (const e of (events.body && events.body.items) || []) names.set(e.id, e.name);
@@ -284,7 +312,7 @@ async function ordersView() {
       o.tickets && h('ul', { 'aria-label': 'Tickets' }, o.tickets.map((t) => h('li', {}, h('code', {}, t.code)))),
       cancel);
   }));
-  view('My orders', rows.length ? list : h('p', {}, 'No orders yet. ', h('a', { href: '#/events' }, 'Find an event'), '.'));
+  show('My orders', rows.length ? list : h('p', {}, 'No orders yet. ', h('a', { href: '#/events' }, 'Find an event'), '.'));
 }
 
 function authForm(title, fields, submitText, onsubmit) {
@@ -326,11 +354,12 @@ function signupView() {
 }
 
 async function adminView() {
+  const show = screen();
   const s = session();
   if (!s || s.role !== 'admin') return view('Admin', h('p', { class: 'error' }, 'Administrators only. ', h('a', { href: '#/login' }, 'Log in'), ' as one.'));
   const cats = await api('GET', '/categories');
   const category = h('select', { name: 'category_id', id: 'category_id', required: true },
-    ((cats.body && cats.body.items) || cats.body || []).map((c) => h('option', { value: c.id }, `${c.name} (${c.kind})`)));
+    (Array.isArray(cats.body) ? cats.body : []).map((c) => h('option', { value: c.id }, `${c.name} (${c.kind})`)));
   const input = (name, type, attrs = {}) => h('input', { name, id: name, type, required: true, ...attrs });
   const create = h('form', { class: 'stack', 'aria-labelledby': 'create-title', onsubmit: async (ev) => {
     ev.preventDefault();
@@ -383,12 +412,13 @@ async function adminView() {
   } }, 'Start live stream');
   cleanups.push(() => socket && socket.close());
 
-  view('Admin',
+  const drawn = show('Admin',
     h('section', {}, h('h2', { id: 'create-title' }, 'Create an event'), create),
     h('section', {}, h('h2', {}, 'Availability'), items.length ? eventGrid(items) : h('p', {}, 'No events yet.')),
     h('section', {}, h('h2', {}, 'Audit log'), field('Type', type),
       h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Type'), h('th', {}, 'Data'))), auditBody)),
     h('section', {}, h('h2', {}, 'Live event stream'), toggle, log));
+  if (!drawn) return;
   followAvailability(items.map((e) => e.id));
   loadAudit();
 }
@@ -405,6 +435,7 @@ function updateNav() {
 }
 
 async function route() {
+  shown += 1;
   for (const c of cleanups) c();
   cleanups = [];
   const [path, query = ''] = (location.hash.slice(1) || '/events').split('?');
@@ -413,7 +444,11 @@ async function route() {
     if (a.dataset.nav === parts[0]) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   updateNav();
-  if (parts[0] === 'events' && parts[1]) return eventView(parts[1]);
+  if (parts[0] === 'events' && parts[1]) {
+    // Only an id goes into an API path (a crafted link must not steer requests elsewhere).
+    if (!UUID.test(parts[1])) return view('Event', h('p', { class: 'error' }, 'No such event.'));
+    return eventView(parts[1]);
+  }
   if (parts[0] === 'orders') return ordersView();
   if (parts[0] === 'admin') return adminView();
   if (parts[0] === 'login') return loginView();
