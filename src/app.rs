@@ -28,6 +28,7 @@ use crate::{
     actors::{
         Inventories,
         auditor::{AuditSink, Auditor, SqlAuditSink},
+        keeper::keep,
         notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
         saga::{SagaDeps, Sagas},
@@ -95,7 +96,7 @@ impl Application {
         let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout };
 
         let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
-        let (payments, _) = Actor::spawn(None, PaymentActor, provider).await?;
+        let payments = keep("payment", PaymentActor, provider).await?;
         let (sagas, _) = Actor::spawn(
             None,
             Sagas,
@@ -112,8 +113,8 @@ impl Application {
 
         let mailer = notifier::mailer(&config.mail)?;
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
-        let (notifier, _) =
-            Actor::spawn(None, Notifier, NotifierArgs { db: db.clone(), committer: committer.clone(), mailer, from })
+        let notifier =
+            keep("notifier", Notifier, NotifierArgs { db: db.clone(), committer: committer.clone(), mailer, from })
                 .await?;
         let audit_log = if config.mongodb.enabled() {
             let log =
@@ -127,7 +128,7 @@ impl Application {
             Some(log) => log.clone(),
             None => Arc::new(SqlAuditSink { committer: committer.clone() }),
         };
-        let (auditor, _) = Actor::spawn(None, Auditor, sink).await?;
+        let auditor = keep("auditor", Auditor, sink).await?;
         let subscriber = |name: &str, actor| -> Arc<dyn Subscriber> {
             Arc::new(ActorSubscriber { name: name.into(), actor, timeout: CONSUMER_CALL_TIMEOUT })
         };
@@ -172,8 +173,8 @@ impl Application {
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
-        let actors =
-            vec![sagas.get_cell(), supervisor.get_cell(), payments.get_cell(), notifier.get_cell(), auditor.get_cell()];
+        let mut actors = vec![sagas.get_cell(), supervisor.get_cell()];
+        actors.extend([payments.cells(), notifier.cells(), auditor.cells()].into_iter().flatten());
         Ok(Self { listener, state, relay, consumers, actors })
     }
 

@@ -79,7 +79,7 @@ fn register_known() {
     for name in [SOLD_OUT, INVARIANT_VIOLATIONS, ACTOR_CALL_TIMEOUTS, PUBLISH_ERRORS] {
         counter!(name).increment(0);
     }
-    for kind in ["inventory", "saga"] {
+    for kind in ["inventory", "saga", "payment", "notifier", "auditor"] {
         counter!(ACTOR_RESTARTS, "kind" => kind).increment(0);
     }
     for result in ["sent", "failed", "duplicate"] {

@@ -50,6 +50,7 @@ impl AuditSink for MongoAuditLog {
     }
 }
 
+#[derive(Clone)]
 pub struct Auditor;
 
 impl Actor for Auditor {

@@ -1,13 +1,15 @@
 //! The actor system: one [`inventory::EventInventory`] per event under the
 //! [`supervisor::InventorySupervisor`], one [`saga::OrderSaga`] per order being paid or
 //! cancelled, the [`payment::PaymentActor`], and the event consumers [`notifier::Notifier`]
-//! and [`auditor::Auditor`].
+//! and [`auditor::Auditor`]; those three singletons run under a [`keeper::Keeper`] that starts
+//! a failed one again.
 //!
 //! [`Runtime`] is what the HTTP layer holds: typed calls into the actors, every one bounded by
 //! the configured timeout (a timeout becomes 503 in `http::error`).
 
 pub mod auditor;
 pub mod inventory;
+pub mod keeper;
 pub mod notifier;
 pub mod payment;
 pub mod saga;

@@ -99,6 +99,7 @@ pub fn mailer(c: &MailConfig) -> anyhow::Result<Arc<dyn Mailer>> {
     })
 }
 
+#[derive(Clone)]
 pub struct NotifierArgs {
     pub db: DatabaseConnection,
     pub committer: Committer,
@@ -106,6 +107,7 @@ pub struct NotifierArgs {
     pub from: Mailbox,
 }
 
+#[derive(Clone)]
 pub struct Notifier;
 
 impl Actor for Notifier {

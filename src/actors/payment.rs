@@ -73,6 +73,7 @@ pub enum PaymentMsg {
     Charge(ChargeRequest, RpcReplyPort<Result<ChargeOutcome, String>>),
 }
 
+#[derive(Clone)]
 pub struct PaymentActor;
 
 impl Actor for PaymentActor {

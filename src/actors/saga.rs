@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     CallError, Inventories, call,
     inventory::{InventoryError, InventoryMsg},
+    keeper::Kept,
     payment::{ChargeOutcome, ChargeRequest, PaymentMsg},
 };
 use crate::{
@@ -69,7 +70,7 @@ pub struct SagaDeps {
     pub db: DatabaseConnection,
     pub committer: Committer,
     pub inventories: Inventories,
-    pub payments: ActorRef<PaymentMsg>,
+    pub payments: Kept<PaymentMsg>,
     /// Longest a charge may take before the saga gives up on the provider.
     pub charge_timeout: Duration,
     pub idle: Duration,
@@ -208,7 +209,7 @@ impl SagaState {
             currency: order.currency.clone(),
             card_token: req.card_token.clone(),
         };
-        let outcome = call(&self.deps.payments, |r| PaymentMsg::Charge(charge, r), self.deps.charge_timeout)
+        let outcome = call(&self.deps.payments.get(), |r| PaymentMsg::Charge(charge, r), self.deps.charge_timeout)
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r);

@@ -9,11 +9,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ractor::{ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 use tokio::sync::broadcast;
 
 use super::kafka::KafkaBridge;
-use crate::domain::DomainEvent;
+use crate::{actors::keeper::Kept, domain::DomainEvent};
 
 /// The one message every event consumer actor accepts: a batch, in publication order.
 pub enum ConsumerMsg {
@@ -31,7 +31,8 @@ pub trait Subscriber: Send + Sync {
 /// A consumer actor as a subscriber; the call is bounded by `timeout`.
 pub struct ActorSubscriber {
     pub name: String,
-    pub actor: ActorRef<ConsumerMsg>,
+    /// The consumer actor (kept running: a failed one is started again).
+    pub actor: Kept<ConsumerMsg>,
     pub timeout: Duration,
 }
 
@@ -43,7 +44,7 @@ impl Subscriber for ActorSubscriber {
 
     async fn deliver(&self, events: &[DomainEvent]) -> Result<(), String> {
         let events = events.to_vec();
-        match self.actor.call(|reply| ConsumerMsg::Deliver(events, reply), Some(self.timeout)).await {
+        match self.actor.get().call(|reply| ConsumerMsg::Deliver(events, reply), Some(self.timeout)).await {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
             Ok(other) => Err(format!("{} did not answer: {other:?}", self.name)),
             Err(e) => Err(format!("{} unreachable: {e}", self.name)),

@@ -1,0 +1,252 @@
+//! Keeps a singleton actor running: the PaymentActor, the Notifier and the Auditor each have one
+//! instance, so if it failed (a panic in a handler) everything that calls it would wait on a dead
+//! actor forever, and e-mails and audit records would stop. A [`Keeper`] supervises it and starts
+//! it again with the same arguments, after a backoff that doubles up to five seconds while it
+//! keeps failing (counted in `boxoffice_actor_restarts_total{kind}`, alerted on as a restart
+//! storm). Callers hold a [`Kept`] handle, which always reaches the current instance; a call made
+//! during the backoff fails like any call to an unavailable actor, and the callers retry.
+
+use std::{
+    marker::PhantomData,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+use tokio::time::Instant;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Failures further apart than this start the backoff again from the beginning.
+const CALM: Duration = Duration::from_secs(60);
+
+/// A handle to the current instance of a kept actor. Cheap to clone.
+pub struct Kept<M: ractor::Message> {
+    current: Slot<M>,
+    keeper: ActorCell,
+}
+
+/// The current instance, written by the keeper (set before [`keep`] returns).
+type Slot<M> = Arc<RwLock<Option<ActorRef<M>>>>;
+
+impl<M: ractor::Message> Clone for Kept<M> {
+    fn clone(&self) -> Self {
+        Self { current: self.current.clone(), keeper: self.keeper.clone() }
+    }
+}
+
+impl<M: ractor::Message> Kept<M> {
+    /// The instance running now (or the one that just failed, until its replacement starts).
+    pub fn get(&self) -> ActorRef<M> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone().expect("started before keep() returned")
+    }
+
+    /// The actor, then its keeper: stopped in this order at shutdown (a normal stop is not
+    /// restarted).
+    pub fn cells(&self) -> [ActorCell; 2] {
+        [self.get().get_cell(), self.keeper.clone()]
+    }
+
+    #[cfg(test)]
+    fn stop(&self) {
+        for cell in self.cells() {
+            cell.stop(None);
+        }
+    }
+}
+
+/// Starts `actor` under a keeper; `kind` labels its restarts.
+pub async fn keep<A>(kind: &'static str, actor: A, args: A::Arguments) -> Result<Kept<A::Msg>, SpawnErr>
+where
+    A: Actor + Clone,
+    A::Arguments: Clone + Sync,
+{
+    let current: Slot<A::Msg> = Arc::new(RwLock::new(None));
+    let (keeper, _) =
+        Actor::spawn(None, Keeper::<A>(PhantomData), KeeperArgs { kind, actor, args, slot: current.clone() }).await?;
+    Ok(Kept { current, keeper: keeper.get_cell() })
+}
+
+pub struct Keeper<A>(PhantomData<fn() -> A>);
+
+pub struct KeeperArgs<A: Actor> {
+    kind: &'static str,
+    actor: A,
+    args: A::Arguments,
+    slot: Slot<A::Msg>,
+}
+
+pub enum KeeperMsg {
+    Restart,
+}
+
+pub struct KeeperState<A: Actor> {
+    kind: &'static str,
+    actor: A,
+    args: A::Arguments,
+    slot: Slot<A::Msg>,
+    current: ActorRef<A::Msg>,
+    backoff: Duration,
+    last_failure: Option<Instant>,
+}
+
+impl<A: Actor + Clone> KeeperState<A>
+where
+    A::Arguments: Clone + Sync,
+{
+    async fn start(&mut self, myself: &ActorRef<KeeperMsg>) -> Result<(), SpawnErr> {
+        let (child, _) = Actor::spawn_linked(None, self.actor.clone(), self.args.clone(), myself.get_cell()).await?;
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(child.clone());
+        self.current = child;
+        Ok(())
+    }
+
+    fn schedule_restart(&mut self, myself: &ActorRef<KeeperMsg>) {
+        let now = Instant::now();
+        if self.last_failure.is_none_or(|t| now.duration_since(t) > CALM) {
+            self.backoff = FIRST_BACKOFF;
+        }
+        self.last_failure = Some(now);
+        metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => self.kind).increment(1);
+        tracing::warn!(kind = self.kind, backoff_ms = self.backoff.as_millis() as u64, "restarting a failed actor");
+        myself.send_after(self.backoff, || KeeperMsg::Restart);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+impl<A> Actor for Keeper<A>
+where
+    A: Actor + Clone,
+    A::Arguments: Clone + Sync,
+{
+    type Msg = KeeperMsg;
+    type State = KeeperState<A>;
+    type Arguments = KeeperArgs<A>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        a: KeeperArgs<A>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let (first, _) = Actor::spawn_linked(None, a.actor.clone(), a.args.clone(), myself.get_cell()).await?;
+        *a.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(first.clone());
+        Ok(KeeperState {
+            kind: a.kind,
+            actor: a.actor,
+            args: a.args,
+            slot: a.slot,
+            current: first,
+            backoff: FIRST_BACKOFF,
+            last_failure: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let KeeperMsg::Restart = msg;
+        if let Err(e) = state.start(&myself).await {
+            tracing::error!(kind = state.kind, error = %e, "a failed actor could not be started again");
+            state.schedule_restart(&myself);
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, err) = evt
+            && cell.get_id() == state.current.get_id()
+        {
+            tracing::error!(kind = state.kind, error = %err, "actor failed");
+            state.schedule_restart(&myself);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ractor::{RpcReplyPort, rpc::CallResult};
+
+    use super::*;
+
+    /// Answers pings with its own start count; fails on `Boom`.
+    #[derive(Clone)]
+    struct Fragile;
+
+    enum FragileMsg {
+        Ping(RpcReplyPort<u32>),
+        Boom,
+    }
+
+    impl Actor for Fragile {
+        type Msg = FragileMsg;
+        type State = u32;
+        type Arguments = Arc<std::sync::atomic::AtomicU32>;
+
+        async fn pre_start(&self, _: ActorRef<FragileMsg>, starts: Self::Arguments) -> Result<u32, ActorProcessingErr> {
+            Ok(starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<FragileMsg>,
+            msg: FragileMsg,
+            n: &mut u32,
+        ) -> Result<(), ActorProcessingErr> {
+            match msg {
+                FragileMsg::Ping(reply) => {
+                    let _ = reply.send(*n);
+                    Ok(())
+                }
+                FragileMsg::Boom => panic!("boom"),
+            }
+        }
+    }
+
+    async fn ping(kept: &Kept<FragileMsg>) -> Option<u32> {
+        match kept.get().call(FragileMsg::Ping, Some(Duration::from_millis(200))).await {
+            Ok(CallResult::Success(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_actor_is_started_again_and_the_handle_reaches_the_new_one() {
+        let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let kept = keep("test", Fragile, starts.clone()).await.unwrap();
+        assert_eq!(ping(&kept).await, Some(1));
+        let first = kept.get().get_id();
+        for round in 2..=3 {
+            kept.get().cast(FragileMsg::Boom).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let answer = loop {
+                if let Some(n) = ping(&kept).await {
+                    break n;
+                }
+                assert!(Instant::now() < deadline, "restarted within the backoff");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            assert_eq!(answer, round, "a fresh instance answers");
+        }
+        assert_ne!(kept.get().get_id(), first);
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_normal_stop_is_not_restarted() {
+        let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let kept = keep("test", Fragile, starts.clone()).await.unwrap();
+        kept.stop();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(ping(&kept).await, None);
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
