@@ -22,7 +22,8 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 cargo build --release --quiet
 BIN=target/release/boxoffice
-scripts/services.sh up
+# Only PostgreSQL: an idle Kafka broker (a JVM) or FerretDB would take CPU from every row.
+scripts/services.sh up postgres
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
 PG_BASE=${PG_ADMIN%/*}
 PG_PORT=${PG_BASE##*:}
