@@ -602,7 +602,7 @@ impl InventoryState {
             return;
         };
         hold.timer.abort();
-        saga_finished(&hold, OrderStatus::Confirmed);
+        let saga = SagaEnd::of(&hold, OrderStatus::Confirmed);
         self.slots.sell_held(hold.facts.quantity);
         let now = Utc::now();
         let tickets = ticket_rows(&hold.facts, now);
@@ -625,7 +625,7 @@ impl InventoryState {
         )));
         self.sold_orders.insert(order, hold.facts);
         ops.push(self.changed());
-        let done = self.committer.submit(ops).await;
+        let done = saga.once_committed(self.committer.submit(ops).await);
         after_commit(myself, done, reply, issued);
     }
 
@@ -636,15 +636,16 @@ impl InventoryState {
         reason: ReleaseReason,
         extra: Vec<WriteOp>,
     ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, InventoryError> {
-        let (facts, was) = if let Some(hold) = self.holds.remove(&order) {
+        let (facts, was, saga) = if let Some(hold) = self.holds.remove(&order) {
             hold.timer.abort();
-            saga_finished(&hold, reason.status());
+            let saga = SagaEnd::of(&hold, reason.status());
             self.slots.unhold(hold.facts.quantity);
-            (hold.facts, OrderStatus::Pending)
+            (hold.facts, OrderStatus::Pending, Some(saga))
         } else if reason == ReleaseReason::Cancelled {
+            // A sale cancelled later: its saga ended when it was confirmed.
             let facts = self.sold_orders.remove(&order).ok_or(InventoryError::NotHeld)?;
             self.slots.unsell(facts.quantity);
-            (facts, OrderStatus::Confirmed)
+            (facts, OrderStatus::Confirmed, None)
         } else {
             return Err(InventoryError::NotHeld);
         };
@@ -654,7 +655,11 @@ impl InventoryState {
         ops.extend(extra);
         ops.extend(outbox);
         ops.push(self.changed());
-        Ok(self.committer.submit(ops).await)
+        let done = self.committer.submit(ops).await;
+        Ok(match saga {
+            Some(saga) => saga.once_committed(done),
+            None => done,
+        })
     }
 
     async fn reconfigure(
@@ -693,10 +698,35 @@ impl InventoryState {
     }
 }
 
-/// A paid order's saga ends when its hold is sold, expires or is cancelled.
-fn saga_finished(hold: &Hold, outcome: OrderStatus) {
-    metrics::histogram!(instruments::SAGA_DURATION, "outcome" => outcome.as_str())
-        .record(hold.placed.elapsed().as_secs_f64());
+/// A paid order's saga ends when its hold is sold, expires or is cancelled: timed when the actor
+/// decides, recorded once that decision is committed (a failed commit restarts the actor, which
+/// decides again from the database, and must not leave a second sample).
+struct SagaEnd {
+    outcome: OrderStatus,
+    seconds: f64,
+}
+
+impl SagaEnd {
+    fn of(hold: &Hold, outcome: OrderStatus) -> Self {
+        Self { outcome, seconds: hold.placed.elapsed().as_secs_f64() }
+    }
+
+    /// Passes the commit's result on, recording the duration if it succeeded.
+    fn once_committed(
+        self,
+        done: tokio::sync::oneshot::Receiver<CommitResult>,
+    ) -> tokio::sync::oneshot::Receiver<CommitResult> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let Ok(result) = done.await else { return };
+            if result.is_ok() {
+                metrics::histogram!(instruments::SAGA_DURATION, "outcome" => self.outcome.as_str())
+                    .record(self.seconds);
+            }
+            let _ = tx.send(result);
+        });
+        rx
+    }
 }
 
 /// For writes nobody waits on (expiries): a failure still restarts the actor.
