@@ -185,6 +185,26 @@ pub struct DomainEvent {
     pub payload: Value,
 }
 
+/// An event's seat counts at one moment: what `inventory.changed` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCounts {
+    pub event_id: Uuid,
+    pub total: u32,
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+}
+
+impl SlotCounts {
+    pub fn event(&self) -> DomainEvent {
+        DomainEvent::new(
+            EventType::InventoryChanged,
+            self.event_id,
+            json!({"eventId": self.event_id, "total": self.total, "available": self.available, "held": self.held, "sold": self.sold}),
+        )
+    }
+}
+
 impl DomainEvent {
     pub fn new(event_type: EventType, aggregate_id: Uuid, payload: Value) -> Self {
         Self { id: Uuid::now_v7(), event_type, aggregate_id, occurred_at: Utc::now(), payload }

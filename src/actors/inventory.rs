@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
-    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, ReleaseReason},
+    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, ReleaseReason, SlotCounts},
     instruments,
     store::{
         Committer, WriteOp,
@@ -551,18 +551,21 @@ impl InventoryState {
         after_commit(myself, done, reply, reservation);
     }
 
-    /// `inventory.changed` with the counts as they are now, for every job that changed them.
+    /// The counts as they are now, for every job that changed them (the committer turns the last
+    /// of a batch into `inventory.changed`).
     fn changed(&self) -> WriteOp {
         let s = &self.slots;
         self.gauges.available.set(f64::from(s.available()));
         self.gauges.held.set(f64::from(s.held));
         self.gauges.sold.set(f64::from(s.sold));
         self.gauges.holds.set(self.holds.len() as f64);
-        WriteOp::Outbox(DomainEvent::new(
-            EventType::InventoryChanged,
-            self.terms.id,
-            json!({"eventId": self.terms.id, "total": s.total, "available": s.available(), "held": s.held, "sold": s.sold}),
-        ))
+        WriteOp::Counts(SlotCounts {
+            event_id: self.terms.id,
+            total: s.total,
+            available: s.available(),
+            held: s.held,
+            sold: s.sold,
+        })
     }
 
     fn pin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
