@@ -34,6 +34,7 @@ pub struct AuthKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: VerifiedTokens,
     pub access_ttl: chrono::Duration,
     pub refresh_ttl: chrono::Duration,
     params: Params,
@@ -56,6 +57,7 @@ impl AuthKeys {
             encoding: EncodingKey::from_secret(cfg.jwt_secret.as_bytes()),
             decoding: DecodingKey::from_secret(cfg.jwt_secret.as_bytes()),
             validation,
+            verified: VerifiedTokens::default(),
             access_ttl: chrono::Duration::seconds(cfg.access_ttl_seconds as i64),
             refresh_ttl: chrono::Duration::seconds(cfg.refresh_ttl_seconds as i64),
             params: Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
@@ -102,15 +104,56 @@ impl AuthKeys {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })
+        let now = Utc::now().timestamp();
+        if let Some(claims) = self.verified.get(token, now) {
+            return claims;
+        }
+        let claims =
+            decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
+        self.verified.insert(token, &claims, now);
+        Ok(claims)
     }
 
     /// Signs arbitrary claims; tests use it to forge expired tokens with the real key.
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
         Ok(encode(&Header::default(), claims, &self.encoding)?)
+    }
+}
+
+/// Access tokens whose signature was already checked, until they expire.
+///
+/// A client sends the same token with every request until it expires, and checking an HS256
+/// signature (base64, JSON, HMAC) was ~7 % of the server's CPU under a booking rush. A token is
+/// immutable and the key never changes while the process runs, so a token verified once stays
+/// valid until its `exp`, which is checked again on every hit, exactly as `jsonwebtoken` checks
+/// it (no leeway). Only valid tokens are remembered; a forged token costs a full check each time.
+/// Bounded: at the cap, expired entries are dropped, and if that is not enough, all of them.
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<Box<str>, Claims>>);
+
+impl VerifiedTokens {
+    const CAP: usize = 100_000;
+
+    fn get(&self, token: &str, now: i64) -> Option<Result<Claims, TokenError>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let claims = map.get(token)?;
+        Some(if claims.exp < now { Err(TokenError::Expired) } else { Ok(claims.clone()) })
+    }
+
+    fn insert(&self, token: &str, claims: &Claims, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAP {
+            map.retain(|_, c| c.exp >= now);
+            if map.len() >= Self::CAP {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), claims.clone());
     }
 }
 
@@ -171,6 +214,20 @@ mod tests {
             Claims { sub: id, role: "user".into(), iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
         assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
         assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_tampered_copy_is_still_checked() {
+        let k = keys();
+        let id = Uuid::now_v7();
+        let t = k.issue_access(id, "user").unwrap();
+        let claims = k.verify_access(&t).unwrap();
+        assert!(matches!(k.verified.get(&t, claims.exp), Some(Ok(_))), "valid up to and including exp");
+        assert!(matches!(k.verified.get(&t, claims.exp + 1), Some(Err(TokenError::Expired))));
+        let (rest, signature) = t.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+        let tampered = format!("{rest}.{flipped}{}", &signature[1..]);
+        assert!(matches!(k.verify_access(&tampered), Err(TokenError::Invalid)));
     }
 
     #[test]
