@@ -24,7 +24,7 @@ use crate::{
     instruments,
     store::{
         Committer, WriteOp,
-        committer::CommitResult,
+        committer::{self, CommitResult},
         entities::{events, orders, tickets},
     },
 };
@@ -407,24 +407,34 @@ impl Actor for EventInventory {
 }
 
 /// Answers `reply` with `value` once `done` resolves; a failed commit makes the actor restart.
-fn after_commit<R: Send + 'static>(
+fn after_commit<R: Send + Sync + 'static>(
     myself: &ActorRef<InventoryMsg>,
     done: tokio::sync::oneshot::Receiver<CommitResult>,
     reply: RpcReplyPort<Result<R, InventoryError>>,
     value: R,
 ) {
+    let answer = answer(myself, reply, value);
+    tokio::spawn(async move { answer(done.await.unwrap_or_else(|_| committer::stopped())) });
+}
+
+/// What to do with a commit's result: answer `reply` with `value` if it committed; otherwise
+/// answer Unavailable and make the actor restart from the store.
+fn answer<R: Send + Sync + 'static>(
+    myself: &ActorRef<InventoryMsg>,
+    reply: RpcReplyPort<Result<R, InventoryError>>,
+    value: R,
+) -> impl FnOnce(CommitResult) + Send + Sync + 'static {
     let myself = myself.clone();
-    tokio::spawn(async move {
-        let result = match done.await {
-            Ok(Ok(())) => Ok(value),
-            Ok(Err(e)) => {
+    move |result| {
+        let result = match result {
+            Ok(()) => Ok(value),
+            Err(e) => {
                 let _ = myself.cast(InventoryMsg::CommitFailed(e.to_string()));
                 Err(InventoryError::Unavailable)
             }
-            Err(_) => Err(InventoryError::Unavailable),
         };
         let _ = reply.send(result);
-    });
+    }
 }
 
 impl InventoryState {
@@ -547,8 +557,8 @@ impl InventoryState {
             self.add_hold(myself, facts, now, now + ttl);
         }
         ops.push(self.changed());
-        let done = self.committer.submit(ops).await;
-        after_commit(myself, done, reply, reservation);
+        // Answered by the committer itself, without a waiting task per hold.
+        self.committer.submit_then(ops, answer(myself, reply, reservation)).await;
     }
 
     /// The counts as they are now, for every job that changed them (the committer turns the last

@@ -68,7 +68,32 @@ pub type CommitResult = Result<(), Arc<DbErr>>;
 
 struct Job {
     ops: Vec<WriteOp>,
-    done: oneshot::Sender<CommitResult>,
+    done: Done,
+}
+
+/// Who hears about a job's commit.
+enum Done {
+    /// A waiting task.
+    Channel(oneshot::Sender<CommitResult>),
+    /// A short, non-blocking callback run by the committer itself, right after the commit: for
+    /// the hot path, where one waiting task per hold was measurable.
+    Call(Box<dyn FnOnce(CommitResult) + Send + Sync>),
+}
+
+impl Done {
+    fn send(self, result: CommitResult) {
+        match self {
+            Done::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            Done::Call(f) => f(result),
+        }
+    }
+}
+
+/// The result for a job the committer will never run.
+pub fn stopped() -> CommitResult {
+    Err(Arc::new(DbErr::Custom("committer stopped".into())))
 }
 
 /// Handle to the committer task. Cheap to clone.
@@ -88,15 +113,25 @@ impl Committer {
     /// Queues a job and returns at once; the receiver resolves after commit (or failure).
     pub async fn submit(&self, ops: Vec<WriteOp>) -> oneshot::Receiver<CommitResult> {
         let (done, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { ops, done }).await {
-            let _ = job.done.send(Err(Arc::new(DbErr::Custom("committer stopped".into()))));
-        }
+        self.queue(Job { ops, done: Done::Channel(done) }).await;
         rx
+    }
+
+    /// Queues a job; `then` runs on the committer's task once the job has committed (or failed),
+    /// so it must be quick and must not block: answer a reply port, send a message.
+    pub async fn submit_then(&self, ops: Vec<WriteOp>, then: impl FnOnce(CommitResult) + Send + Sync + 'static) {
+        self.queue(Job { ops, done: Done::Call(Box::new(then)) }).await;
+    }
+
+    async fn queue(&self, job: Job) {
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            job.done.send(stopped());
+        }
     }
 
     /// Queues a job and waits for its commit.
     pub async fn commit(&self, ops: Vec<WriteOp>) -> CommitResult {
-        self.submit(ops).await.await.unwrap_or_else(|_| Err(Arc::new(DbErr::Custom("committer stopped".into()))))
+        self.submit(ops).await.await.unwrap_or_else(|_| stopped())
     }
 }
 
@@ -112,7 +147,7 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, batch_max: usi
         }
         let result = result.map_err(Arc::new);
         for job in batch.drain(..) {
-            let _ = job.done.send(result.clone());
+            job.done.send(result.clone());
         }
         if result.is_ok() {
             committed.notify_one();
@@ -304,7 +339,7 @@ mod tests {
     use crate::domain::{DomainEvent, EventType, SlotCounts};
 
     fn job(ops: Vec<WriteOp>) -> Job {
-        Job { ops, done: oneshot::channel().0 }
+        Job { ops, done: super::Done::Channel(oneshot::channel().0) }
     }
 
     fn counts(event_id: Uuid, available: u32) -> WriteOp {
