@@ -1,5 +1,8 @@
+use boxoffice::store::entities::orders;
 use reqwest::StatusCode;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
@@ -134,6 +137,55 @@ async fn registration_takes_one_confirmed_seat_and_announces_registration_create
         app.mails().iter().any(|m| m.contains("You are registered") && m.contains("ann@example.com"))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_simultaneous_registrations_by_one_person_take_exactly_one_seat() {
+    let app = TestApp::spawn().await;
+    let (user, token) = app.signup("ann").await;
+    // Several rounds, each a fresh event: one round can be lucky, a race shows within a few.
+    for _ in 0..5 {
+        let event = app.event(0, 50, 600).await;
+        // Twenty open connections first, so the twenty attempts leave together.
+        let path = format!("/api/v1/events/{event}");
+        futures::future::join_all((0..20).map(|_| app.get(&path, None))).await;
+        let attempts = (0..20).map(|_| app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})));
+        let answers = futures::future::join_all(attempts).await;
+        let created = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(created, 1, "{answers:?}");
+        for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+            // The answer a later repeat gets, never a 5xx.
+            let answer = (*s, body["error"]["code"].as_str());
+            assert_eq!(answer, (StatusCode::CONFLICT, Some("already_registered")), "{body}");
+        }
+        assert_eq!(app.counts(event).await, (49, 0, 1, 50));
+        let rows = orders::Entity::find()
+            .filter(orders::Column::UserId.eq(user))
+            .filter(orders::Column::EventId.eq(event))
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one order row: {rows:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_second_confirmed_registration_but_not_after_a_cancellation() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 5, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (s, reg) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    let first = orders::Entity::find_by_id(Uuid::parse_str(reg["id"].as_str().unwrap()).unwrap())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = |status: &str| orders::Model { id: Uuid::now_v7(), status: status.into(), ..first.clone() };
+    // Written straight to the database, past the HTTP layer: the unique index is the guarantee.
+    let duplicate = orders::ActiveModel::from(copy("confirmed")).insert(&app.db).await;
+    assert!(duplicate.is_err(), "a second confirmed registration was stored");
+    orders::ActiveModel::from(copy("cancelled")).insert(&app.db).await.expect("cancelled ones are not limited");
 }
 
 #[tokio::test]
