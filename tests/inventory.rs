@@ -190,6 +190,30 @@ async fn unpinning_after_the_hold_lapsed_releases_it_at_once() {
 }
 
 #[tokio::test]
+async fn a_payment_arriving_after_the_deadline_but_before_the_timer_fired_is_not_pinned() {
+    let f = fixture(10, 10).await;
+    let inv = f.inventory(Duration::from_secs(60)).await;
+    let order = reserve(&inv, 2).await.unwrap();
+    tokio::time::pause();
+    // The pin is queued before the clock passes the deadline, and so ahead of the timer's message:
+    // the actor handles it first, at a moment when the hold's deadline has already gone by.
+    let (tx, pinned) = ractor::concurrency::oneshot();
+    inv.send_message(InventoryMsg::Pin(order, tx.into())).unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(pinned.await.unwrap(), Err(InventoryError::NotHeld), "a lapsed hold is not pinned");
+    let s = snapshot(&inv).await;
+    assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "and it is released as expired");
+    tokio::time::resume();
+    for _ in 0..100 {
+        if f.order_status(order).await == "expired" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the expiry was not written to the database");
+}
+
+#[tokio::test]
 async fn confirm_sells_the_hold_and_cancelling_the_sale_gives_the_seats_back() {
     let f = fixture(10, 600).await;
     let inv = f.inventory(T).await;
