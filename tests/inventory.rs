@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use ractor::{Actor, ActorRef};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -316,4 +316,45 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
     }
     let result = inventories.snapshot(f.event_id).await;
     assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")), "{result:?}");
+}
+
+#[tokio::test]
+async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_starting_the_actor() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    // A backoff far longer than the test: the restart is still pending when the request comes.
+    let args = SupervisorArgs { restart_backoff: Duration::from_secs(60), ..supervisor_args(&f, directory.clone(), 5) };
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    inventories.snapshot(f.event_id).await.unwrap();
+    directory.get(&f.event_id).unwrap().cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+    for _ in 0..200 {
+        if directory.get(&f.event_id).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let result = inventories.snapshot(f.event_id).await;
+    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("restarting")), "{result:?}");
+    assert!(directory.get(&f.event_id).is_none(), "the request did not start the actor before its backoff");
+}
+
+#[tokio::test]
+async fn an_inventory_that_cannot_recover_is_given_up_on_even_under_traffic() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 2)).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    // Recovery reads the orders table; without it every start fails.
+    f.db.execute_unprepared("ALTER TABLE orders RENAME TO orders_gone").await.unwrap();
+    // Requests keep coming: each one that starts the actor and fails counts, so the give-up comes.
+    for _ in 0..400 {
+        let result = inventories.snapshot(f.event_id).await;
+        assert!(matches!(result, Err(CallError::Unavailable(_))), "{result:?}");
+        if matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the supervisor never gave up on an inventory that cannot start");
 }
