@@ -1,6 +1,6 @@
-use boxoffice::store::entities::orders;
+use boxoffice::store::entities::{idempotency_keys, orders};
 use reqwest::StatusCode;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -226,4 +226,45 @@ async fn an_idempotency_key_replays_the_first_response_and_rejects_a_different_b
     assert_eq!(app.counts(event).await, (8, 2, 0, 10));
     let third = send(3).await.unwrap();
     assert_eq!(third.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_left_unanswered_by_a_crash_is_taken_over_once_older_than_the_request_timeout() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (user, token) = app.signup("ann").await;
+    let body = json!({"event_id": event, "quantity": 2});
+    let send = || {
+        app.client
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "crashed-attempt")
+            .json(&body)
+            .send()
+    };
+    // What a process that died between claiming the key and storing the answer leaves behind.
+    let claim = |age: chrono::Duration| idempotency_keys::ActiveModel {
+        user_id: Set(user),
+        route: Set("orders".into()),
+        key: Set("crashed-attempt".into()),
+        request_hash: Set(boxoffice::auth::sha256_hex(&body.to_string())),
+        status_code: Set(None),
+        response_body: Set(None),
+        created_at: Set(chrono::Utc::now() - age),
+    };
+    claim(chrono::Duration::zero()).insert(&app.db).await.unwrap();
+    let running = send().await.unwrap();
+    assert_eq!(running.status(), StatusCode::CONFLICT, "a fresh claim may still be running");
+    let running: serde_json::Value = running.json().await.unwrap();
+    assert_eq!(running["error"]["code"], "request_in_progress");
+
+    let timeout = chrono::Duration::milliseconds(app.config.http.request_timeout_ms as i64);
+    claim(timeout + chrono::Duration::seconds(1)).update(&app.db).await.unwrap();
+    let retried = send().await.unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED, "an abandoned claim is taken over");
+    let retried: serde_json::Value = retried.json().await.unwrap();
+    let replayed = send().await.unwrap();
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(replayed.json::<serde_json::Value>().await.unwrap(), retried, "and its answer is remembered");
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10), "one order");
 }
