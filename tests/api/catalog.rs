@@ -15,6 +15,11 @@ async fn only_admins_create_categories_and_events() {
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "Jazz", "kind": "paid"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
+    // The new category is audited once (the refused duplicate is not).
+    app.eventually(5, "category.created audited", || async { !app.audit("category.created").await.is_empty() }).await;
+    let audit = app.audit("category.created").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!((&audit[0]["data"]["categoryId"], &audit[0]["data"]["name"]), (&cat["id"], &json!("Jazz")));
     let (s, body) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "X", "kind": "cheap"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (s, list) = app.get("/api/v1/categories", None).await;
