@@ -53,8 +53,24 @@ async fn health_readiness_openapi_and_docs_are_served() {
     assert_eq!((s, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
     let (s, spec) = app.get("/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
-    for path in ["/api/v1/orders", "/api/v1/payments", "/api/v1/events/{id}", "/api/v1/audit-logs"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    let paths = [
+        ("/api/v1/orders", "get"),
+        ("/api/v1/payments", "post"),
+        ("/api/v1/events/{id}", "put"),
+        ("/api/v1/audit-logs", "get"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/{id}", "put"),
+        ("/api/v1/users/{id}", "delete"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ];
+    for (path, method) in paths {
+        assert!(spec["paths"][path].get(method).is_some(), "{method} {path} missing from the OpenAPI document");
     }
     let res = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
