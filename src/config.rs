@@ -445,6 +445,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_toml_comments_every_key_and_loads() {
+        let shipped = include_str!("../config.toml");
+        let mut previous = "";
+        for line in shipped.lines() {
+            let is_key = line.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty() && !line.starts_with('#'));
+            if is_key {
+                assert!(previous.starts_with('#'), "config.toml: `{line}` has no comment line of its own");
+            }
+            previous = line;
+        }
+        let parsed: Config = Figment::from(Toml::string(shipped)).extract().expect("config.toml loads");
+        parsed.validate().expect("config.toml validates");
+    }
+
+    #[test]
     fn a_short_jwt_secret_is_rejected_with_its_key() {
         let mut c = Config::default();
         c.auth.jwt_secret = "short".into();
