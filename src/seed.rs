@@ -75,14 +75,8 @@ pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
             Some(c) => c.id,
             None => {
                 let id = Uuid::now_v7();
-                categories::Entity::insert(categories::ActiveModel {
-                    id: Set(id),
-                    name: Set(name.into()),
-                    kind: Set(kind.into()),
-                    created_at: Set(now),
-                })
-                .exec_without_returning(&state.db)
-                .await?;
+                let row = categories::Model { id, name: name.into(), kind: kind.into(), created_at: now };
+                crate::http::insert_category(state, row).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 id
             }
         };

@@ -26,7 +26,7 @@ use sea_orm::DatabaseConnection;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use auth::{RegisterRequest, create_user, user_payload};
-pub use catalog::insert_event;
+pub use catalog::{insert_category, insert_event};
 pub use error::{Error, Result};
 
 use crate::{

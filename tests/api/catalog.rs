@@ -143,3 +143,13 @@ async fn capacity_cannot_drop_below_held_plus_sold_but_may_grow() {
     assert_eq!(app.counts(event).await, (16, 4, 0, 20));
     assert_eq!(resp["name"], "Bigger venue");
 }
+
+#[tokio::test]
+async fn the_demo_seed_announces_its_categories_and_events_like_any_other() {
+    let app = TestApp::spawn_with(|c| c.seed.demo_data = true).await;
+    let (_, events) = app.get("/api/v1/events", None).await;
+    assert_eq!(events["items"].as_array().map(Vec::len), Some(3), "{events}");
+    for t in ["category.created", "event.created"] {
+        app.eventually(5, t, || async { app.audit(t).await.len() == 3 }).await;
+    }
+}
