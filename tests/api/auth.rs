@@ -242,3 +242,14 @@ async fn stored_admin(app: &TestApp) -> (Uuid, String, String) {
     let admin = users::Entity::find().filter(users::Column::Email.eq(email)).one(&app.db).await.unwrap().unwrap();
     (admin.id, admin.password_hash, admin.role)
 }
+
+#[tokio::test]
+async fn deleting_another_user_is_403_for_a_customer() {
+    let app = TestApp::spawn().await;
+    let (_, ann) = app.signup("ann").await;
+    let (bob, _) = app.signup("bob").await;
+    let (s, body) = app.request(reqwest::Method::DELETE, &format!("/api/v1/users/{bob}"), Some(&ann), None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "bob", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::OK, "bob's account is untouched");
+}

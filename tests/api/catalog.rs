@@ -153,3 +153,19 @@ async fn the_demo_seed_announces_its_categories_and_events_like_any_other() {
         app.eventually(5, t, || async { app.audit(t).await.len() == 3 }).await;
     }
 }
+
+#[tokio::test]
+async fn updating_an_event_is_403_for_a_customer_and_404_for_an_unknown_id() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, e) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    let body = json!({"name": "Renamed", "category_id": e["category_id"], "price_cents": 1000, "currency": "EUR",
+                      "starts_at": e["starts_at"], "total_slots": 10});
+    let (s, resp) = app.put(&format!("/api/v1/events/{event}"), Some(&token), body.clone()).await;
+    assert_eq!((s, resp["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{resp}");
+    let (_, unchanged) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    assert_eq!(unchanged["name"], e["name"]);
+    let (s, resp) = app.put(&format!("/api/v1/events/{}", Uuid::new_v4()), Some(&app.admin_token), body).await;
+    assert_eq!((s, resp["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{resp}");
+}

@@ -268,3 +268,48 @@ async fn an_idempotency_key_left_unanswered_by_a_crash_is_taken_over_once_older_
     assert_eq!(replayed.json::<serde_json::Value>().await.unwrap(), retried, "and its answer is remembered");
     assert_eq!(app.counts(event).await, (8, 2, 0, 10), "one order");
 }
+
+#[tokio::test]
+async fn cancelling_someone_elses_order_is_404_and_leaves_it_alone() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, bob) = app.signup("bob").await;
+    let (_, order) = app.order(&ann, event, 2).await;
+    let id = order["id"].as_str().unwrap();
+    let (s, body) = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&bob), json!({})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+    let (_, read) = app.get(&format!("/api/v1/orders/{id}"), Some(&ann)).await;
+    assert_eq!(read["status"], "pending");
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_on_registrations_replays_the_201_and_rejects_another_event() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 10, 600).await;
+    let other = app.event(0, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let send = |event: Uuid| {
+        app.client
+            .post(format!("{}/api/v1/registrations", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "register-once")
+            .json(&json!({"event_id": event}))
+            .send()
+    };
+    let first = send(event).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    // A retry of the same click gets the first answer, not 409 already_registered.
+    let again = send(event).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+    let elsewhere = send(other).await.unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let elsewhere: serde_json::Value = elsewhere.json().await.unwrap();
+    assert_eq!(elsewhere["error"]["field"], "Idempotency-Key");
+    assert_eq!(app.counts(event).await, (9, 0, 1, 10));
+    assert_eq!(app.counts(other).await, (10, 0, 0, 10));
+}

@@ -136,6 +136,37 @@ async fn a_payment_outliving_the_pin_bound_is_refunded_and_both_charge_and_refun
 }
 
 #[tokio::test]
+async fn an_idempotency_key_on_payments_replays_the_payment_and_rejects_another_body() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, order) = app.order(&token, event, 1).await;
+    let send = |card: &str| {
+        app.client
+            .post(format!("{}/api/v1/payments", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "pay-once")
+            .json(&json!({"order_id": order["id"], "amount_cents": 1000, "card_token": card}))
+            .send()
+    };
+    let first = send("tok_ok").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["status"], "succeeded");
+    // Not 409 already_paid: the retry gets the first payment back.
+    let again = send("tok_ok").await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["id"], first["id"]);
+    let other = send("tok_declined").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.json::<serde_json::Value>().await.unwrap()["error"]["field"], "Idempotency-Key");
+    let oid = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
+    let charged = payments::Entity::find().filter(payments::Column::OrderId.eq(oid)).count(&app.db).await.unwrap();
+    assert_eq!(charged, 1, "one payment");
+}
+
+#[tokio::test]
 async fn two_concurrent_payments_for_one_order_charge_once() {
     let app = TestApp::spawn().await;
     let event = app.event(1000, 10, 600).await;
