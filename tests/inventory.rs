@@ -358,3 +358,72 @@ async fn an_inventory_that_cannot_recover_is_given_up_on_even_under_traffic() {
     }
     panic!("the supervisor never gave up on an inventory that cannot start");
 }
+
+#[tokio::test]
+async fn an_idle_inventory_passivates_and_the_next_call_brings_it_back_with_the_same_counts() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let args = SupervisorArgs {
+        passivate_after: Some(Duration::from_millis(100)),
+        ..supervisor_args(&f, directory.clone(), 5)
+    };
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    // Sold seats only: an inventory with live holds never passivates (their timers live in it).
+    let order = ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: 3, registration: false };
+    let sold = inventories.reserve(f.event_id, order).await.unwrap().unwrap().order_id;
+    let first = directory.get(&f.event_id).unwrap();
+    call(&first, |r| InventoryMsg::Confirm(sold, vec![], r), T).await.unwrap().unwrap();
+    let before = inventories.snapshot(f.event_id).await.unwrap();
+    assert_eq!((before.available, before.held, before.sold), (17, 0, 3));
+    for _ in 0..400 {
+        if directory.get(&f.event_id).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(directory.get(&f.event_id).is_none(), "the idle inventory passivated");
+    let after = inventories.snapshot(f.event_id).await.unwrap();
+    assert_eq!(after, before, "the next call brought it back with the same counts");
+    let second = directory.get(&f.event_id).expect("a new incarnation");
+    assert_ne!(second.get_id(), first.get_id());
+}
+
+#[tokio::test]
+async fn a_recovered_hold_keeps_its_original_expiry() {
+    // The event holds for 600 s, but this hold was placed long ago and has 10 s left.
+    let f = fixture(10, 600).await;
+    let now = Utc::now();
+    let order = Uuid::now_v7();
+    let expires_at = now + chrono::Duration::seconds(10);
+    orders::Entity::insert(orders::ActiveModel {
+        id: Set(order),
+        user_id: Set(Uuid::now_v7()),
+        event_id: Set(f.event_id),
+        kind: Set("order".into()),
+        quantity: Set(2),
+        amount_cents: Set(2000),
+        currency: Set("EUR".into()),
+        status: Set("pending".into()),
+        expires_at: Set(Some(expires_at)),
+        refund_cents: Set(None),
+        created_at: Set(now - chrono::Duration::seconds(590)),
+        updated_at: Set(now - chrono::Duration::seconds(590)),
+    })
+    .exec_without_returning(&f.db)
+    .await
+    .unwrap();
+    let inv = f.inventory(T).await;
+    assert_eq!(snapshot(&inv).await.held, 2, "the hold is recovered");
+    tokio::time::pause();
+    // A second of margin on each side for the time the recovery itself took.
+    tokio::time::advance(Duration::from_secs(9)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 2, "still held a second before its original expiry");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 0, "released at its original expiry, not 600 s after recovery");
+    tokio::time::resume();
+    let stored = orders::Entity::find_by_id(order).one(&f.db).await.unwrap().unwrap();
+    assert_eq!(stored.expires_at.map(|t| t.timestamp_millis()), Some(expires_at.timestamp_millis()));
+}
