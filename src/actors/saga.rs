@@ -239,9 +239,11 @@ impl SagaState {
                             payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
                             payment_status(payment_id, PaymentStatus::Refunded, Some(reason.into()), None),
                             refund_row(&order, Some(payment_id), reason),
+                            // Usually the hold's timer has already written `expired` (without a
+                            // refund): the refund is recorded on the order either way.
                             WriteOp::SetOrderStatus {
                                 id: order_id,
-                                from: &[OrderStatus::Paying],
+                                from: &[OrderStatus::Paying, OrderStatus::Expired],
                                 to: OrderStatus::Expired,
                                 expires_at: None,
                                 refund_cents: Some(order.amount_cents),

@@ -128,6 +128,8 @@ async fn a_payment_outliving_the_pin_bound_is_refunded_and_both_charge_and_refun
     let oid = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
     let payment = payments::Entity::find().filter(payments::Column::OrderId.eq(oid)).one(&app.db).await.unwrap();
     assert_eq!(payment.as_ref().map(|p| p.status.as_str()), Some("refunded"));
+    let (_, read) = app.get(&format!("/api/v1/orders/{oid}"), Some(&token)).await;
+    assert_eq!((read["status"].as_str(), read["refund_cents"].as_i64()), (Some("expired"), Some(1000)), "{read}");
     for t in ["payment.started", "payment.succeeded", "payment.refunded"] {
         app.eventually(5, t, || async { app.audit(t).await.len() == 1 }).await;
     }
