@@ -164,6 +164,7 @@ impl Application {
             bus,
             audit_log,
             ready: Arc::new(AtomicBool::new(false)),
+            registrations: Default::default(),
         });
         seed::ensure_admin(&state).await.context("ensuring the admin account")?;
         if config.seed.demo_data {

@@ -4,12 +4,17 @@
 //! (path from `--config`, default `config.toml`, optional), then environment variables
 //! `BOXOFFICE_<SECTION>__<KEY>`. [`Config::validate`] runs before anything starts so a bad value
 //! stops the process with a message that names the key.
+//!
+//! Environment values are read verbatim as strings ([`StringEnv`]) and converted only where the
+//! key's type asks for it (`extract_lossy`): figment's own `Env` guesses a type from the text, so an
+//! all-digit password or a secret starting with `[` became a number or an array and failed to load.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
-    Figment,
+    Figment, Metadata, Profile, Provider,
     providers::{Env, Format, Serialized, Toml},
+    value::{Dict, Map, Value},
 };
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +286,49 @@ impl Default for LogConfig {
     }
 }
 
+/// figment's `Env` with every value kept as the string it was set to.
+///
+/// `Env` parses `12345678` into a number and `[abc` into an array (or tries to), which a `String`
+/// key then refuses; secrets and passwords must be taken as written. Typed keys still work because
+/// [`Config::load`] extracts lossily, turning `"42"` into 42 and `"true"` into true on demand.
+struct StringEnv(Env);
+
+impl Provider for StringEnv {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, value) in self.0.iter() {
+            let path: Vec<&str> = key.as_str().split('.').collect();
+            insert_at(&mut dict, &path, Value::from(value));
+        }
+        Ok(self.0.profile.collect(dict))
+    }
+}
+
+/// Puts `value` at the dotted `path` (`["http", "addr"]`), creating the sections on the way.
+fn insert_at(dict: &mut Dict, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let section = dict.entry((*first).to_owned()).or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(section, Value::Dict(..)) {
+                // A scalar where a section is wanted (`BOXOFFICE_HTTP` and `BOXOFFICE_HTTP__ADDR`):
+                // the deeper key wins, and extraction then reports anything left wrong.
+                *section = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = section {
+                insert_at(inner, rest, value);
+            }
+        }
+    }
+}
+
 /// A configuration that cannot run, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -297,8 +345,9 @@ impl Config {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
             // Only BOXOFFICE_<SECTION>__<KEY>; BOXOFFICE_CONFIG names the file and is not a key.
-            .merge(Env::prefixed("BOXOFFICE_").filter(|k| k.as_str().contains("__")).split("__"))
-            .extract()
+            .merge(StringEnv(Env::prefixed("BOXOFFICE_").filter(|k| k.as_str().contains("__")).split("__")))
+            // Lossy: the environment's strings become numbers and booleans where the key wants one.
+            .extract_lossy()
             .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -396,6 +445,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_toml_comments_every_key_and_loads() {
+        let shipped = include_str!("../config.toml");
+        let mut previous = "";
+        for line in shipped.lines() {
+            let is_key = line.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty() && !line.starts_with('#'));
+            if is_key {
+                assert!(previous.starts_with('#'), "config.toml: `{line}` has no comment line of its own");
+            }
+            previous = line;
+        }
+        let parsed: Config = Figment::from(Toml::string(shipped)).extract().expect("config.toml loads");
+        parsed.validate().expect("config.toml validates");
+    }
+
+    #[test]
     fn a_short_jwt_secret_is_rejected_with_its_key() {
         let mut c = Config::default();
         c.auth.jwt_secret = "short".into();
@@ -414,6 +478,38 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr.port(), 0);
             assert_eq!(c.booking.default_hold_seconds, 42);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn string_keys_take_environment_values_verbatim_even_when_they_look_like_numbers_or_arrays() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_ADMIN__PASSWORD", "12345678");
+            jail.set_env("BOXOFFICE_MAIL__SMTP_PASSWORD", "007");
+            jail.set_env("BOXOFFICE_MAIL__SMTP_USERNAME", "true");
+            jail.set_env("BOXOFFICE_AUTH__JWT_SECRET", "[not-an-array, 0123456789abcdefghijklmnop]");
+            // Typed keys still parse from the same strings.
+            jail.set_env("BOXOFFICE_MAIL__SMTP_PORT", "2525");
+            jail.set_env("BOXOFFICE_SEED__DEMO_DATA", "false");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.admin.password, "12345678");
+            assert_eq!(c.mail.smtp_password, "007");
+            assert_eq!(c.mail.smtp_username, "true");
+            assert_eq!(c.auth.jwt_secret, "[not-an-array, 0123456789abcdefghijklmnop]");
+            assert_eq!(c.mail.smtp_port, 2525);
+            assert!(!c.seed.demo_data);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_non_numeric_environment_value_for_a_number_key_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_HTTP__REQUEST_TIMEOUT_MS", "soon");
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -120,11 +120,16 @@ pub enum EventType {
     OrderConfirmed,
     OrderCancelled,
     OrderExpired,
+    /// A payment began: the payment row exists and the order moved from pending to paying.
+    PaymentStarted,
     PaymentSucceeded,
     PaymentFailed,
+    /// A charge was given back (the hold ran out while the payment was in flight).
+    PaymentRefunded,
     UserCreated,
     UserUpdated,
     UserDeleted,
+    CategoryCreated,
     EventCreated,
     EventUpdated,
     /// An event's available/held/sold counts changed (the live availability streams use it).
@@ -132,17 +137,20 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 16] = [
         Self::RegistrationCreated,
         Self::OrderPlaced,
         Self::OrderConfirmed,
         Self::OrderCancelled,
         Self::OrderExpired,
+        Self::PaymentStarted,
         Self::PaymentSucceeded,
         Self::PaymentFailed,
+        Self::PaymentRefunded,
         Self::UserCreated,
         Self::UserUpdated,
         Self::UserDeleted,
+        Self::CategoryCreated,
         Self::EventCreated,
         Self::EventUpdated,
         Self::InventoryChanged,
@@ -155,11 +163,14 @@ impl EventType {
             Self::OrderConfirmed => "order.confirmed",
             Self::OrderCancelled => "order.cancelled",
             Self::OrderExpired => "order.expired",
+            Self::PaymentStarted => "payment.started",
             Self::PaymentSucceeded => "payment.succeeded",
             Self::PaymentFailed => "payment.failed",
+            Self::PaymentRefunded => "payment.refunded",
             Self::UserCreated => "user.created",
             Self::UserUpdated => "user.updated",
             Self::UserDeleted => "user.deleted",
+            Self::CategoryCreated => "category.created",
             Self::EventCreated => "event.created",
             Self::EventUpdated => "event.updated",
             Self::InventoryChanged => "inventory.changed",

@@ -1,17 +1,24 @@
 //! Start-up data: the admin account from `[admin]`, and demo events for a first run.
 
 use chrono::{Duration, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::{
     config::DEFAULT_ADMIN_PASSWORD,
-    domain::Role,
+    domain::{DomainEvent, EventType, Role},
     http::AppState,
-    store::entities::{categories, events, users},
+    store::{
+        entities::{categories, events, users},
+        record_event,
+    },
 };
 
-/// Creates the admin account if missing, and makes an existing account with that e-mail an admin.
+/// Creates the admin account if missing; otherwise makes the account with that e-mail a live admin
+/// whose password is the configured one, so changing `BOXOFFICE_ADMIN__PASSWORD` and restarting
+/// takes effect.
 pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     let admin = &state.config.admin;
     if admin.password == DEFAULT_ADMIN_PASSWORD {
@@ -22,12 +29,25 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     }
     let email = admin.email.trim().to_lowercase();
     if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(&state.db).await? {
-        if existing.role != Role::Admin.as_str() || existing.deleted_at.is_some() {
-            let mut m: users::ActiveModel = existing.into();
-            m.role = Set(Role::Admin.as_str().into());
-            m.deleted_at = Set(None);
-            sea_orm::ActiveModelTrait::update(m, &state.db).await?;
+        // Verifying costs one hash, as a re-hash would, but writes nothing when all is as configured.
+        let password_ok = state.auth.verify_password(admin.password.clone(), existing.password_hash.clone()).await;
+        let role_ok = existing.role == Role::Admin.as_str() && existing.deleted_at.is_none();
+        if password_ok && role_ok {
+            return Ok(());
         }
+        let mut m: users::ActiveModel = existing.into();
+        m.role = Set(Role::Admin.as_str().into());
+        m.deleted_at = Set(None);
+        if !password_ok {
+            m.password_hash = Set(state.auth.hash_password(admin.password.clone()).await?);
+        }
+        m.updated_at = Set(Utc::now());
+        let txn = state.db.begin().await?;
+        let updated = m.update(&txn).await?;
+        let event = DomainEvent::new(EventType::UserUpdated, updated.id, crate::http::user_payload(&updated));
+        record_event(&txn, &event).await?;
+        txn.commit().await?;
+        tracing::info!(email = %admin.email, password_changed = !password_ok, "admin account brought in line with [admin]");
         return Ok(());
     }
     let req = crate::http::RegisterRequest {
@@ -55,14 +75,8 @@ pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
             Some(c) => c.id,
             None => {
                 let id = Uuid::now_v7();
-                categories::Entity::insert(categories::ActiveModel {
-                    id: Set(id),
-                    name: Set(name.into()),
-                    kind: Set(kind.into()),
-                    created_at: Set(now),
-                })
-                .exec_without_returning(&state.db)
-                .await?;
+                let row = categories::Model { id, name: name.into(), kind: kind.into(), created_at: now };
+                crate::http::insert_category(state, row).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 id
             }
         };

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use ractor::{Actor, ActorRef};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -190,6 +190,30 @@ async fn unpinning_after_the_hold_lapsed_releases_it_at_once() {
 }
 
 #[tokio::test]
+async fn a_payment_arriving_after_the_deadline_but_before_the_timer_fired_is_not_pinned() {
+    let f = fixture(10, 10).await;
+    let inv = f.inventory(Duration::from_secs(60)).await;
+    let order = reserve(&inv, 2).await.unwrap();
+    tokio::time::pause();
+    // The pin is queued before the clock passes the deadline, and so ahead of the timer's message:
+    // the actor handles it first, at a moment when the hold's deadline has already gone by.
+    let (tx, pinned) = ractor::concurrency::oneshot();
+    inv.send_message(InventoryMsg::Pin(order, tx.into())).unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(pinned.await.unwrap(), Err(InventoryError::NotHeld), "a lapsed hold is not pinned");
+    let s = snapshot(&inv).await;
+    assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "and it is released as expired");
+    tokio::time::resume();
+    for _ in 0..100 {
+        if f.order_status(order).await == "expired" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the expiry was not written to the database");
+}
+
+#[tokio::test]
 async fn confirm_sells_the_hold_and_cancelling_the_sale_gives_the_seats_back() {
     let f = fixture(10, 600).await;
     let inv = f.inventory(T).await;
@@ -292,4 +316,114 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
     }
     let result = inventories.snapshot(f.event_id).await;
     assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")), "{result:?}");
+}
+
+#[tokio::test]
+async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_starting_the_actor() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    // A backoff far longer than the test: the restart is still pending when the request comes.
+    let args = SupervisorArgs { restart_backoff: Duration::from_secs(60), ..supervisor_args(&f, directory.clone(), 5) };
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    inventories.snapshot(f.event_id).await.unwrap();
+    directory.get(&f.event_id).unwrap().cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+    for _ in 0..200 {
+        if directory.get(&f.event_id).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let result = inventories.snapshot(f.event_id).await;
+    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("restarting")), "{result:?}");
+    assert!(directory.get(&f.event_id).is_none(), "the request did not start the actor before its backoff");
+}
+
+#[tokio::test]
+async fn an_inventory_that_cannot_recover_is_given_up_on_even_under_traffic() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 2)).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    // Recovery reads the orders table; without it every start fails.
+    f.db.execute_unprepared("ALTER TABLE orders RENAME TO orders_gone").await.unwrap();
+    // Requests keep coming: each one that starts the actor and fails counts, so the give-up comes.
+    for _ in 0..400 {
+        let result = inventories.snapshot(f.event_id).await;
+        assert!(matches!(result, Err(CallError::Unavailable(_))), "{result:?}");
+        if matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the supervisor never gave up on an inventory that cannot start");
+}
+
+#[tokio::test]
+async fn an_idle_inventory_passivates_and_the_next_call_brings_it_back_with_the_same_counts() {
+    let f = fixture(20, 600).await;
+    let directory = Directory::default();
+    let args = SupervisorArgs {
+        passivate_after: Some(Duration::from_millis(100)),
+        ..supervisor_args(&f, directory.clone(), 5)
+    };
+    let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    // Sold seats only: an inventory with live holds never passivates (their timers live in it).
+    let order = ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: 3, registration: false };
+    let sold = inventories.reserve(f.event_id, order).await.unwrap().unwrap().order_id;
+    let first = directory.get(&f.event_id).unwrap();
+    call(&first, |r| InventoryMsg::Confirm(sold, vec![], r), T).await.unwrap().unwrap();
+    let before = inventories.snapshot(f.event_id).await.unwrap();
+    assert_eq!((before.available, before.held, before.sold), (17, 0, 3));
+    for _ in 0..400 {
+        if directory.get(&f.event_id).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(directory.get(&f.event_id).is_none(), "the idle inventory passivated");
+    let after = inventories.snapshot(f.event_id).await.unwrap();
+    assert_eq!(after, before, "the next call brought it back with the same counts");
+    let second = directory.get(&f.event_id).expect("a new incarnation");
+    assert_ne!(second.get_id(), first.get_id());
+}
+
+#[tokio::test]
+async fn a_recovered_hold_keeps_its_original_expiry() {
+    // The event holds for 600 s, but this hold was placed long ago and has 10 s left.
+    let f = fixture(10, 600).await;
+    let now = Utc::now();
+    let order = Uuid::now_v7();
+    let expires_at = now + chrono::Duration::seconds(10);
+    orders::Entity::insert(orders::ActiveModel {
+        id: Set(order),
+        user_id: Set(Uuid::now_v7()),
+        event_id: Set(f.event_id),
+        kind: Set("order".into()),
+        quantity: Set(2),
+        amount_cents: Set(2000),
+        currency: Set("EUR".into()),
+        status: Set("pending".into()),
+        expires_at: Set(Some(expires_at)),
+        refund_cents: Set(None),
+        created_at: Set(now - chrono::Duration::seconds(590)),
+        updated_at: Set(now - chrono::Duration::seconds(590)),
+    })
+    .exec_without_returning(&f.db)
+    .await
+    .unwrap();
+    let inv = f.inventory(T).await;
+    assert_eq!(snapshot(&inv).await.held, 2, "the hold is recovered");
+    tokio::time::pause();
+    // A second of margin on each side for the time the recovery itself took.
+    tokio::time::advance(Duration::from_secs(9)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 2, "still held a second before its original expiry");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(snapshot(&inv).await.held, 0, "released at its original expiry, not 600 s after recovery");
+    tokio::time::resume();
+    let stored = orders::Entity::find_by_id(order).one(&f.db).await.unwrap().unwrap();
+    assert_eq!(stored.expires_at.map(|t| t.timestamp_millis()), Some(expires_at.timestamp_millis()));
 }

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_booking_core;
 mod m20261121_000002_processed_events;
+mod m20261122_000003_one_registration_per_event;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -14,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_booking_core::Migration), Box::new(m20261121_000002_processed_events::Migration)]
+        vec![
+            Box::new(m20261121_000001_booking_core::Migration),
+            Box::new(m20261121_000002_processed_events::Migration),
+            Box::new(m20261122_000003_one_registration_per_event::Migration),
+        ]
     }
 }

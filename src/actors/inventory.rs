@@ -579,8 +579,16 @@ impl InventoryState {
     }
 
     fn pin(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid) -> Result<(), InventoryError> {
-        let pin_until = Instant::now() + self.payment_pin_max;
+        let now = Instant::now();
+        let pin_until = now + self.payment_pin_max;
         let hold = self.holds.get_mut(&order).ok_or(InventoryError::NotHeld)?;
+        if hold.deadline <= now {
+            // The hold has lapsed; only its timer's message has not been handled yet. A payment now
+            // would be charged for seats that are no longer held: refuse it, and release the hold
+            // through the timer's own path (queued next; the timer's message then finds it gone).
+            let _ = myself.cast(InventoryMsg::HoldTimer(order, hold.token));
+            return Err(InventoryError::NotHeld);
+        }
         hold.pinned = true;
         // The hold now ends when the payment resolves, or at the pin bound at the latest.
         let deadline = hold.deadline.max(pin_until);

@@ -196,6 +196,11 @@ impl SagaState {
                     expires_at: order.expires_at,
                     refund_cents: None,
                 },
+                WriteOp::Outbox(DomainEvent::order(
+                    EventType::PaymentStarted,
+                    &facts,
+                    json!({"paymentId": payment_id, "status": OrderStatus::Paying.as_str()}),
+                )),
             ])
             .await;
         if let Err(e) = started {
@@ -226,22 +231,33 @@ impl SagaState {
                 match self.inventory(event_id, |r| InventoryMsg::Confirm(order_id, extra.clone(), r)).await? {
                     Ok(_tickets) => Ok(payment_id),
                     Err(InventoryError::NotHeld) => {
-                        // The payment outlived the pin bound and the seats went back: refund.
+                        // The payment outlived the pin bound and the seats went back: refund. The
+                        // charge happened, so it is recorded (its history and event) before the
+                        // refund, in the same transaction.
+                        let reason = "hold expired during payment";
                         self.commit(vec![
-                            payment_status(
-                                payment_id,
-                                PaymentStatus::Refunded,
-                                Some("hold expired during payment".into()),
-                                None,
-                            ),
-                            refund_row(&order, Some(payment_id), "hold expired during payment"),
+                            payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
+                            payment_status(payment_id, PaymentStatus::Refunded, Some(reason.into()), None),
+                            refund_row(&order, Some(payment_id), reason),
+                            // Usually the hold's timer has already written `expired` (without a
+                            // refund): the refund is recorded on the order either way.
                             WriteOp::SetOrderStatus {
                                 id: order_id,
-                                from: &[OrderStatus::Paying],
+                                from: &[OrderStatus::Paying, OrderStatus::Expired],
                                 to: OrderStatus::Expired,
                                 expires_at: None,
                                 refund_cents: Some(order.amount_cents),
                             },
+                            WriteOp::Outbox(DomainEvent::order(
+                                EventType::PaymentSucceeded,
+                                &facts,
+                                json!({"paymentId": payment_id, "providerRef": provider_ref}),
+                            )),
+                            WriteOp::Outbox(DomainEvent::order(
+                                EventType::PaymentRefunded,
+                                &facts,
+                                json!({"paymentId": payment_id, "refundCents": order.amount_cents, "reason": reason}),
+                            )),
                         ])
                         .await?;
                         Err(SagaError::Conflict(

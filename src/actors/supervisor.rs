@@ -7,11 +7,16 @@
 //! supervisor gives up on that event loudly: requests for it answer 503 until the window has
 //! passed, then one more attempt is made.
 //!
+//! While a restart is waiting out its backoff, requests for that event answer 503 too rather than
+//! start the actor themselves: otherwise any traffic would skip the backoff, and a recovery that
+//! keeps failing would be retried by every request and never reach the give-up. For the same
+//! reason an actor that fails to start on a request's behalf counts as a failure like any other.
+//!
 //! Handlers find live inventories through the shared [`Directory`] without a round trip to the
 //! supervisor; only a miss goes through its mailbox.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -78,6 +83,8 @@ pub struct SupervisorState {
     failures: HashMap<Uuid, Vec<Instant>>,
     /// Events given up on, and when.
     gave_up: HashMap<Uuid, Instant>,
+    /// Events whose restart is scheduled; requests for them answer 503 until it has run.
+    restarting: HashSet<Uuid>,
 }
 
 pub struct InventorySupervisor;
@@ -92,7 +99,13 @@ impl Actor for InventorySupervisor {
         _myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(SupervisorState { args, by_actor: HashMap::new(), failures: HashMap::new(), gave_up: HashMap::new() })
+        Ok(SupervisorState {
+            args,
+            by_actor: HashMap::new(),
+            failures: HashMap::new(),
+            gave_up: HashMap::new(),
+            restarting: HashSet::new(),
+        })
     }
 
     async fn handle(
@@ -107,11 +120,21 @@ impl Actor for InventorySupervisor {
                 let _ = reply.send(result);
             }
             SupervisorMsg::Restart(event_id) => {
-                if state.args.directory.get(&event_id).is_none()
-                    && let Err(e) = state.get_or_spawn(&myself, event_id).await
-                {
-                    tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
-                    state.on_failure(&myself, event_id);
+                state.restarting.remove(&event_id);
+                if state.args.directory.get(&event_id).is_none() {
+                    match state.get_or_spawn(&myself, event_id).await {
+                        Ok(_) => {}
+                        // The event was deleted meanwhile: nothing left to restart.
+                        Err(LookupError::NotFound) => {}
+                        Err(e) => {
+                            tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
+                            // A failed start was counted where it happened (a restart is pending again
+                            // or the supervisor gave up); a failed lookup is counted here.
+                            if !state.restarting.contains(&event_id) && !state.gave_up.contains_key(&event_id) {
+                                state.on_failure(&myself, event_id);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -168,11 +191,13 @@ impl SupervisorState {
             );
             self.gave_up.insert(event_id, now);
             self.failures.remove(&event_id);
+            self.restarting.remove(&event_id);
             return;
         }
         let backoff = self.args.restart_backoff.saturating_mul(1 << (count - 1).min(10)).min(Duration::from_secs(5));
         tracing::warn!(event = %event_id, attempt = count, backoff_ms = backoff.as_millis() as u64, "restarting inventory");
         metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "inventory").increment(1);
+        self.restarting.insert(event_id);
         myself.send_after(backoff, move || SupervisorMsg::Restart(event_id));
     }
 
@@ -190,6 +215,9 @@ impl SupervisorState {
             }
             self.gave_up.remove(&event_id);
         }
+        if self.restarting.contains(&event_id) {
+            return Err(LookupError::Unavailable("inventory is restarting after a failure".into()));
+        }
         let exists = events::Entity::find_by_id(event_id)
             .one(&self.args.db)
             .await
@@ -204,9 +232,15 @@ impl SupervisorState {
             payment_pin_max: self.args.payment_pin_max,
             passivate_after: self.args.passivate_after,
         };
-        let (actor, _) = Actor::spawn_linked(None, EventInventory, args, myself.get_cell())
-            .await
-            .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        let (actor, _) = match Actor::spawn_linked(None, EventInventory, args, myself.get_cell()).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                // Recovery failed: a failure like a crash, so it backs off and can give up.
+                tracing::error!(event = %event_id, error = %e, "inventory failed to start");
+                self.on_failure(myself, event_id);
+                return Err(LookupError::Unavailable(e.to_string()));
+            }
+        };
         self.by_actor.insert(actor.get_id(), event_id);
         self.args.directory.insert(event_id, actor.clone());
         Ok(actor)

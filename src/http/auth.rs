@@ -132,6 +132,8 @@ pub fn user_payload(u: &users::Model) -> serde_json::Value {
     json!({"userId": u.id, "email": u.email, "username": u.username, "role": u.role})
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest, security(()),
+    responses((status = 201, body = UserView), (status = 409, description = "duplicate_user"), (status = 422)))]
 async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterRequest>) -> Result<Response> {
     let user = create_user(&state, req, Role::User).await?;
     Ok(reply(StatusCode::CREATED, UserView::from(user)))
@@ -161,6 +163,8 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password")))]
 async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
     let login = req.login.trim().to_lowercase();
     if login.is_empty() {
@@ -186,6 +190,10 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
     Ok(reply(StatusCode::OK, pair))
 }
 
+/// A new pair for an unspent refresh token; the old one is spent, and re-using a spent one
+/// revokes its whole family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, security(()),
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid, expired, spent or revoked")))]
 async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Response> {
     let rejected = || Error::Unauthorized("the refresh token is invalid, expired or revoked".into());
     let (id, hash) = parse_refresh_token(&req.refresh_token).ok_or_else(rejected)?;
@@ -225,6 +233,8 @@ async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
 }
 
 /// Ends the session the refresh token belongs to. Unknown tokens are accepted silently.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, security(()),
+    responses((status = 204, description = "the session is ended")))]
 async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
     if let Some((id, hash)) = parse_refresh_token(&req.refresh_token)
         && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?

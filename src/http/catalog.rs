@@ -8,6 +8,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -72,14 +73,28 @@ async fn create_category(
         return Err(Error::invalid("name", "must be 1 to 100 characters"));
     }
     let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind.as_str().into(), created_at: Utc::now() };
-    match categories::Entity::insert(categories::ActiveModel::from(row.clone())).exec_without_returning(&state.db).await
-    {
-        Ok(_) => Ok(reply(StatusCode::CREATED, CategoryView::from(row))),
+    insert_category(&state, row.clone()).await?;
+    Ok(reply(StatusCode::CREATED, CategoryView::from(row)))
+}
+
+/// Inserts a category with its `category.created` domain event (also used by the demo seed).
+pub async fn insert_category(state: &AppState, row: categories::Model) -> Result<()> {
+    let created = DomainEvent::new(
+        EventType::CategoryCreated,
+        row.id,
+        json!({"categoryId": row.id, "name": row.name, "kind": row.kind}),
+    );
+    let txn = state.db.begin().await?;
+    match categories::Entity::insert(categories::ActiveModel::from(row)).exec_without_returning(&txn).await {
+        Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            Err(Error::conflict("category_exists", "a category with this name exists"))
+            return Err(Error::conflict("category_exists", "a category with this name exists"));
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    record_event(&txn, &created).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -13,6 +13,9 @@ use super::AppState;
 #[openapi(
     info(title = "Boxoffice", description = "Ticket booking: events, holds, orders, payments."),
     paths(
+        super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,
+        super::users::list, super::users::read, super::users::update, super::users::remove,
+        super::health::healthz, super::health::readyz,
         super::catalog::list_categories, super::catalog::create_category,
         super::catalog::list_events, super::catalog::read_event, super::catalog::create_event,
         super::catalog::update_event,

@@ -187,7 +187,9 @@ where
 /// while the first is still running is 409. Without the header, `work` just runs.
 ///
 /// Failures are not remembered, so a request that failed (a 503, say) may be retried with the
-/// same key.
+/// same key. A key whose first request never stored its answer (the process died in between, or
+/// the request timed out) is abandoned once it is older than `http.request_timeout_ms`: no request
+/// runs longer than that, so the next one with the same key and body takes it over.
 pub async fn idempotent<F, Fut>(
     state: &AppState,
     user: Uuid,
@@ -221,31 +223,48 @@ where
         response_body: Set(None),
         created_at: Set(Utc::now()),
     };
-    match idempotency_keys::Entity::insert(row).exec_without_returning(db).await {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key)).one(db).await?.ok_or_else(
-                || Error::conflict("request_in_progress", "retry: the first request with this key just finished"),
-            )?;
-            if seen.request_hash != hash {
-                return Err(Error::invalid(
-                    "Idempotency-Key",
-                    "this key was already used with a different request body",
-                ));
-            }
-            let (Some(status), Some(body)) = (seen.status_code, seen.response_body) else {
-                return Err(Error::conflict(
-                    "request_in_progress",
-                    "a request with this Idempotency-Key is still running",
-                ));
-            };
+    let abandoned_after = chrono::Duration::milliseconds(state.config.http.request_timeout_ms as i64);
+    let mut took_over = false;
+    loop {
+        match idempotency_keys::Entity::insert(row.clone()).exec_without_returning(db).await {
+            Ok(_) => break,
+            Err(e) if is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key.clone())).one(db).await?;
+        // Gone between our insert and this read: the first request failed and cleared it.
+        let seen = seen.ok_or_else(|| {
+            Error::conflict("request_in_progress", "retry: the first request with this key just finished")
+        })?;
+        if seen.request_hash != hash {
+            return Err(Error::invalid("Idempotency-Key", "this key was already used with a different request body"));
+        }
+        if let (Some(status), Some(body)) = (seen.status_code, seen.response_body) {
             let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
             let body: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
             let mut response = (status, axum::Json(body)).into_response();
             response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             return Ok(response);
         }
-        Err(e) => return Err(e.into()),
+        let cutoff = Utc::now() - abandoned_after;
+        if !took_over && seen.created_at < cutoff {
+            // Delete only if still unanswered and old; of two retries racing here one deletes, and
+            // of their inserts one wins: the other sees a fresh row and gets the 409 below.
+            let gone = idempotency_keys::Entity::delete_many()
+                .filter(idempotency_keys::Column::UserId.eq(user))
+                .filter(idempotency_keys::Column::Route.eq(route))
+                .filter(idempotency_keys::Column::Key.eq(key.clone()))
+                .filter(idempotency_keys::Column::StatusCode.is_null())
+                .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
+                .exec(db)
+                .await?;
+            if gone.rows_affected == 1 {
+                tracing::warn!(route, key = %key, since = %seen.created_at, "taking over an abandoned idempotency key");
+                took_over = true;
+                continue;
+            }
+        }
+        return Err(Error::conflict("request_in_progress", "a request with this Idempotency-Key is still running"));
     }
     let filter = idempotency_keys::Entity::delete_many()
         .filter(idempotency_keys::Column::UserId.eq(user))

@@ -29,10 +29,14 @@ async fn metrics() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "the process answers")))]
 async fn healthz() -> Response {
     reply(StatusCode::OK, json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, description = "ready: database, and Kafka when configured"),
+        (status = 503, description = "starting, shutting down, or a dependency is unreachable")))]
 async fn readyz(State(state): State<AppState>) -> Result<Response> {
     if !state.ready.load(Ordering::Relaxed) {
         return Err(Error::Unavailable("starting or shutting down".into()));

@@ -25,8 +25,8 @@ use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-pub use auth::{RegisterRequest, create_user};
-pub use catalog::insert_event;
+pub use auth::{RegisterRequest, create_user, user_payload};
+pub use catalog::{insert_category, insert_event};
 pub use error::{Error, Result};
 
 use crate::{
@@ -69,6 +69,8 @@ pub struct AppParts {
     pub audit_log: Option<Arc<MongoAuditLog>>,
     /// False until start-up finished and while shutting down.
     pub ready: Arc<AtomicBool>,
+    /// One registration per person and event at a time (see `orders::register`).
+    pub registrations: orders::RegistrationTurns,
 }
 
 pub fn router(state: AppState) -> Router {

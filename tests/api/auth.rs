@@ -1,8 +1,10 @@
+use boxoffice::store::entities::users;
 use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{ADMIN_PASSWORD, TestApp};
 
 #[tokio::test]
 async fn register_returns_201_with_the_user_and_never_the_password() {
@@ -188,4 +190,66 @@ async fn a_deleted_user_cannot_log_in_and_is_gone() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = app.get(&format!("/api/v1/users/{ann}"), Some(&app.admin_token)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn start_up_gives_the_admin_account_the_configured_password_and_role_again() {
+    let app = TestApp::spawn().await;
+    let (admin_id, hash, _) = stored_admin(&app).await;
+    // The account drifted from [admin]: another password (as if the configured one was changed
+    // since the account was made) and demoted.
+    let (s, body) = app
+        .put(&format!("/api/v1/users/{admin_id}"), Some(&app.admin_token), json!({"password": "some-other-password"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    users::Entity::update_many()
+        .col_expr(users::Column::Role, Expr::value("user"))
+        .filter(users::Column::Id.eq(admin_id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let (s, _) = app
+        .post("/api/v1/auth/login", None, json!({"login": app.config.admin.username, "password": ADMIN_PASSWORD}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let (config, dir) = app.stop().await;
+    // `start` logs in as the admin with the configured password: it must work again.
+    let app = TestApp::start(config, dir).await;
+    let (s, _) = app.get("/api/v1/users", Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::OK, "the admin is an admin again");
+    let (s, _) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": app.config.admin.username, "password": "some-other-password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the drifted password no longer works");
+
+    // Nothing to fix: the stored hash is left as it is (no re-hash at every start).
+    let (_, fixed, role) = stored_admin(&app).await;
+    assert_ne!(fixed, hash);
+    assert_eq!(role, "admin");
+    let (config, dir) = app.stop().await;
+    let app = TestApp::start(config, dir).await;
+    assert_eq!(stored_admin(&app).await.1, fixed);
+}
+
+/// The admin account as stored: (id, password hash, role).
+async fn stored_admin(app: &TestApp) -> (Uuid, String, String) {
+    let email = app.config.admin.email.trim().to_lowercase();
+    let admin = users::Entity::find().filter(users::Column::Email.eq(email)).one(&app.db).await.unwrap().unwrap();
+    (admin.id, admin.password_hash, admin.role)
+}
+
+#[tokio::test]
+async fn deleting_another_user_is_403_for_a_customer() {
+    let app = TestApp::spawn().await;
+    let (_, ann) = app.signup("ann").await;
+    let (bob, _) = app.signup("bob").await;
+    let (s, body) = app.request(reqwest::Method::DELETE, &format!("/api/v1/users/{bob}"), Some(&ann), None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "bob", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::OK, "bob's account is untouched");
 }

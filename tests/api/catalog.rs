@@ -15,6 +15,11 @@ async fn only_admins_create_categories_and_events() {
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "Jazz", "kind": "paid"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
+    // The new category is audited once (the refused duplicate is not).
+    app.eventually(5, "category.created audited", || async { !app.audit("category.created").await.is_empty() }).await;
+    let audit = app.audit("category.created").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!((&audit[0]["data"]["categoryId"], &audit[0]["data"]["name"]), (&cat["id"], &json!("Jazz")));
     let (s, body) = app.post("/api/v1/categories", Some(&app.admin_token), json!({"name": "X", "kind": "cheap"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (s, list) = app.get("/api/v1/categories", None).await;
@@ -137,4 +142,30 @@ async fn capacity_cannot_drop_below_held_plus_sold_but_may_grow() {
     assert_eq!(s, StatusCode::OK, "{resp}");
     assert_eq!(app.counts(event).await, (16, 4, 0, 20));
     assert_eq!(resp["name"], "Bigger venue");
+}
+
+#[tokio::test]
+async fn the_demo_seed_announces_its_categories_and_events_like_any_other() {
+    let app = TestApp::spawn_with(|c| c.seed.demo_data = true).await;
+    let (_, events) = app.get("/api/v1/events", None).await;
+    assert_eq!(events["items"].as_array().map(Vec::len), Some(3), "{events}");
+    for t in ["category.created", "event.created"] {
+        app.eventually(5, t, || async { app.audit(t).await.len() == 3 }).await;
+    }
+}
+
+#[tokio::test]
+async fn updating_an_event_is_403_for_a_customer_and_404_for_an_unknown_id() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, e) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    let body = json!({"name": "Renamed", "category_id": e["category_id"], "price_cents": 1000, "currency": "EUR",
+                      "starts_at": e["starts_at"], "total_slots": 10});
+    let (s, resp) = app.put(&format!("/api/v1/events/{event}"), Some(&token), body.clone()).await;
+    assert_eq!((s, resp["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{resp}");
+    let (_, unchanged) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    assert_eq!(unchanged["name"], e["name"]);
+    let (s, resp) = app.put(&format!("/api/v1/events/{}", Uuid::new_v4()), Some(&app.admin_token), body).await;
+    assert_eq!((s, resp["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{resp}");
 }

@@ -1,4 +1,5 @@
 use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -53,8 +54,24 @@ async fn health_readiness_openapi_and_docs_are_served() {
     assert_eq!((s, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
     let (s, spec) = app.get("/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
-    for path in ["/api/v1/orders", "/api/v1/payments", "/api/v1/events/{id}", "/api/v1/audit-logs"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    let paths = [
+        ("/api/v1/orders", "get"),
+        ("/api/v1/payments", "post"),
+        ("/api/v1/events/{id}", "put"),
+        ("/api/v1/audit-logs", "get"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/{id}", "put"),
+        ("/api/v1/users/{id}", "delete"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ];
+    for (path, method) in paths {
+        assert!(spec["paths"][path].get(method).is_some(), "{method} {path} missing from the OpenAPI document");
     }
     let res = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -93,4 +110,73 @@ async fn a_database_that_goes_away_answers_503_with_a_json_body_not_500() {
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
     let (s, _) = app.get("/readyz", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn audit_entries_carry_their_event_id_and_time_and_the_log_pages_both_ways() {
+    let app = TestApp::spawn().await;
+    for name in ["ann", "bob", "cat", "dan"] {
+        app.signup(name).await;
+    }
+    // The admin and four customers.
+    app.eventually(5, "five user.created entries", || async { app.audit("user.created").await.len() == 5 }).await;
+    let page = |query: String| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .get(&format!("/api/v1/audit-logs?event_type=user.created&limit=2{query}"), Some(&app.admin_token))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    let first = page(String::new()).await;
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for entry in items {
+        assert!(entry["event_id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()), "{entry}");
+        assert!(
+            entry["occurred_at"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{entry}"
+        );
+    }
+    let next = first["next_token"].as_str().expect("a next page");
+    let second = page(format!("&next_token={next}")).await;
+    let ids = |p: &serde_json::Value| -> Vec<String> {
+        p["items"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&second).len(), 2);
+    assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)), "pages do not overlap");
+    let third = page(format!("&next_token={}", second["next_token"].as_str().expect("a third page"))).await;
+    assert_eq!(ids(&third).len(), 1);
+    assert!(third["next_token"].is_null(), "the last page says so");
+    let back = page(format!("&previous_token={}", second["previous_token"].as_str().expect("a way back"))).await;
+    assert_eq!(ids(&back), ids(&first));
+}
+
+#[tokio::test]
+async fn an_actor_call_that_times_out_answers_503_json() {
+    let app = TestApp::spawn_with(|c| c.booking.actor_call_timeout_ms = 300).await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let timeouts = || async {
+        let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("boxoffice_actor_call_timeouts_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = timeouts().await;
+    // Another writer holds the database: the hold cannot commit, so its reply does not come in time.
+    let blocker = app.db.begin().await.unwrap();
+    let lock = match app.db.get_database_backend() {
+        DbBackend::Postgres => "LOCK TABLE orders IN EXCLUSIVE MODE",
+        _ => "UPDATE categories SET name = name",
+    };
+    blocker.execute_unprepared(lock).await.unwrap();
+    let (s, body) = app.order(&token, event, 1).await;
+    blocker.rollback().await.unwrap();
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
+    assert!(body["error"]["message"].is_string());
+    assert!(timeouts().await > before, "it was the actor call that timed out");
 }

@@ -1,5 +1,8 @@
+use boxoffice::store::entities::{idempotency_keys, orders};
 use reqwest::StatusCode;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
@@ -136,6 +139,55 @@ async fn registration_takes_one_confirmed_seat_and_announces_registration_create
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_simultaneous_registrations_by_one_person_take_exactly_one_seat() {
+    let app = TestApp::spawn().await;
+    let (user, token) = app.signup("ann").await;
+    // Several rounds, each a fresh event: one round can be lucky, a race shows within a few.
+    for _ in 0..5 {
+        let event = app.event(0, 50, 600).await;
+        // Twenty open connections first, so the twenty attempts leave together.
+        let path = format!("/api/v1/events/{event}");
+        futures::future::join_all((0..20).map(|_| app.get(&path, None))).await;
+        let attempts = (0..20).map(|_| app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})));
+        let answers = futures::future::join_all(attempts).await;
+        let created = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(created, 1, "{answers:?}");
+        for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+            // The answer a later repeat gets, never a 5xx.
+            let answer = (*s, body["error"]["code"].as_str());
+            assert_eq!(answer, (StatusCode::CONFLICT, Some("already_registered")), "{body}");
+        }
+        assert_eq!(app.counts(event).await, (49, 0, 1, 50));
+        let rows = orders::Entity::find()
+            .filter(orders::Column::UserId.eq(user))
+            .filter(orders::Column::EventId.eq(event))
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one order row: {rows:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_second_confirmed_registration_but_not_after_a_cancellation() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 5, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (s, reg) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    let first = orders::Entity::find_by_id(Uuid::parse_str(reg["id"].as_str().unwrap()).unwrap())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = |status: &str| orders::Model { id: Uuid::now_v7(), status: status.into(), ..first.clone() };
+    // Written straight to the database, past the HTTP layer: the unique index is the guarantee.
+    let duplicate = orders::ActiveModel::from(copy("confirmed")).insert(&app.db).await;
+    assert!(duplicate.is_err(), "a second confirmed registration was stored");
+    orders::ActiveModel::from(copy("cancelled")).insert(&app.db).await.expect("cancelled ones are not limited");
+}
+
 #[tokio::test]
 async fn registering_for_a_paid_event_is_409_and_for_a_full_one_sold_out() {
     let app = TestApp::spawn().await;
@@ -174,4 +226,90 @@ async fn an_idempotency_key_replays_the_first_response_and_rejects_a_different_b
     assert_eq!(app.counts(event).await, (8, 2, 0, 10));
     let third = send(3).await.unwrap();
     assert_eq!(third.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_left_unanswered_by_a_crash_is_taken_over_once_older_than_the_request_timeout() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (user, token) = app.signup("ann").await;
+    let body = json!({"event_id": event, "quantity": 2});
+    let send = || {
+        app.client
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "crashed-attempt")
+            .json(&body)
+            .send()
+    };
+    // What a process that died between claiming the key and storing the answer leaves behind.
+    let claim = |age: chrono::Duration| idempotency_keys::ActiveModel {
+        user_id: Set(user),
+        route: Set("orders".into()),
+        key: Set("crashed-attempt".into()),
+        request_hash: Set(boxoffice::auth::sha256_hex(&body.to_string())),
+        status_code: Set(None),
+        response_body: Set(None),
+        created_at: Set(chrono::Utc::now() - age),
+    };
+    claim(chrono::Duration::zero()).insert(&app.db).await.unwrap();
+    let running = send().await.unwrap();
+    assert_eq!(running.status(), StatusCode::CONFLICT, "a fresh claim may still be running");
+    let running: serde_json::Value = running.json().await.unwrap();
+    assert_eq!(running["error"]["code"], "request_in_progress");
+
+    let timeout = chrono::Duration::milliseconds(app.config.http.request_timeout_ms as i64);
+    claim(timeout + chrono::Duration::seconds(1)).update(&app.db).await.unwrap();
+    let retried = send().await.unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED, "an abandoned claim is taken over");
+    let retried: serde_json::Value = retried.json().await.unwrap();
+    let replayed = send().await.unwrap();
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(replayed.json::<serde_json::Value>().await.unwrap(), retried, "and its answer is remembered");
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10), "one order");
+}
+
+#[tokio::test]
+async fn cancelling_someone_elses_order_is_404_and_leaves_it_alone() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, bob) = app.signup("bob").await;
+    let (_, order) = app.order(&ann, event, 2).await;
+    let id = order["id"].as_str().unwrap();
+    let (s, body) = app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&bob), json!({})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+    let (_, read) = app.get(&format!("/api/v1/orders/{id}"), Some(&ann)).await;
+    assert_eq!(read["status"], "pending");
+    assert_eq!(app.counts(event).await, (8, 2, 0, 10));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_on_registrations_replays_the_201_and_rejects_another_event() {
+    let app = TestApp::spawn().await;
+    let event = app.event(0, 10, 600).await;
+    let other = app.event(0, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let send = |event: Uuid| {
+        app.client
+            .post(format!("{}/api/v1/registrations", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "register-once")
+            .json(&json!({"event_id": event}))
+            .send()
+    };
+    let first = send(event).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    // A retry of the same click gets the first answer, not 409 already_registered.
+    let again = send(event).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+    let elsewhere = send(other).await.unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let elsewhere: serde_json::Value = elsewhere.json().await.unwrap();
+    assert_eq!(elsewhere["error"]["field"], "Idempotency-Key");
+    assert_eq!(app.counts(event).await, (9, 0, 1, 10));
+    assert_eq!(app.counts(other).await, (10, 0, 0, 10));
 }

@@ -31,7 +31,7 @@ async fn paying_confirms_the_order_issues_tickets_and_mails_them() {
     app.eventually(5, "the confirmation e-mail", || async { app.mails().iter().any(|m| m.contains(&code)) }).await;
     let confirmations = app.mails().into_iter().filter(|m| m.contains("Your tickets for")).count();
     assert_eq!(confirmations, 1, "exactly one confirmation e-mail");
-    for t in ["order.placed", "payment.succeeded", "order.confirmed"] {
+    for t in ["order.placed", "payment.started", "payment.succeeded", "order.confirmed"] {
         app.eventually(5, t, || async { app.audit(t).await.len() == 1 }).await;
     }
     let pid = payment["id"].as_str().unwrap();
@@ -108,6 +108,64 @@ async fn a_slow_payment_pins_the_hold_past_its_expiry_and_confirms() {
     let (s, body) = app.pay(&token, &order, "tok_slow").await;
     assert_eq!((s, body["status"].as_str()), (StatusCode::CREATED, Some("succeeded")), "{body}");
     assert_eq!(app.counts(event).await, (9, 0, 1, 10));
+}
+
+#[tokio::test]
+async fn a_payment_outliving_the_pin_bound_is_refunded_and_both_charge_and_refund_are_audited() {
+    // Hold for 1 s, pinned for at most 1 s, the provider answers after 3 s: the seats go back
+    // before the charge succeeds, so the charge is refunded.
+    let app = TestApp::spawn_with(|c| {
+        c.booking.payment_pin_max_seconds = 1;
+        c.payment.slow_ms = 3_000;
+    })
+    .await;
+    let event = app.event(1000, 10, 1).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, order) = app.order(&token, event, 1).await;
+    let (s, body) = app.pay(&token, &order, "tok_slow").await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("hold_expired")), "{body}");
+    assert_eq!(app.counts(event).await, (10, 0, 0, 10));
+    let oid = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
+    let payment = payments::Entity::find().filter(payments::Column::OrderId.eq(oid)).one(&app.db).await.unwrap();
+    assert_eq!(payment.as_ref().map(|p| p.status.as_str()), Some("refunded"));
+    let (_, read) = app.get(&format!("/api/v1/orders/{oid}"), Some(&token)).await;
+    assert_eq!((read["status"].as_str(), read["refund_cents"].as_i64()), (Some("expired"), Some(1000)), "{read}");
+    for t in ["payment.started", "payment.succeeded", "payment.refunded"] {
+        app.eventually(5, t, || async { app.audit(t).await.len() == 1 }).await;
+    }
+    let refunded = &app.audit("payment.refunded").await[0]["data"];
+    assert_eq!((refunded["orderId"].as_str(), refunded["refundCents"].as_i64()), (order["id"].as_str(), Some(1000)));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_on_payments_replays_the_payment_and_rejects_another_body() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (_, order) = app.order(&token, event, 1).await;
+    let send = |card: &str| {
+        app.client
+            .post(format!("{}/api/v1/payments", app.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "pay-once")
+            .json(&json!({"order_id": order["id"], "amount_cents": 1000, "card_token": card}))
+            .send()
+    };
+    let first = send("tok_ok").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["status"], "succeeded");
+    // Not 409 already_paid: the retry gets the first payment back.
+    let again = send("tok_ok").await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["id"], first["id"]);
+    let other = send("tok_declined").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.json::<serde_json::Value>().await.unwrap()["error"]["field"], "Idempotency-Key");
+    let oid = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
+    let charged = payments::Entity::find().filter(payments::Column::OrderId.eq(oid)).count(&app.db).await.unwrap();
+    assert_eq!(charged, 1, "one payment");
 }
 
 #[tokio::test]

@@ -384,8 +384,9 @@ async function adminView() {
   const items = (events.body && events.body.items) || [];
 
   const type = h('select', { id: 'audit-type', name: 'event_type' }, h('option', { value: '' }, 'All types'),
-    ['user.created', 'event.created', 'event.updated', 'order.placed', 'order.confirmed', 'order.cancelled', 'order.expired',
-      'payment.succeeded', 'payment.failed', 'registration.created'].map((t) => h('option', { value: t }, t)));
+    ['user.created', 'category.created', 'event.created', 'event.updated', 'order.placed', 'order.confirmed',
+      'order.cancelled', 'order.expired', 'payment.started', 'payment.succeeded', 'payment.failed', 'payment.refunded',
+      'registration.created'].map((t) => h('option', { value: t }, t)));
   const auditBody = h('tbody');
   const loadAudit = async () => {
     const r = await api('GET', `/audit-logs?limit=50${type.value ? `&event_type=${type.value}` : ''}`);

@@ -1,0 +1,45 @@
+//! The `boxoffice` binary's command line: help, and `migrate` on its own.
+
+use std::{process::Output, time::Duration};
+
+use boxoffice::store::entities::orders;
+use boxoffice_migrations::{Migrator, MigratorTrait};
+use sea_orm::{Database, EntityTrait, PaginatorTrait};
+
+/// Runs the binary with `args` in `dir`, with no configuration file, and waits for it to exit.
+async fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    command.args(args).current_dir(dir).env("BOXOFFICE_CONFIG", dir.join("none.toml")).kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    // A guard, not an assertion: a command that serves instead of exiting would hang the suite.
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the command exits")
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn help_lists_the_serve_and_migrate_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--help"], &[]).await;
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage: boxoffice"), "{help}");
+    assert!(help.contains("serve") && help.contains("migrate"), "{help}");
+}
+
+#[tokio::test]
+async fn migrate_applies_every_migration_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(dir.path()).await;
+    let out = run(dir.path(), &["migrate"], &[("BOXOFFICE_DATABASE__URL", &url), ("RUST_LOG", "warn")]).await;
+    assert!(out.status.success(), "{out:?}");
+    let db = Database::connect(&url).await.unwrap();
+    assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty(), "no migration left to apply");
+    assert_eq!(orders::Entity::find().count(&db).await.unwrap(), 0, "the schema is there, and empty");
+    // Running it again is a no-op that still succeeds.
+    let again = run(dir.path(), &["migrate"], &[("BOXOFFICE_DATABASE__URL", &url), ("RUST_LOG", "warn")]).await;
+    assert!(again.status.success(), "{again:?}");
+}
