@@ -225,6 +225,28 @@ smtp_up() {
   log "Mailpit's SMTP port $SMTP_PORT did not open"; exit 1
 }
 
+# A server started by a checkout that was deleted since (a CI clone, a worktree) keeps its port,
+# and "port open" would then hand the tests a server whose data directory no longer exists (seen:
+# FerretDB accepting connections but never storing a document). Such a server is recognised by
+# its command line naming a `.services/` directory and its binary or working directory being
+# gone; it is stopped so this checkout starts its own.
+reap_orphans() {
+  local d pid reaped=
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q '/\.services/' || continue
+    if readlink "$d/exe" 2>/dev/null | grep -q ' (deleted)$' || readlink "$d/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+      log "stopping pid $pid, a server left by a deleted checkout: $(tr '\0' ' ' <"$d/cmdline" | cut -c1-100)"
+      kill -TERM "$pid" 2>/dev/null || true
+      reaped="$reaped $pid"
+    fi
+  done
+  for pid in $reaped; do
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
 # --- commands -----------------------------------------------------------------------------
 
 names() { if [ $# -eq 0 ]; then echo postgres kafka mongodb smtp; else echo "$@"; fi; }
@@ -253,7 +275,7 @@ mkdir -p "$SVC"
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-  up) for n in $(names "$@"); do up_one "$n"; done ;;
+  up) reap_orphans; for n in $(names "$@"); do up_one "$n"; done ;;
   down) for n in $(names "$@"); do down_one "$n"; done ;;
   status)
     if [ -n "$(pg_bin)" ] && pg_ready; then echo "postgres: up (127.0.0.1:$PG_PORT)"; else echo "postgres: down"; fi
