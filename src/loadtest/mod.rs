@@ -10,6 +10,7 @@
 //! browsing, some booking), `rush` (demand far above supply: few seats, many clients), and
 //! `ceiling` (a trivial endpoint, see [`trivial_server`], to measure the machine and harness).
 
+mod client;
 mod report;
 mod run;
 

@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use hdrhistogram::Histogram;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use super::{
     LoadtestArgs, Scenario,
+    client::{Conn, Endpoint, Prepared},
     report::{InvariantCheck, Latency, Report},
 };
 use crate::{Application, Config};
@@ -24,7 +26,9 @@ use crate::{Application, Config};
 /// What every worker needs.
 struct Target {
     base: String,
+    /// For setting up and checking the run; the measured requests go through [`Conn`].
     client: Client,
+    endpoint: Arc<Endpoint>,
     event_id: Uuid,
     amount_cents: i64,
     tokens: Vec<String>,
@@ -75,16 +79,20 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
             url
         }
     };
-    let client = Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30)).build()?;
+    let endpoint = Endpoint::parse(&base)?;
 
     let target = if args.scenario == Scenario::Ceiling {
-        Target { base: base.clone(), client, event_id: Uuid::nil(), amount_cents: 0, tokens: vec!["ceiling".into()] }
+        Target {
+            base: base.clone(),
+            client,
+            endpoint,
+            event_id: Uuid::nil(),
+            amount_cents: 0,
+            tokens: vec!["ceiling".into()],
+        }
     } else {
-        prepare(&args, &config, base.clone(), client).await?
+        prepare(&args, &config, base.clone(), client, endpoint).await?
     };
     let target = Arc::new(target);
 
@@ -102,6 +110,8 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::new();
             let token = &target.tokens[w % target.tokens.len()];
+            let requests = Requests::new(&target, quantity, token)?;
+            let mut conn = Conn::new(target.endpoint.clone());
             let mut step: u64 = w as u64;
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -120,14 +130,14 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
                     }
                 }
                 step = step.wrapping_add(1);
-                one_step(&target, scenario, quantity, token, step, &mut tally, &live).await;
+                one_step(&requests, &mut conn, scenario, step, &mut tally, &live).await;
             }
-            tally
+            Ok::<_, anyhow::Error>(tally)
         }));
     }
     let mut total = Tally::new();
     for w in workers {
-        let t = w.await?;
+        let t = w.await??;
         total.latency.add(&t.latency).ok();
         for (s, n) in t.statuses {
             *total.statuses.entry(s).or_default() += n;
@@ -210,7 +220,13 @@ async fn post(client: &Client, url: String, token: Option<&str>, body: Value) ->
 }
 
 /// Creates the hot event and the users, and logs them in.
-async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Client) -> anyhow::Result<Target> {
+async fn prepare(
+    args: &LoadtestArgs,
+    config: &Config,
+    base: String,
+    client: Client,
+    endpoint: Arc<Endpoint>,
+) -> anyhow::Result<Target> {
     let api = format!("{base}/api/v1");
     let login = args.admin_login.clone().unwrap_or_else(|| config.admin.username.clone());
     let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.clone());
@@ -284,26 +300,46 @@ async fn prepare(args: &LoadtestArgs, config: &Config, base: String, client: Cli
         tokens.push(t?);
     }
     eprintln!("loadtest: event {event_id} with {capacity} seats, {users} users ready");
-    Ok(Target { base, client, event_id, amount_cents: price * i64::from(args.quantity), tokens })
+    Ok(Target { base, client, endpoint, event_id, amount_cents: price * i64::from(args.quantity), tokens })
 }
 
-async fn timed(
-    tally: &mut Tally,
-    live: &Live,
-    req: reqwest::RequestBuilder,
-) -> Option<(StatusCode, reqwest::Response)> {
+/// One worker's requests, built once.
+struct Requests {
+    order: Prepared,
+    ceiling: Prepared,
+    event: Prepared,
+    events: Prepared,
+    token: String,
+    amount_cents: i64,
+}
+
+impl Requests {
+    fn new(t: &Target, quantity: u32, token: &str) -> anyhow::Result<Self> {
+        let body = json!({"event_id": t.event_id, "quantity": quantity});
+        Ok(Self {
+            order: Prepared::post("/api/v1/orders", Some(token), &body)?,
+            ceiling: Prepared::post("/ceiling", Some(token), &body)?,
+            event: Prepared::get(&format!("/api/v1/events/{}", t.event_id), Some(token))?,
+            events: Prepared::get("/api/v1/events?limit=20", Some(token))?,
+            token: token.to_string(),
+            amount_cents: t.amount_cents,
+        })
+    }
+}
+
+/// Sends `req`, timing it until the whole response is read, and tallies the outcome.
+async fn timed(tally: &mut Tally, live: &Live, conn: &mut Conn, req: &Prepared) -> Option<(StatusCode, Bytes)> {
     let t0 = Instant::now();
-    let result = req.send().await;
+    let result = conn.send(req).await;
     live.sent.fetch_add(1, Ordering::Relaxed);
     match result {
-        Ok(res) => {
-            let status = res.status();
+        Ok((status, body)) => {
             tally.latency.record(t0.elapsed().as_micros().max(1) as u64).ok();
             *tally.statuses.entry(status.as_u16()).or_default() += 1;
             if status.is_server_error() {
                 live.server_errors.fetch_add(1, Ordering::Relaxed);
             }
-            Some((status, res))
+            Some((status, body))
         }
         Err(_) => {
             tally.errors += 1;
@@ -313,72 +349,49 @@ async fn timed(
     }
 }
 
-async fn one_step(
-    t: &Target,
-    scenario: Scenario,
-    quantity: u32,
-    token: &str,
-    step: u64,
-    tally: &mut Tally,
-    live: &Live,
-) {
-    let api = format!("{}/api/v1", t.base);
-    let order = || {
-        t.client
-            .post(format!("{api}/orders"))
-            .bearer_auth(token)
-            .json(&json!({"event_id": t.event_id, "quantity": quantity}))
-    };
+async fn one_step(r: &Requests, conn: &mut Conn, scenario: Scenario, step: u64, tally: &mut Tally, live: &Live) {
     match scenario {
         Scenario::Ceiling => {
-            let req = t
-                .client
-                .post(format!("{}/ceiling", t.base))
-                .bearer_auth(token)
-                .json(&json!({"event_id": t.event_id, "quantity": quantity}));
-            if let Some((s, res)) = timed(tally, live, req).await {
-                let _ = res.bytes().await;
-                if s.is_success() {
-                    tally.granted += 1;
-                }
+            if let Some((s, _)) = timed(tally, live, conn, &r.ceiling).await
+                && s.is_success()
+            {
+                tally.granted += 1;
             }
         }
         Scenario::Hold | Scenario::Rush => {
-            if let Some((s, res)) = timed(tally, live, order()).await {
-                let _ = res.bytes().await;
-                if s == StatusCode::CREATED {
-                    tally.granted += 1;
-                }
+            if let Some((s, _)) = timed(tally, live, conn, &r.order).await
+                && s == StatusCode::CREATED
+            {
+                tally.granted += 1;
             }
         }
         Scenario::Checkout => {
-            let Some((s, res)) = timed(tally, live, order()).await else { return };
-            let body: Value = res.json().await.unwrap_or(Value::Null);
+            let Some((s, body)) = timed(tally, live, conn, &r.order).await else { return };
             if s != StatusCode::CREATED {
                 return;
             }
             tally.granted += 1;
-            let pay = t
-                .client
-                .post(format!("{api}/payments"))
-                .bearer_auth(token)
-                .json(&json!({"order_id": body["id"], "amount_cents": t.amount_cents, "card_token": "tok_ok"}));
-            if let Some((_, res)) = timed(tally, live, pay).await {
-                let _ = res.bytes().await;
+            let order: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let pay = json!({"order_id": order["id"], "amount_cents": r.amount_cents, "card_token": "tok_ok"});
+            match Prepared::post("/api/v1/payments", Some(&r.token), &pay) {
+                Ok(pay) => {
+                    timed(tally, live, conn, &pay).await;
+                }
+                Err(_) => tally.errors += 1,
             }
         }
         Scenario::Mixed => {
             // Four in five requests browse; one books.
             let req = match step % 5 {
-                0 => order(),
-                1 => t.client.get(format!("{api}/events?limit=20")),
-                _ => t.client.get(format!("{api}/events/{}", t.event_id)),
+                0 => &r.order,
+                1 => &r.events,
+                _ => &r.event,
             };
-            if let Some((s, res)) = timed(tally, live, req).await {
-                let _ = res.bytes().await;
-                if step.is_multiple_of(5) && s == StatusCode::CREATED {
-                    tally.granted += 1;
-                }
+            if let Some((s, _)) = timed(tally, live, conn, req).await
+                && step.is_multiple_of(5)
+                && s == StatusCode::CREATED
+            {
+                tally.granted += 1;
             }
         }
     }
