@@ -104,9 +104,26 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the committer on `db`. It stops when every handle is dropped.
+    ///
+    /// The committer runs on its own thread with its own single-threaded runtime. On the shared
+    /// runtime it was one task among hundreds of HTTP connections: each time the database answered,
+    /// it waited its turn in the run queue behind them before it could answer the batch and start
+    /// the next, and the whole booking pipeline moves at the committer's pace.
     pub fn spawn(db: DatabaseConnection, batch_max: usize, committed: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
-        tokio::spawn(run(db, rx, batch_max.max(1), committed));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match runtime {
+            Ok(runtime) => {
+                let spawned = std::thread::Builder::new()
+                    .name("committer".into())
+                    .spawn(move || runtime.block_on(run(db, rx, batch_max.max(1), committed)));
+                if let Err(e) = spawned {
+                    // Without a thread of its own every job fails with "committer stopped".
+                    tracing::error!(error = %e, "cannot start the committer thread");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot build the committer runtime"),
+        }
         Self { tx }
     }
 
