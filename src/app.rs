@@ -72,7 +72,9 @@ impl Application {
 
         let committed = Arc::new(Notify::new());
         let writer = store::connect_writer(&config.database.url).await.context("opening the writer connection")?;
-        let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, committed.clone());
+        let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, committed.clone())
+            .await
+            .context("starting the committer")?;
         let timeout = config.actor_timeout();
         let booking = &config.booking;
 

@@ -63,7 +63,7 @@ async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
     .exec_without_returning(&db)
     .await
     .unwrap();
-    let committer = Committer::spawn(db.clone(), 64, Arc::new(Notify::new()));
+    let committer = Committer::spawn(db.clone(), 64, Arc::new(Notify::new())).await.unwrap();
     Fixture { db, committer, event_id, _dir: dir }
 }
 

@@ -109,22 +109,24 @@ impl Committer {
     /// runtime it was one task among hundreds of HTTP connections: each time the database answered,
     /// it waited its turn in the run queue behind them before it could answer the batch and start
     /// the next, and the whole booking pipeline moves at the committer's pace.
-    pub fn spawn(db: DatabaseConnection, batch_max: usize, committed: Arc<Notify>) -> Self {
+    ///
+    /// On SQLite it writes through its own synchronous connection to the same file (see
+    /// [`SqliteSink`]); on PostgreSQL through `db`.
+    pub async fn spawn(db: DatabaseConnection, batch_max: usize, committed: Arc<Notify>) -> Result<Self, DbErr> {
+        let sink = match db.get_database_backend() {
+            DbBackend::Sqlite => Sink::Sqlite(SqliteSink::open_like(&db).await?),
+            _ => Sink::SeaOrm(db),
+        };
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        match runtime {
-            Ok(runtime) => {
-                let spawned = std::thread::Builder::new()
-                    .name("committer".into())
-                    .spawn(move || runtime.block_on(run(db, rx, batch_max.max(1), committed)));
-                if let Err(e) = spawned {
-                    // Without a thread of its own every job fails with "committer stopped".
-                    tracing::error!(error = %e, "cannot start the committer thread");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot build the committer runtime"),
-        }
-        Self { tx }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DbErr::Custom(format!("cannot build the committer runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || runtime.block_on(run(sink, rx, batch_max.max(1), committed)))
+            .map_err(|e| DbErr::Custom(format!("cannot start the committer thread: {e}")))?;
+        Ok(Self { tx })
     }
 
     /// Queues a job and returns at once; the receiver resolves after commit (or failure).
@@ -152,11 +154,22 @@ impl Committer {
     }
 }
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, batch_max: usize, committed: Arc<Notify>) {
+/// Where the committer writes.
+enum Sink {
+    /// PostgreSQL: one transaction through sea-orm.
+    SeaOrm(DatabaseConnection),
+    /// SQLite: the committer thread's own connection.
+    Sqlite(SqliteSink),
+}
+
+async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, committed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let started = std::time::Instant::now();
-        let result = write_batch(&db, &batch).await;
+        let result = match &mut sink {
+            Sink::SeaOrm(db) => write_batch(db, &batch).await,
+            Sink::Sqlite(conn) => conn.write(build_statements(DbBackend::Sqlite, &batch)),
+        };
         metrics::histogram!(crate::instruments::COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         tracing::debug!(jobs = batch.len(), elapsed_us = started.elapsed().as_micros() as u64, "group commit");
         if let Err(e) = &result {
@@ -176,37 +189,21 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, batch_max: usi
 const INSERT_CHUNK: usize = 1000;
 const _: () = assert!(INSERT_CHUNK * 12 < 32_766);
 
-/// Rows per multi-row INSERT: one statement per table per batch, up to the parameter limit.
-fn chunk_len(n: usize) -> usize {
-    n.min(INSERT_CHUNK)
+/// Rows per multi-row statement. PostgreSQL: as many as the parameter limit allows, one statement
+/// per table per batch (each statement is a round trip). SQLite: the largest power of two, so
+/// a statement's text comes in only a few shapes and stays in the prepared-statement cache (the
+/// statements run on the committer's thread, with no round trip to pay per statement).
+fn chunk_len(backend: DbBackend, n: usize) -> usize {
+    match backend {
+        DbBackend::Sqlite => 1 << n.clamp(1, 512).ilog2(),
+        _ => n.min(INSERT_CHUNK),
+    }
 }
 
-/// Writes one batch atomically.
-///
-/// On SQLite the whole batch — `BEGIN IMMEDIATE`, every statement, `COMMIT` — goes to the
-/// database thread as one multi-statement execution: each separate statement would cost a round
-/// trip between threads (~0.1–0.4 ms on a busy machine), and those round trips, not SQLite, were
-/// most of a batch's time. PostgreSQL runs the same statements in one transaction.
+/// Writes one batch atomically through sea-orm (PostgreSQL).
 async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let statements = build_statements(backend, jobs);
+    let statements = build_statements(db.get_database_backend(), jobs);
     if statements.is_empty() {
-        return Ok(());
-    }
-    if backend == DbBackend::Sqlite {
-        let mut sql = String::from("BEGIN IMMEDIATE;");
-        let mut values = Vec::new();
-        for s in statements {
-            sql.push_str(&s.sql);
-            sql.push(';');
-            values.extend(s.values.map(|v| v.0).unwrap_or_default());
-        }
-        sql.push_str("COMMIT;");
-        if let Err(e) = db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await {
-            // A failed statement leaves the transaction open on the writer connection.
-            let _ = db.execute_unprepared("ROLLBACK").await;
-            return Err(e);
-        }
         return Ok(());
     }
     let txn = db.begin().await?;
@@ -214,6 +211,105 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr>
         txn.execute_raw(s).await?;
     }
     txn.commit().await
+}
+
+/// The committer's SQLite connection: synchronous, on the committer's own thread.
+///
+/// Through sqlx every batch was a hand-off to sqlx's worker thread and back, with the batch's
+/// statements parsed anew each time (one multi-statement text per batch). Here the batch runs on
+/// the committer's thread with cached prepared statements. It is a second connection to the same
+/// file as the pool, with the same settings; SQLite's write lock orders it with the pool's few
+/// writers (sign-ups, idempotency keys), as before.
+pub struct SqliteSink {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteSink {
+    /// Opens the file behind `db` (an open SQLite pool) with the pool's settings.
+    async fn open_like(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("SQLite has no main database".into()))?;
+        let path: String = row.try_get("", "file")?;
+        if path.is_empty() {
+            return Err(DbErr::Custom("the committer needs a SQLite file, not an in-memory database".into()));
+        }
+        let conn = rusqlite::Connection::open(&path).map_err(sqlite_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
+        // The same as the pool's connections (store::connect): durable commits, checked foreign
+        // keys, and the checkpoints that this connection runs after its commits.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 8192; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(sqlite_err)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(Self { conn })
+    }
+
+    fn write(&mut self, statements: Vec<Statement>) -> Result<(), DbErr> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        // Dropped without commit on an error: rolled back.
+        let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sqlite_err)?;
+        for s in statements {
+            let values = s.values.map(|v| v.0).unwrap_or_default();
+            let params = values.into_iter().map(sqlite_value).collect::<Result<Vec<_>, _>>()?;
+            txn.prepare_cached(&s.sql)
+                .map_err(sqlite_err)?
+                .execute(rusqlite::params_from_iter(params))
+                .map_err(sqlite_err)?;
+        }
+        txn.commit().map_err(sqlite_err)
+    }
+}
+
+fn sqlite_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Custom(format!("SQLite: {e}"))
+}
+
+/// A sea-query value as SQLite stores it, encoded exactly as sqlx does for the pool's reads (sea-
+/// orm decodes these rows): UUIDs as 16-byte blobs, times as RFC 3339 text with as many fraction
+/// digits as needed, JSON as text, booleans as 0/1.
+fn sqlite_value(v: sea_orm::Value) -> Result<rusqlite::types::Value, DbErr> {
+    use chrono::SecondsFormat;
+    use rusqlite::types::Value as S;
+    use sea_orm::Value as V;
+    let int = |i: Option<i64>| i.map_or(S::Null, S::Integer);
+    Ok(match v {
+        V::Bool(b) => int(b.map(i64::from)),
+        V::TinyInt(i) => int(i.map(i64::from)),
+        V::SmallInt(i) => int(i.map(i64::from)),
+        V::Int(i) => int(i.map(i64::from)),
+        V::BigInt(i) => int(i),
+        V::TinyUnsigned(i) => int(i.map(i64::from)),
+        V::SmallUnsigned(i) => int(i.map(i64::from)),
+        V::Unsigned(i) => int(i.map(i64::from)),
+        V::BigUnsigned(i) => match i {
+            None => S::Null,
+            Some(i) => S::Integer(i64::try_from(i).map_err(|_| DbErr::Custom(format!("{i} is too large for SQLite")))?),
+        },
+        V::Float(f) => f.map_or(S::Null, |f| S::Real(f64::from(f))),
+        V::Double(f) => f.map_or(S::Null, S::Real),
+        V::String(s) => s.map_or(S::Null, S::Text),
+        V::Char(c) => c.map_or(S::Null, |c| S::Text(c.to_string())),
+        V::Bytes(b) => b.map_or(S::Null, S::Blob),
+        V::Json(j) => j.map_or(S::Null, |j| S::Text(j.to_string())),
+        V::Uuid(u) => u.map_or(S::Null, |u| S::Blob(u.as_bytes().to_vec())),
+        V::ChronoDateTimeUtc(t) => t.map_or(S::Null, |t| S::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))),
+        V::ChronoDateTimeWithTimeZone(t) => {
+            t.map_or(S::Null, |t| S::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
+        }
+        V::ChronoDateTime(t) => t.map_or(S::Null, |t| S::Text(t.format("%F %T%.f").to_string())),
+        V::ChronoDate(d) => d.map_or(S::Null, |d| S::Text(d.format("%F").to_string())),
+        V::ChronoTime(t) => t.map_or(S::Null, |t| S::Text(t.format("%T%.f").to_string())),
+        other => return Err(DbErr::Custom(format!("the SQLite committer cannot store {other:?}"))),
+    })
 }
 
 /// The statements for a batch: inserts first (orders, tickets, payments, refunds, audit), then
@@ -310,7 +406,10 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
                 out.push(events::Entity::update_many().set(m.clone()).filter(events::Column::Id.eq(id)).build(backend));
             }
             WriteOp::MarkPublished(ids) => {
-                for chunk in ids.chunks(INSERT_CHUNK) {
+                let mut ids = &ids[..];
+                while !ids.is_empty() {
+                    let (chunk, rest) = ids.split_at(chunk_len(backend, ids.len()));
+                    ids = rest;
                     let update = outbox::Entity::update_many()
                         .col_expr(outbox::Column::PublishedAt, Expr::value(now))
                         .filter(outbox::Column::Id.is_in(chunk.iter().copied()));
@@ -334,7 +433,7 @@ fn inserts<E: EntityTrait>(
     let mut left = rows.len();
     let mut rows = rows.into_iter();
     while left > 0 {
-        let n = chunk_len(left);
+        let n = chunk_len(backend, left);
         let chunk: Vec<_> = rows.by_ref().take(n).collect();
         left -= n;
         let mut insert = E::insert_many(chunk);
@@ -372,7 +471,7 @@ mod tests {
             job(vec![counts(b, 4)]),
             job(vec![counts(a, 7)]),
         ];
-        let statements = build_statements(DbBackend::Sqlite, &jobs);
+        let statements = build_statements(DbBackend::Postgres, &jobs);
         assert_eq!(statements.len(), 1, "one multi-row outbox insert");
         let values = format!("{:?}", statements[0].values);
         let written = |available: u32| values.contains(&format!(r#"\"available\":{available}"#));
@@ -383,8 +482,11 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_one_statement_per_table_until_the_parameter_limit() {
-        assert_eq!(chunk_len(30), 30);
-        assert_eq!(chunk_len(5000), INSERT_CHUNK);
+    fn postgres_gets_one_statement_per_table_and_sqlite_a_few_cached_shapes() {
+        assert_eq!(chunk_len(DbBackend::Postgres, 30), 30);
+        assert_eq!(chunk_len(DbBackend::Postgres, 5000), INSERT_CHUNK);
+        assert_eq!(chunk_len(DbBackend::Sqlite, 30), 16, "then 8, 4 and 2: four shapes for 30 rows");
+        assert_eq!(chunk_len(DbBackend::Sqlite, 1), 1);
+        assert_eq!(chunk_len(DbBackend::Sqlite, 5000), 512);
     }
 }

@@ -106,8 +106,17 @@ async fn a_database_that_goes_away_answers_503_with_a_json_body_not_500() {
     app.writer.close_by_ref().await.unwrap();
     let (s, body) = app.get("/api/v1/orders?limit=5", Some(&token)).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
-    let (s, body) = app.order(&token, event, 1).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
+    // On PostgreSQL the committer writes through the closed writer pool. On SQLite it has its own
+    // connection, which closing the pools does not touch (a SQLite that cannot be written is
+    // `an_actor_call_that_times_out_answers_503_json`).
+    if app.db.get_database_backend() == DbBackend::Postgres {
+        let (s, body) = app.order(&token, event, 1).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+            "{body}"
+        );
+    }
     let (s, _) = app.get("/readyz", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 }
