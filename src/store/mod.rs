@@ -18,8 +18,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     Database::connect(options(url, max_connections)?).await
 }
 
-/// The committer's own single connection: always ready (no pool contention with readers, no
-/// liveness ping before each batch), and its prepared statements stay cached.
+/// The committer's own single connection on PostgreSQL: always ready (no pool contention with
+/// readers, no liveness ping before each batch), and its prepared statements stay cached. On
+/// SQLite the committer opens a synchronous connection of its own from this one's file
+/// (`committer::SqliteSink`), and this one only serves the readiness check.
 pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = options(url, 1)?;
     opts.test_before_acquire(false);
