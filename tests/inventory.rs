@@ -82,6 +82,19 @@ impl Fixture {
     async fn order_status(&self, id: Uuid) -> String {
         orders::Entity::find_by_id(id).one(&self.db).await.unwrap().unwrap().status
     }
+
+    /// The order once its stored status is `status` (commits trail the actor's counts); panics
+    /// after 5 s.
+    async fn stored_as(&self, id: Uuid, status: &str) -> orders::Model {
+        for _ in 0..250 {
+            let order = orders::Entity::find_by_id(id).one(&self.db).await.unwrap().expect("the order row");
+            if order.status == status {
+                return order;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("order {id} was not stored as {status}");
+    }
 }
 
 async fn reserve(inv: &ActorRef<InventoryMsg>, qty: u32) -> Result<Uuid, InventoryError> {
@@ -132,13 +145,7 @@ async fn a_hold_expires_exactly_at_its_deadline() {
     let s = snapshot(&inv).await;
     assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "released at the deadline");
     tokio::time::resume();
-    for _ in 0..100 {
-        if f.order_status(order).await == "expired" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the expiry was not written to the database");
+    f.stored_as(order, "expired").await;
 }
 
 #[tokio::test]
@@ -204,13 +211,7 @@ async fn a_payment_arriving_after_the_deadline_but_before_the_timer_fired_is_not
     let s = snapshot(&inv).await;
     assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "and it is released as expired");
     tokio::time::resume();
-    for _ in 0..100 {
-        if f.order_status(order).await == "expired" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the expiry was not written to the database");
+    f.stored_as(order, "expired").await;
 }
 
 #[tokio::test]
@@ -426,14 +427,6 @@ async fn a_recovered_hold_keeps_its_original_expiry() {
     tokio::time::resume();
     // The release is committed after the counts change; a released order holds nothing, so its
     // expiry is cleared.
-    let mut stored = None;
-    for _ in 0..500 {
-        stored = orders::Entity::find_by_id(order).one(&f.db).await.unwrap();
-        if stored.as_ref().is_some_and(|o| o.status == "expired") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stored = stored.expect("the order row");
+    let stored = f.stored_as(order, "expired").await;
     assert_eq!((stored.status.as_str(), stored.expires_at), ("expired", None), "stored as expired");
 }
