@@ -27,7 +27,7 @@ use tokio::{
 use crate::{
     actors::{
         Inventories,
-        auditor::{AuditSink, Auditor, SqlAuditSink},
+        auditor::{AuditSink, Auditor},
         keeper::keep,
         notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
@@ -126,26 +126,24 @@ impl Application {
         } else {
             None
         };
-        let sink: Arc<dyn AuditSink> = match &audit_log {
-            Some(log) => log.clone(),
-            None => Arc::new(SqlAuditSink { committer: committer.clone() }),
+        // Without MongoDB the outbox table is the audit log (see `actors::auditor`).
+        let auditor = match &audit_log {
+            Some(log) => Some(keep("auditor", Auditor, log.clone() as Arc<dyn AuditSink>).await?),
+            None => None,
         };
-        let auditor = keep("auditor", Auditor, sink).await?;
         let subscriber = |name: &str, actor| -> Arc<dyn Subscriber> {
             Arc::new(ActorSubscriber { name: name.into(), actor, timeout: CONSUMER_CALL_TIMEOUT })
         };
         let notifier_sub = subscriber("notifier", notifier.clone());
-        let auditor_sub = subscriber("auditor", auditor.clone());
+        let auditor_sub = auditor.as_ref().map(|a| subscriber("auditor", a.clone()));
         let (bus, consumers) = if config.kafka.enabled() {
             let bridge = Arc::new(KafkaBridge::new(&config.kafka).context("kafka producer (kafka.brokers)")?);
             tracing::info!(brokers = %config.kafka.brokers, "domain events go through Kafka");
-            let consumers = vec![
-                (config.kafka.notifier_group.clone(), notifier_sub),
-                (config.kafka.auditor_group.clone(), auditor_sub),
-            ];
+            let mut consumers = vec![(config.kafka.notifier_group.clone(), notifier_sub)];
+            consumers.extend(auditor_sub.map(|s| (config.kafka.auditor_group.clone(), s)));
             (Bus::new(Transport::Kafka(bridge)), consumers)
         } else {
-            (Bus::in_process(vec![notifier_sub, auditor_sub]), Vec::new())
+            (Bus::in_process([Some(notifier_sub), auditor_sub].into_iter().flatten().collect()), Vec::new())
         };
         let relay = OutboxRelay {
             db: db.clone(),
@@ -177,7 +175,8 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
         let mut actors = vec![sagas.get_cell(), supervisor.get_cell()];
-        actors.extend([payments.cells(), notifier.cells(), auditor.cells()].into_iter().flatten());
+        actors.extend([payments.cells(), notifier.cells()].into_iter().flatten());
+        actors.extend(auditor.iter().flat_map(|a| a.cells()));
         Ok(Self { listener, state, relay, consumers, actors })
     }
 

@@ -1,46 +1,23 @@
-//! `Auditor`: writes every domain event to the audit log through the [`AuditSink`] port.
+//! `Auditor`: writes every domain event to MongoDB's `auditlogs` collection (through the
+//! [`AuditSink`] port), when `mongodb.url` is set. The event id is unique there, so a redelivered
+//! event is a no-op.
 //!
-//! Embedded mode writes the `audit_logs` table; with `mongodb.url` set it writes MongoDB's
-//! `auditlogs` collection. The event id is unique in both, so a redelivered event is a no-op.
+//! Without MongoDB there is no Auditor: the audit log is the outbox table itself, which already
+//! holds every domain event, written in the transaction of the change it reports and never
+//! deleted (`GET /api/v1/audit-logs` reads it). A second copy of each event in the same database,
+//! written after the relay delivered it, cost the booking transactions a share of their writes
+//! during a rush and added nothing the outbox does not have.
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sea_orm::ActiveValue::Set;
 
-use crate::{
-    bridge::bus::ConsumerMsg,
-    domain::DomainEvent,
-    store::{Committer, WriteOp, entities::audit_logs, mongo::MongoAuditLog},
-};
+use crate::{bridge::bus::ConsumerMsg, domain::DomainEvent, store::mongo::MongoAuditLog};
 
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     /// Records the events; recording an event id again must succeed and change nothing.
     async fn record(&self, events: &[DomainEvent]) -> Result<(), String>;
-}
-
-/// Writes through the committer, so audit rows share the booking transactions instead of
-/// competing with them for SQLite's single write lock.
-pub struct SqlAuditSink {
-    pub committer: Committer,
-}
-
-#[async_trait::async_trait]
-impl AuditSink for SqlAuditSink {
-    async fn record(&self, events: &[DomainEvent]) -> Result<(), String> {
-        let now = Utc::now();
-        let rows = events.iter().map(|event| audit_logs::ActiveModel {
-            event_id: Set(event.id),
-            event_type: Set(event.event_type.as_str().to_string()),
-            data: Set(event.payload.to_string()),
-            occurred_at: Set(event.occurred_at),
-            received_at: Set(now),
-            ..Default::default()
-        });
-        self.committer.commit(vec![WriteOp::InsertAuditLogs(rows.collect())]).await.map_err(|e| e.to_string())
-    }
 }
 
 #[async_trait::async_trait]

@@ -1,5 +1,5 @@
 //! `/audit-logs`: the audit trail of every domain event (admins only), read from MongoDB when
-//! `mongodb.url` is set and from the `audit_logs` table otherwise.
+//! `mongodb.url` is set and from the outbox table otherwise (see `actors::auditor`).
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::EventType,
-    store::{entities::audit_logs, mongo::MongoAuditLog},
+    store::{entities::outbox, mongo::MongoAuditLog},
 };
 
 pub fn router() -> Router<AppState> {
@@ -39,6 +39,8 @@ pub struct AuditLogView {
     pub data: serde_json::Value,
     pub event_id: Uuid,
     pub occurred_at: DateTime<Utc>,
+    /// When the audit log recorded it: on MongoDB, when the Auditor received it; otherwise the
+    /// event was recorded with the change itself, and this equals `occurred_at`.
     pub received_at: DateTime<Utc>,
 }
 
@@ -54,19 +56,19 @@ async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQue
     if let Some(log) = &state.audit_log {
         return Ok(reply(StatusCode::OK, mongo_page(log, event_type, &q.page).await?));
     }
-    let mut select = audit_logs::Entity::find();
+    let mut select = outbox::Entity::find();
     if let Some(t) = event_type {
-        select = select.filter(audit_logs::Column::EventType.eq(t.as_str()));
+        select = select.filter(outbox::Column::EventType.eq(t.as_str()));
     }
-    let page = paginate(&state.db, select, audit_logs::Column::Id, |a| a.id, &q.page).await?;
+    let page = paginate(&state.db, select, outbox::Column::Id, |row| row.id, &q.page).await?;
     Ok(reply(
         StatusCode::OK,
-        page.map(|a| AuditLogView {
-            event_type: a.event_type,
-            data: serde_json::from_str(&a.data).unwrap_or(serde_json::Value::Null),
-            event_id: a.event_id,
-            occurred_at: a.occurred_at,
-            received_at: a.received_at,
+        page.map(|row| AuditLogView {
+            event_type: row.event_type,
+            data: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
+            event_id: row.event_id,
+            occurred_at: row.occurred_at,
+            received_at: row.occurred_at,
         }),
     ))
 }

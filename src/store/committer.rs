@@ -18,9 +18,7 @@ use sea_orm::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entities::{
-    audit_logs, events, orders, outbox, payment_status_history, payments, processed_events, refunds, tickets,
-};
+use super::entities::{events, orders, outbox, payment_status_history, payments, processed_events, refunds, tickets};
 use crate::domain::{DomainEvent, OrderStatus, PaymentStatus, SlotCounts};
 
 /// One write. Inserts of a batch run before its updates; within each kind, in submission order.
@@ -53,8 +51,6 @@ pub enum WriteOp {
     /// writes one `inventory.changed` per event, with its last counts, after the batch's other
     /// events. Under a rush that is one row per event per batch instead of one per hold.
     Counts(SlotCounts),
-    /// Audit entries; an event id already recorded is skipped (redelivery).
-    InsertAuditLogs(Vec<audit_logs::ActiveModel>),
     /// Outbox rows the relay has delivered.
     MarkPublished(Vec<i64>),
     /// Events a consumer has acted on (its side effect is done); known ones are skipped.
@@ -312,7 +308,7 @@ fn sqlite_value(v: sea_orm::Value) -> Result<rusqlite::types::Value, DbErr> {
     })
 }
 
-/// The statements for a batch: inserts first (orders, tickets, payments, refunds, audit), then
+/// The statements for a batch: inserts first (orders, tickets, payments, refunds), then
 /// updates in submission order, then the outbox rows — last, so their ids follow commit order,
 /// which is what the relay publishes by.
 fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
@@ -321,7 +317,6 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     let mut new_payments = Vec::new();
     let mut new_refunds = Vec::new();
     let mut new_outbox = Vec::new();
-    let mut new_audit = Vec::new();
     let mut new_processed = Vec::new();
     let mut new_history = Vec::new();
     let mut updates = Vec::new();
@@ -342,7 +337,6 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
                     counts.push(*c);
                 }
             },
-            WriteOp::InsertAuditLogs(rows) => new_audit.extend(rows.iter().cloned()),
             WriteOp::MarkProcessed(rows) => new_processed.extend(rows.iter().cloned()),
             WriteOp::Barrier => {}
             other => updates.push(other),
@@ -356,9 +350,6 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     inserts::<tickets::Entity>(backend, new_tickets, &mut out, None);
     inserts::<payments::Entity>(backend, new_payments, &mut out, None);
     inserts::<refunds::Entity>(backend, new_refunds, &mut out, None);
-    // A redelivered event is already audited: skip it rather than fail the batch.
-    let skip_known = OnConflict::column(audit_logs::Column::EventId).do_nothing().to_owned();
-    inserts::<audit_logs::Entity>(backend, new_audit, &mut out, Some(skip_known));
     let skip_known = OnConflict::columns([processed_events::Column::Consumer, processed_events::Column::EventId])
         .do_nothing()
         .to_owned();

@@ -219,23 +219,6 @@ pub mod outbox {
     no_relations!();
 }
 
-pub mod audit_logs {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "audit_logs")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
-        pub event_id: Uuid,
-        pub event_type: String,
-        pub data: String,
-        pub occurred_at: ChronoDateTimeUtc,
-        pub received_at: ChronoDateTimeUtc,
-    }
-    no_relations!();
-}
-
 pub mod processed_events {
     use sea_orm::entity::prelude::*;
 

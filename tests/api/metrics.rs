@@ -37,7 +37,6 @@ async fn metrics_show_the_traffic_the_slots_and_the_outcomes() {
         r#"boxoffice_domain_events_published_total{type="inventory.changed"}"#,
         "boxoffice_outbox_publish_duration_seconds_count",
         "boxoffice_commit_batch_duration_seconds_count",
-        r#"boxoffice_audit_writes_total{result="ok"}"#,
         r#"boxoffice_saga_duration_seconds_count{outcome="confirmed"}"#,
         r#"boxoffice_saga_duration_seconds_bucket{outcome="confirmed",le="1800"}"#,
         "boxoffice_inventory_queue_seconds_count",
