@@ -121,6 +121,26 @@ async fn a_database_that_goes_away_answers_503_with_a_json_body_not_500() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// Without MongoDB the audit log is the outbox: an event is listed as soon as the change it
+/// reports was answered, with no delivery to wait for, and carries what happened.
+#[tokio::test]
+async fn without_mongodb_an_order_is_in_the_audit_log_as_soon_as_it_is_answered() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1500, 10, 600).await;
+    let (_, token) = app.signup("eve").await;
+    let (s, order) = app.order(&token, event, 2).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    let placed = app.audit("order.placed").await;
+    let entry = placed.iter().find(|e| e["data"]["orderId"] == order["id"]).expect("the hold's order.placed, at once");
+    assert_eq!(entry["data"]["quantity"], 2);
+    assert_eq!(entry["data"]["amountCents"], 3000);
+    assert_eq!(entry["received_at"], entry["occurred_at"], "recorded with the change itself");
+    assert!(
+        app.audit("inventory.changed").await.iter().any(|e| e["data"]["eventId"] == event.to_string()),
+        "the counts it changed are audited in the same transaction"
+    );
+}
+
 #[tokio::test]
 async fn audit_entries_carry_their_event_id_and_time_and_the_log_pages_both_ways() {
     let app = TestApp::spawn().await;
