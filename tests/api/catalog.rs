@@ -144,6 +144,25 @@ async fn capacity_cannot_drop_below_held_plus_sold_but_may_grow() {
     assert_eq!(resp["name"], "Bigger venue");
 }
 
+/// Text with quotes, backslashes and non-ASCII survives the committer's writes exactly, in the
+/// row and in the outbox payload (the SQLite committer encodes values itself).
+#[tokio::test]
+async fn an_event_renamed_to_awkward_text_reads_back_exactly() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 10, 600).await;
+    let (_, e) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    let name = r#"Rock 'n' Roll \ "Live"; DROP TABLE orders; -- ünïcødé 🎸 \x41 $1 E'\''"#;
+    let body = json!({"name": name, "category_id": e["category_id"], "price_cents": 1000, "currency": "EUR",
+                      "starts_at": e["starts_at"], "total_slots": 12});
+    let (s, resp) = app.put(&format!("/api/v1/events/{event}"), Some(&app.admin_token), body).await;
+    assert_eq!(s, StatusCode::OK, "{resp}");
+    let (_, stored) = app.get(&format!("/api/v1/events/{event}"), None).await;
+    assert_eq!(stored["name"], name, "the row, read back");
+    assert_eq!(app.counts(event).await, (12, 0, 0, 12));
+    let updated = app.audit("event.updated").await;
+    assert!(updated.iter().any(|a| a["data"]["name"] == name), "the outbox payload, read back: {updated:?}");
+}
+
 #[tokio::test]
 async fn the_demo_seed_announces_its_categories_and_events_like_any_other() {
     let app = TestApp::spawn_with(|c| c.seed.demo_data = true).await;
