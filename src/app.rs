@@ -27,7 +27,7 @@ use tokio::{
 use crate::{
     actors::{
         Inventories,
-        auditor::{AuditSink, Auditor},
+        auditor::Auditor,
         keeper::keep,
         notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
@@ -128,7 +128,7 @@ impl Application {
         };
         // Without MongoDB the outbox table is the audit log (see `actors::auditor`).
         let auditor = match &audit_log {
-            Some(log) => Some(keep("auditor", Auditor, log.clone() as Arc<dyn AuditSink>).await?),
+            Some(log) => Some(keep("auditor", Auditor, log.clone()).await?),
             None => None,
         };
         let subscriber = |name: &str, actor| -> Arc<dyn Subscriber> {

@@ -1,5 +1,5 @@
-//! `Auditor`: writes every domain event to MongoDB's `auditlogs` collection (through the
-//! [`AuditSink`] port), when `mongodb.url` is set. The event id is unique there, so a redelivered
+//! `Auditor`: writes every domain event to MongoDB's `auditlogs` collection, when `mongodb.url`
+//! is set. The event id is unique there, so a redelivered
 //! event is a no-op.
 //!
 //! Without MongoDB there is no Auditor: the audit log is the outbox table itself, which already
@@ -12,45 +12,33 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::{bridge::bus::ConsumerMsg, domain::DomainEvent, store::mongo::MongoAuditLog};
-
-#[async_trait::async_trait]
-pub trait AuditSink: Send + Sync + 'static {
-    /// Records the events; recording an event id again must succeed and change nothing.
-    async fn record(&self, events: &[DomainEvent]) -> Result<(), String>;
-}
-
-#[async_trait::async_trait]
-impl AuditSink for MongoAuditLog {
-    async fn record(&self, events: &[DomainEvent]) -> Result<(), String> {
-        MongoAuditLog::record(self, events).await
-    }
-}
+use crate::{bridge::bus::ConsumerMsg, store::mongo::MongoAuditLog};
 
 #[derive(Clone)]
 pub struct Auditor;
 
 impl Actor for Auditor {
     type Msg = ConsumerMsg;
-    type State = Arc<dyn AuditSink>;
-    type Arguments = Arc<dyn AuditSink>;
+    type State = Arc<MongoAuditLog>;
+    type Arguments = Arc<MongoAuditLog>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        sink: Self::Arguments,
+        log: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(sink)
+        Ok(log)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        sink: &mut Self::State,
+        log: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let ConsumerMsg::Deliver(events, reply) = msg;
-        let result = sink.record(&events).await;
+        // A redelivered event id changes nothing (unique index on `eventId`).
+        let result = log.record(&events).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::counter!(crate::instruments::AUDIT_WRITES, "result" => outcome).increment(1);
         let _ = reply.send(result);
