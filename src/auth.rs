@@ -23,7 +23,7 @@ use crate::{config::AuthConfig, domain::Role};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
-    pub role: String,
+    pub role: Role,
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
@@ -91,11 +91,11 @@ impl AuthKeys {
         .unwrap_or(false)
     }
 
-    pub fn issue_access(&self, user_id: Uuid, role: &str) -> anyhow::Result<String> {
+    pub fn issue_access(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
         let now = Utc::now();
         let claims = Claims {
             sub: user_id,
-            role: role.to_string(),
+            role,
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
             jti: Uuid::new_v4(),
@@ -182,10 +182,6 @@ pub fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn role_of(s: &str) -> Role {
-    if s == "admin" { Role::Admin } else { Role::User }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,10 +204,9 @@ mod tests {
     fn access_tokens_round_trip_and_expired_ones_are_told_apart() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, "user").unwrap();
+        let t = k.issue_access(id, Role::User).unwrap();
         assert_eq!(k.verify_access(&t).unwrap().sub, id);
-        let past =
-            Claims { sub: id, role: "user".into(), iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
+        let past = Claims { sub: id, role: Role::User, iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
         assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
         assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
     }
@@ -220,7 +215,7 @@ mod tests {
     fn a_remembered_token_still_expires_and_a_tampered_copy_is_still_checked() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, "user").unwrap();
+        let t = k.issue_access(id, Role::User).unwrap();
         let claims = k.verify_access(&t).unwrap();
         assert!(matches!(k.verified.get(&t, claims.exp), Some(Ok(_))), "valid up to and including exp");
         assert!(matches!(k.verified.get(&t, claims.exp + 1), Some(Err(TokenError::Expired))));

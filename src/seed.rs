@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     config::DEFAULT_ADMIN_PASSWORD,
-    domain::{DomainEvent, EventType, Role},
+    domain::{CategoryKind, DomainEvent, Payload, Role},
     http::AppState,
     store::{
         entities::{categories, events, users},
@@ -31,12 +31,12 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(&state.db).await? {
         // Verifying costs one hash, as a re-hash would, but writes nothing when all is as configured.
         let password_ok = state.auth.verify_password(admin.password.clone(), existing.password_hash.clone()).await;
-        let role_ok = existing.role == Role::Admin.as_str() && existing.deleted_at.is_none();
+        let role_ok = existing.role == Role::Admin && existing.deleted_at.is_none();
         if password_ok && role_ok {
             return Ok(());
         }
         let mut m: users::ActiveModel = existing.into();
-        m.role = Set(Role::Admin.as_str().into());
+        m.role = Set(Role::Admin);
         m.deleted_at = Set(None);
         if !password_ok {
             m.password_hash = Set(state.auth.hash_password(admin.password.clone()).await?);
@@ -44,7 +44,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
         m.updated_at = Set(Utc::now());
         let txn = state.db.begin().await?;
         let updated = m.update(&txn).await?;
-        let event = DomainEvent::new(EventType::UserUpdated, updated.id, crate::http::user_payload(&updated));
+        let event = DomainEvent::new(Payload::UserUpdated(updated.facts()));
         record_event(&txn, &event).await?;
         txn.commit().await?;
         tracing::info!(email = %admin.email, password_changed = !password_ok, "admin account brought in line with [admin]");
@@ -70,12 +70,14 @@ pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
     }
     let now = Utc::now();
     let mut cats = Vec::new();
-    for (name, kind) in [("Concerts", "paid"), ("Workshops", "paid"), ("Meetups", "free")] {
+    for (name, kind) in
+        [("Concerts", CategoryKind::Paid), ("Workshops", CategoryKind::Paid), ("Meetups", CategoryKind::Free)]
+    {
         let id = match categories::Entity::find().filter(categories::Column::Name.eq(name)).one(&state.db).await? {
             Some(c) => c.id,
             None => {
                 let id = Uuid::now_v7();
-                let row = categories::Model { id, name: name.into(), kind: kind.into(), created_at: now };
+                let row = categories::Model { id, name: name.into(), kind, created_at: now };
                 crate::http::insert_category(state, row).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 id
             }

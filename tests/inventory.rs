@@ -15,7 +15,7 @@ use boxoffice::{
         inventory::{EventInventory, InventoryArgs, InventoryError, InventoryMsg, ReserveRequest, Snapshot},
         supervisor::{Directory, InventorySupervisor, SupervisorArgs},
     },
-    domain::ReleaseReason,
+    domain::{CategoryKind, OrderKind, OrderStatus, ReleaseReason},
     store::{
         self, Committer,
         entities::{categories, events, orders},
@@ -40,7 +40,7 @@ async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
     categories::Entity::insert(categories::ActiveModel {
         id: Set(category),
         name: Set("c".into()),
-        kind: Set("paid".into()),
+        kind: Set(CategoryKind::Paid),
         created_at: Set(now),
     })
     .exec_without_returning(&db)
@@ -79,13 +79,13 @@ impl Fixture {
         Actor::spawn(None, EventInventory, args).await.unwrap().0
     }
 
-    async fn order_status(&self, id: Uuid) -> String {
+    async fn order_status(&self, id: Uuid) -> OrderStatus {
         orders::Entity::find_by_id(id).one(&self.db).await.unwrap().unwrap().status
     }
 
     /// The order once its stored status is `status` (commits trail the actor's counts); panics
     /// after 5 s.
-    async fn stored_as(&self, id: Uuid, status: &str) -> orders::Model {
+    async fn stored_as(&self, id: Uuid, status: OrderStatus) -> orders::Model {
         for _ in 0..250 {
             let order = orders::Entity::find_by_id(id).one(&self.db).await.unwrap().expect("the order row");
             if order.status == status {
@@ -93,7 +93,7 @@ impl Fixture {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("order {id} was not stored as {status}");
+        panic!("order {id} was not stored as {status:?}");
     }
 }
 
@@ -145,7 +145,7 @@ async fn a_hold_expires_exactly_at_its_deadline() {
     let s = snapshot(&inv).await;
     assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "released at the deadline");
     tokio::time::resume();
-    f.stored_as(order, "expired").await;
+    f.stored_as(order, OrderStatus::Expired).await;
 }
 
 #[tokio::test]
@@ -211,7 +211,7 @@ async fn a_payment_arriving_after_the_deadline_but_before_the_timer_fired_is_not
     let s = snapshot(&inv).await;
     assert_eq!((s.held, s.available, s.active_holds), (0, 10, 0), "and it is released as expired");
     tokio::time::resume();
-    f.stored_as(order, "expired").await;
+    f.stored_as(order, OrderStatus::Expired).await;
 }
 
 #[tokio::test]
@@ -223,14 +223,14 @@ async fn confirm_sells_the_hold_and_cancelling_the_sale_gives_the_seats_back() {
     assert_eq!(tickets.len(), 4);
     let s = snapshot(&inv).await;
     assert_eq!((s.available, s.held, s.sold), (6, 0, 4));
-    assert_eq!(f.order_status(order).await, "confirmed");
+    assert_eq!(f.order_status(order).await, OrderStatus::Confirmed);
     // Confirming twice is refused: the hold is gone.
     let again = call(&inv, |r| InventoryMsg::Confirm(order, vec![], r), T).await.unwrap();
     assert_eq!(again.unwrap_err(), InventoryError::NotHeld);
     call(&inv, |r| InventoryMsg::Release(order, ReleaseReason::Cancelled, vec![], r), T).await.unwrap().unwrap();
     let s = snapshot(&inv).await;
     assert_eq!((s.available, s.held, s.sold), (10, 0, 0));
-    assert_eq!(f.order_status(order).await, "cancelled");
+    assert_eq!(f.order_status(order).await, OrderStatus::Cancelled);
     // An expiry cannot release a sale.
     let order = reserve(&inv, 1).await.unwrap();
     call(&inv, |r| InventoryMsg::Confirm(order, vec![], r), T).await.unwrap().unwrap();
@@ -401,11 +401,11 @@ async fn a_recovered_hold_keeps_its_original_expiry() {
         id: Set(order),
         user_id: Set(Uuid::now_v7()),
         event_id: Set(f.event_id),
-        kind: Set("order".into()),
+        kind: Set(OrderKind::Order),
         quantity: Set(2),
         amount_cents: Set(2000),
         currency: Set("EUR".into()),
-        status: Set("pending".into()),
+        status: Set(OrderStatus::Pending),
         expires_at: Set(Some(expires_at)),
         refund_cents: Set(None),
         created_at: Set(now - chrono::Duration::seconds(590)),
@@ -427,6 +427,6 @@ async fn a_recovered_hold_keeps_its_original_expiry() {
     tokio::time::resume();
     // The release is committed after the counts change; a released order holds nothing, so its
     // expiry is cleared.
-    let stored = f.stored_as(order, "expired").await;
-    assert_eq!((stored.status.as_str(), stored.expires_at), ("expired", None), "stored as expired");
+    let stored = f.stored_as(order, OrderStatus::Expired).await;
+    assert_eq!((stored.status, stored.expires_at), (OrderStatus::Expired, None), "stored as expired");
 }

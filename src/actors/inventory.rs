@@ -12,15 +12,17 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, concurrency::JoinHandle};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
-    domain::{DomainEvent, EventType, OrderFacts, OrderStatus, ReleaseReason, SlotCounts},
+    domain::{
+        DomainEvent, OrderFacts, OrderKind, OrderStatus, Payload, ReleaseReason, SlotCounts,
+        events::{OrderConfirmed, OrderPlaced, OrderReleased, Registration},
+    },
     instruments,
     store::{
         Committer, WriteOp,
@@ -157,10 +159,13 @@ pub struct ReserveRequest {
 #[derive(Debug, Clone)]
 pub struct Reservation {
     pub order_id: Uuid,
+    pub kind: OrderKind,
     pub status: OrderStatus,
     pub amount_cents: i64,
     pub currency: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the order row was written (its `created_at` and `updated_at`).
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -266,7 +271,7 @@ impl Actor for EventInventory {
             .ok_or_else(|| format!("event {} not found", args.event_id))?;
         let live = orders::Entity::find()
             .filter(orders::Column::EventId.eq(args.event_id))
-            .filter(orders::Column::Status.is_in(["pending", "paying", "confirmed"]))
+            .filter(orders::Column::Status.is_in(OrderStatus::LIVE.iter().copied()))
             .all(&args.db)
             .await?;
 
@@ -288,7 +293,7 @@ impl Actor for EventInventory {
         let mut lapsed = Vec::new();
         for o in live {
             let facts = o.facts();
-            let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Pending);
+            let status = o.status;
             // Counts are rebuilt with the same arithmetic as live traffic; a database that
             // violates capacity is reported, never silently accepted.
             if status == OrderStatus::Confirmed {
@@ -490,8 +495,9 @@ impl InventoryState {
             amount_cents: self.terms.price_cents * i64::from(req.quantity),
             currency: self.terms.currency.clone(),
         };
-        let now = Utc::now();
-        let kind = if req.registration { "registration" } else { "order" };
+        // Microseconds, as PostgreSQL stores them: the answer shows what a later read will.
+        let now = Utc::now().trunc_subsecs(6);
+        let kind = if req.registration { OrderKind::Registration } else { OrderKind::Order };
         let mut ops;
         let reservation;
         if self.terms.is_free() {
@@ -501,33 +507,38 @@ impl InventoryState {
                 let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
                 return;
             }
+            let tickets = ticket_rows(&facts, now);
+            let codes = ticket_codes(&tickets);
             ops = vec![WriteOp::InsertOrder(order_row(&facts, kind, OrderStatus::Confirmed, None, now))];
-            ops.push(WriteOp::InsertTickets(ticket_rows(&facts, now)));
+            ops.push(WriteOp::InsertTickets(tickets));
             if req.registration {
-                ops.push(WriteOp::Outbox(DomainEvent::new(
-                    EventType::RegistrationCreated,
-                    facts.event_id,
-                    json!({"registrationId": facts.order_id, "orderId": facts.order_id,
-                           "userId": facts.user_id, "eventId": facts.event_id, "quantity": facts.quantity}),
-                )));
+                ops.push(WriteOp::Outbox(DomainEvent::new(Payload::RegistrationCreated(Registration {
+                    registration_id: facts.order_id,
+                    order_id: facts.order_id,
+                    user_id: facts.user_id,
+                    event_id: facts.event_id,
+                    quantity: facts.quantity,
+                }))));
             } else {
-                ops.push(WriteOp::Outbox(DomainEvent::order(
-                    EventType::OrderPlaced,
-                    &facts,
-                    json!({"status": "pending"}),
-                )));
-                ops.push(WriteOp::Outbox(DomainEvent::order(
-                    EventType::OrderConfirmed,
-                    &facts,
-                    json!({"status": "confirmed"}),
-                )));
+                ops.push(WriteOp::Outbox(DomainEvent::new(Payload::OrderPlaced(OrderPlaced {
+                    order: facts.clone(),
+                    status: OrderStatus::Pending,
+                    expires_at: None,
+                }))));
+                ops.push(WriteOp::Outbox(DomainEvent::new(Payload::OrderConfirmed(OrderConfirmed {
+                    order: facts.clone(),
+                    status: OrderStatus::Confirmed,
+                    tickets: codes,
+                }))));
             }
             reservation = Reservation {
                 order_id: facts.order_id,
+                kind,
                 status: OrderStatus::Confirmed,
                 amount_cents: 0,
                 currency: facts.currency.clone(),
                 expires_at: None,
+                created_at: now,
             };
             self.sold_orders.insert(facts.order_id, facts);
         } else {
@@ -540,18 +551,20 @@ impl InventoryState {
             let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or_default();
             ops = vec![
                 WriteOp::InsertOrder(order_row(&facts, kind, OrderStatus::Pending, Some(expires_at), now)),
-                WriteOp::Outbox(DomainEvent::order(
-                    EventType::OrderPlaced,
-                    &facts,
-                    json!({"status": "pending", "expiresAt": expires_at}),
-                )),
+                WriteOp::Outbox(DomainEvent::new(Payload::OrderPlaced(OrderPlaced {
+                    order: facts.clone(),
+                    status: OrderStatus::Pending,
+                    expires_at: Some(expires_at),
+                }))),
             ];
             reservation = Reservation {
                 order_id: facts.order_id,
+                kind,
                 status: OrderStatus::Pending,
                 amount_cents: facts.amount_cents,
                 currency: facts.currency.clone(),
                 expires_at: Some(expires_at),
+                created_at: now,
             };
             let now = Instant::now();
             self.add_hold(myself, facts, now, now + ttl);
@@ -628,10 +641,11 @@ impl InventoryState {
         let now = Utc::now();
         let tickets = ticket_rows(&hold.facts, now);
         let issued: Vec<tickets::Model> = tickets.iter().cloned().filter_map(ticket_model).collect();
+        let codes = ticket_codes(&tickets);
         let mut ops = vec![
             WriteOp::SetOrderStatus {
                 id: order,
-                from: &[OrderStatus::Pending, OrderStatus::Paying],
+                from: OrderStatus::HOLDING,
                 to: OrderStatus::Confirmed,
                 expires_at: None,
                 refund_cents: None,
@@ -639,11 +653,11 @@ impl InventoryState {
             WriteOp::InsertTickets(tickets),
         ];
         ops.extend(extra);
-        ops.push(WriteOp::Outbox(DomainEvent::order(
-            EventType::OrderConfirmed,
-            &hold.facts,
-            json!({"status": "confirmed", "tickets": issued.iter().map(|t| &t.code).collect::<Vec<_>>()}),
-        )));
+        ops.push(WriteOp::Outbox(DomainEvent::new(Payload::OrderConfirmed(OrderConfirmed {
+            order: hold.facts.clone(),
+            status: OrderStatus::Confirmed,
+            tickets: codes,
+        }))));
         self.sold_orders.insert(order, hold.facts);
         ops.push(self.changed());
         let done = saga.once_committed(self.committer.submit(ops).await);
@@ -696,7 +710,7 @@ impl InventoryState {
             return;
         }
         self.terms = terms;
-        let event = DomainEvent::new(EventType::EventUpdated, model.id, event_payload(&model));
+        let event = DomainEvent::new(Payload::EventUpdated(model.facts()));
         let active: events::ActiveModel = model.into();
         let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event), self.changed()];
         let done = self.committer.submit(ops).await;
@@ -771,7 +785,7 @@ fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Insta
 
 fn order_row(
     facts: &OrderFacts,
-    kind: &str,
+    kind: OrderKind,
     status: OrderStatus,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -780,11 +794,11 @@ fn order_row(
         id: Set(facts.order_id),
         user_id: Set(facts.user_id),
         event_id: Set(facts.event_id),
-        kind: Set(kind.to_string()),
+        kind: Set(kind),
         quantity: Set(facts.quantity as i32),
         amount_cents: Set(facts.amount_cents),
         currency: Set(facts.currency.clone()),
-        status: Set(status.as_str().to_string()),
+        status: Set(status),
         expires_at: Set(expires_at),
         refund_cents: Set(None),
         created_at: Set(now),
@@ -808,6 +822,10 @@ fn ticket_rows(facts: &OrderFacts, now: DateTime<Utc>) -> Vec<tickets::ActiveMod
         .collect()
 }
 
+fn ticket_codes(tickets: &[tickets::ActiveModel]) -> Vec<String> {
+    tickets.iter().filter_map(|t| t.code.try_as_ref().cloned()).collect()
+}
+
 fn ticket_model(t: tickets::ActiveModel) -> Option<tickets::Model> {
     Some(tickets::Model {
         id: t.id.try_as_ref().copied()?,
@@ -821,15 +839,13 @@ fn ticket_model(t: tickets::ActiveModel) -> Option<tickets::Model> {
 
 /// The status change and domain event for a release; the event is last.
 fn release_ops(facts: &OrderFacts, reason: ReleaseReason, was: OrderStatus) -> Vec<WriteOp> {
-    let from: &'static [OrderStatus] = if was == OrderStatus::Confirmed {
-        &[OrderStatus::Confirmed]
-    } else {
-        &[OrderStatus::Pending, OrderStatus::Paying]
-    };
+    let from: &'static [OrderStatus] =
+        if was == OrderStatus::Confirmed { &[OrderStatus::Confirmed] } else { OrderStatus::HOLDING };
     let refund = (was == OrderStatus::Confirmed).then_some(facts.amount_cents);
-    let event_type = match reason {
-        ReleaseReason::Expired => EventType::OrderExpired,
-        ReleaseReason::Cancelled => EventType::OrderCancelled,
+    let released = OrderReleased { order: facts.clone(), status: reason.status(), refund_cents: refund };
+    let payload = match reason {
+        ReleaseReason::Expired => Payload::OrderExpired(released),
+        ReleaseReason::Cancelled => Payload::OrderCancelled(released),
     };
     vec![
         WriteOp::SetOrderStatus {
@@ -839,21 +855,8 @@ fn release_ops(facts: &OrderFacts, reason: ReleaseReason, was: OrderStatus) -> V
             expires_at: None,
             refund_cents: refund,
         },
-        WriteOp::Outbox(DomainEvent::order(
-            event_type,
-            facts,
-            json!({"status": reason.status().as_str(), "refundCents": refund}),
-        )),
+        WriteOp::Outbox(DomainEvent::new(payload)),
     ]
-}
-
-/// The public shape of an event in domain events.
-pub fn event_payload(m: &events::Model) -> serde_json::Value {
-    json!({
-        "eventId": m.id, "name": m.name, "categoryId": m.category_id, "priceCents": m.price_cents,
-        "currency": m.currency, "startsAt": m.starts_at, "totalSlots": m.total_slots,
-        "maxPerOrder": m.max_per_order, "holdSeconds": m.hold_seconds,
-    })
 }
 
 /// Marks every column of a loaded model as changed so the update writes all of them.

@@ -20,13 +20,12 @@ use lettre::{
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
     bridge::bus::ConsumerMsg,
     config::MailConfig,
-    domain::{DomainEvent, EventType},
+    domain::{DomainEvent, Payload},
     store::{
         Committer, WriteOp,
         entities::{events, processed_events, users},
@@ -194,49 +193,54 @@ impl NotifierArgs {
 
     /// The e-mail an event calls for, if any.
     pub async fn draft(&self, event: &DomainEvent) -> Result<Option<Draft>, String> {
-        let p = &event.payload;
-        let (subject, text) = match event.event_type {
-            EventType::UserCreated => (
+        let (user_id, subject, text) = match &event.payload {
+            Payload::UserCreated(u) => (
+                u.user_id,
                 "Welcome to Boxoffice".to_string(),
                 "Your account is ready. Browse events and book your seats.".to_string(),
             ),
-            EventType::RegistrationCreated => {
-                let name = self.event_name(p).await?;
-                (format!("You are registered: {name}"), format!("Your registration for {name} is confirmed."))
-            }
-            EventType::OrderConfirmed => {
-                let name = self.event_name(p).await?;
-                let tickets = p["tickets"]
-                    .as_array()
-                    .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
+            Payload::RegistrationCreated(r) => {
+                let name = self.event_name(r.event_id).await?;
                 (
+                    r.user_id,
+                    format!("You are registered: {name}"),
+                    format!("Your registration for {name} is confirmed."),
+                )
+            }
+            Payload::OrderConfirmed(c) => {
+                let o = &c.order;
+                let name = self.event_name(o.event_id).await?;
+                (
+                    o.user_id,
                     format!("Your tickets for {name}"),
                     format!(
-                        "Order {} is confirmed: {} seat(s), {} {}.\nTickets: {tickets}",
-                        p["orderId"].as_str().unwrap_or_default(),
-                        p["quantity"],
-                        money(p["amountCents"].as_i64().unwrap_or(0)),
-                        p["currency"].as_str().unwrap_or_default()
+                        "Order {} is confirmed: {} seat(s), {} {}.\nTickets: {}",
+                        o.order_id,
+                        o.quantity,
+                        money(o.amount_cents),
+                        o.currency,
+                        c.tickets.join(", ")
                     ),
                 )
             }
-            EventType::OrderCancelled => {
-                let name = self.event_name(p).await?;
-                let refund = p["refundCents"].as_i64().map(|c| format!(" A refund of {} is on its way.", money(c)));
-                (format!("Order cancelled: {name}"), format!("Your order was cancelled.{}", refund.unwrap_or_default()))
-            }
-            EventType::OrderExpired => {
-                let name = self.event_name(p).await?;
+            Payload::OrderCancelled(r) => {
+                let name = self.event_name(r.order.event_id).await?;
+                let refund = r.refund_cents.map(|c| format!(" A refund of {} is on its way.", money(c)));
                 (
+                    r.order.user_id,
+                    format!("Order cancelled: {name}"),
+                    format!("Your order was cancelled.{}", refund.unwrap_or_default()),
+                )
+            }
+            Payload::OrderExpired(r) => {
+                let name = self.event_name(r.order.event_id).await?;
+                (
+                    r.order.user_id,
                     format!("Your hold expired: {name}"),
                     "Your seats were held but not paid in time, so they were released.".to_string(),
                 )
             }
             _ => return Ok(None),
-        };
-        let Some(user_id) = p["userId"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
-            return Err("event has no userId".into());
         };
         let user = users::Entity::find_by_id(user_id).one(&self.db).await.map_err(|e| e.to_string())?;
         let Some(user) = user else {
@@ -248,10 +252,7 @@ impl NotifierArgs {
         Ok(Some(Draft { to: user.email, name, subject, text }))
     }
 
-    async fn event_name(&self, p: &Value) -> Result<String, String> {
-        let Some(id) = p["eventId"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
-            return Ok("your event".into());
-        };
+    async fn event_name(&self, id: Uuid) -> Result<String, String> {
         let event = events::Entity::find_by_id(id).one(&self.db).await.map_err(|e| e.to_string())?;
         Ok(event.map(|e| e.name).unwrap_or_else(|| "your event".into()))
     }

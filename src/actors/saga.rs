@@ -12,7 +12,6 @@ use std::{collections::HashMap, time::Duration};
 use chrono::Utc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -23,7 +22,10 @@ use super::{
     payment::{ChargeOutcome, ChargeRequest, PaymentMsg},
 };
 use crate::{
-    domain::{DomainEvent, EventType, OrderStatus, PaymentStatus, ReleaseReason},
+    domain::{
+        DomainEvent, OrderConflict, OrderStatus, Payload, PaymentStatus, ReleaseReason,
+        events::{PaymentFailed, PaymentRefunded, PaymentStarted, PaymentSucceeded},
+    },
     store::{
         Committer, WriteOp,
         entities::{orders, payments, refunds},
@@ -34,8 +36,11 @@ use crate::{
 pub enum SagaError {
     #[error("order not found")]
     NotFound,
-    #[error("{1}")]
-    Conflict(&'static str, String),
+    #[error(transparent)]
+    Conflict(#[from] OrderConflict),
+    /// The charge went through after the hold had run out: it was refunded at once.
+    #[error("the hold expired while the payment ran; the charge was refunded")]
+    RefundedAfterExpiry,
     #[error("amount_cents must be {0}, the order's amount")]
     AmountMismatch(i64),
     #[error("{0}")]
@@ -49,7 +54,7 @@ impl From<CallError> for SagaError {
 }
 
 fn hold_expired() -> SagaError {
-    SagaError::Conflict("hold_expired", "the hold on this order has expired; nothing was charged".into())
+    SagaError::Conflict(OrderConflict::HoldExpired)
 }
 
 #[derive(Debug, Clone)]
@@ -149,17 +154,7 @@ impl SagaState {
 
     async fn pay(&mut self, req: PayRequest) -> Result<Uuid, SagaError> {
         let order = self.load().await?;
-        match OrderStatus::parse(&order.status) {
-            Some(OrderStatus::Pending) => {}
-            Some(OrderStatus::Paying) => {
-                return Err(SagaError::Conflict("payment_in_progress", "a payment for this order is running".into()));
-            }
-            Some(OrderStatus::Confirmed) => {
-                return Err(SagaError::Conflict("already_paid", "this order is already paid".into()));
-            }
-            Some(OrderStatus::Expired) => return Err(hold_expired()),
-            _ => return Err(SagaError::Conflict("order_cancelled", "this order was cancelled".into())),
-        }
+        order.status.check_payable()?;
         if req.amount_cents != order.amount_cents {
             return Err(SagaError::AmountMismatch(order.amount_cents));
         }
@@ -182,7 +177,7 @@ impl SagaState {
                     user_id: Set(order.user_id),
                     amount_cents: Set(order.amount_cents),
                     currency: Set(order.currency.clone()),
-                    status: Set(PaymentStatus::Pending.as_str().into()),
+                    status: Set(PaymentStatus::Pending),
                     failure_reason: Set(None),
                     provider_ref: Set(None),
                     created_at: Set(now),
@@ -196,11 +191,11 @@ impl SagaState {
                     expires_at: order.expires_at,
                     refund_cents: None,
                 },
-                WriteOp::Outbox(DomainEvent::order(
-                    EventType::PaymentStarted,
-                    &facts,
-                    json!({"paymentId": payment_id, "status": OrderStatus::Paying.as_str()}),
-                )),
+                WriteOp::Outbox(DomainEvent::new(Payload::PaymentStarted(PaymentStarted {
+                    order: facts.clone(),
+                    payment_id,
+                    status: OrderStatus::Paying,
+                }))),
             ])
             .await;
         if let Err(e) = started {
@@ -220,13 +215,14 @@ impl SagaState {
             .and_then(|r| r);
         match outcome {
             Ok(ChargeOutcome::Succeeded { provider_ref }) => {
+                let succeeded = Payload::PaymentSucceeded(PaymentSucceeded {
+                    order: facts.clone(),
+                    payment_id,
+                    provider_ref: provider_ref.clone(),
+                });
                 let extra = vec![
                     payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
-                    WriteOp::Outbox(DomainEvent::order(
-                        EventType::PaymentSucceeded,
-                        &facts,
-                        json!({"paymentId": payment_id, "providerRef": provider_ref}),
-                    )),
+                    WriteOp::Outbox(DomainEvent::new(succeeded.clone())),
                 ];
                 match self.inventory(event_id, |r| InventoryMsg::Confirm(order_id, extra.clone(), r)).await? {
                     Ok(_tickets) => Ok(payment_id),
@@ -248,22 +244,16 @@ impl SagaState {
                                 expires_at: None,
                                 refund_cents: Some(order.amount_cents),
                             },
-                            WriteOp::Outbox(DomainEvent::order(
-                                EventType::PaymentSucceeded,
-                                &facts,
-                                json!({"paymentId": payment_id, "providerRef": provider_ref}),
-                            )),
-                            WriteOp::Outbox(DomainEvent::order(
-                                EventType::PaymentRefunded,
-                                &facts,
-                                json!({"paymentId": payment_id, "refundCents": order.amount_cents, "reason": reason}),
-                            )),
+                            WriteOp::Outbox(DomainEvent::new(succeeded)),
+                            WriteOp::Outbox(DomainEvent::new(Payload::PaymentRefunded(PaymentRefunded {
+                                order: facts,
+                                payment_id,
+                                refund_cents: order.amount_cents,
+                                reason: reason.into(),
+                            }))),
                         ])
                         .await?;
-                        Err(SagaError::Conflict(
-                            "hold_expired",
-                            "the hold expired while the payment ran; the charge was refunded".into(),
-                        ))
+                        Err(SagaError::RefundedAfterExpiry)
                     }
                     Err(e) => Err(SagaError::Unavailable(e.to_string())),
                 }
@@ -292,11 +282,11 @@ impl SagaState {
                 expires_at: order.expires_at,
                 refund_cents: None,
             },
-            WriteOp::Outbox(DomainEvent::order(
-                EventType::PaymentFailed,
-                &facts,
-                json!({"paymentId": payment_id, "reason": reason}),
-            )),
+            WriteOp::Outbox(DomainEvent::new(Payload::PaymentFailed(PaymentFailed {
+                order: facts,
+                payment_id,
+                reason,
+            }))),
         ])
         .await?;
         let order_id = order.id;
@@ -308,15 +298,12 @@ impl SagaState {
     async fn cancel(&mut self) -> Result<(), SagaError> {
         let order = self.load().await?;
         let order_id = order.id;
-        let extra = match OrderStatus::parse(&order.status) {
-            Some(OrderStatus::Pending) => Vec::new(),
-            Some(OrderStatus::Paying) => {
-                return Err(SagaError::Conflict("payment_in_progress", "a payment for this order is running".into()));
-            }
-            Some(OrderStatus::Confirmed) => {
+        order.status.check_cancellable()?;
+        let extra = match order.status {
+            OrderStatus::Confirmed => {
                 let paid = payments::Entity::find()
                     .filter(payments::Column::OrderId.eq(order_id))
-                    .filter(payments::Column::Status.eq(PaymentStatus::Succeeded.as_str()))
+                    .filter(payments::Column::Status.eq(PaymentStatus::Succeeded))
                     .one(&self.deps.db)
                     .await
                     .map_err(|e| SagaError::Unavailable(e.to_string()))?;
@@ -326,12 +313,7 @@ impl SagaState {
                 }
                 ops
             }
-            _ => {
-                return Err(SagaError::Conflict(
-                    "order_not_cancellable",
-                    format!("an order that is {} cannot be cancelled", order.status),
-                ));
-            }
+            _ => Vec::new(),
         };
         match self
             .inventory(order.event_id, |r| InventoryMsg::Release(order_id, ReleaseReason::Cancelled, extra.clone(), r))

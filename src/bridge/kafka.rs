@@ -39,7 +39,7 @@ use uuid::Uuid;
 use super::bus::Subscriber;
 use crate::{
     config::KafkaConfig,
-    domain::{DomainEvent, EventType},
+    domain::{DomainEvent, EventType, Payload},
     instruments,
 };
 
@@ -233,14 +233,14 @@ fn encode(prefix: &str, e: &DomainEvent) -> Encoded {
     let headers = OwnedHeaders::new_with_capacity(6)
         .insert(Header { key: "ce_specversion", value: Some("1.0") })
         .insert(Header { key: "ce_id", value: Some(&e.id.to_string()) })
-        .insert(Header { key: "ce_type", value: Some(e.event_type.as_str()) })
+        .insert(Header { key: "ce_type", value: Some(e.event_type().as_str()) })
         .insert(Header { key: "ce_source", value: Some(SOURCE) })
         .insert(Header { key: "ce_time", value: Some(&e.occurred_at.to_rfc3339()) })
         .insert(Header { key: "content-type", value: Some("application/json") });
     Encoded {
-        topic: topic(prefix, e.event_type),
+        topic: topic(prefix, e.event_type()),
         key: e.aggregate_id.to_string(),
-        payload: e.payload.to_string(),
+        payload: e.payload.to_json(),
         headers,
     }
 }
@@ -266,9 +266,9 @@ pub fn decode(msg: &impl Message) -> Result<DomainEvent, String> {
     let key = msg.key().ok_or("missing key")?;
     let aggregate_id =
         std::str::from_utf8(key).ok().and_then(|k| Uuid::parse_str(k).ok()).ok_or("key is not an aggregate id")?;
-    let payload =
-        serde_json::from_slice(msg.payload().ok_or("missing value")?).map_err(|e| format!("value is not JSON: {e}"))?;
-    Ok(DomainEvent { id, event_type, aggregate_id, occurred_at, payload })
+    let payload = Payload::decode(event_type, msg.payload().ok_or("missing value")?)
+        .map_err(|e| format!("value is not a {type_name} payload: {e}"))?;
+    Ok(DomainEvent { id, aggregate_id, occurred_at, payload })
 }
 
 /// One consumer group feeding one subscriber, until `shutdown`.
@@ -439,9 +439,25 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) ->
 #[cfg(test)]
 mod tests {
     use rdkafka::message::OwnedMessage;
-    use serde_json::json;
 
     use super::*;
+    use crate::domain::{OrderFacts, OrderStatus, events::OrderPlaced};
+
+    fn placed() -> DomainEvent {
+        let order = OrderFacts {
+            order_id: Uuid::now_v7(),
+            event_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            quantity: 2,
+            amount_cents: 5000,
+            currency: "EUR".into(),
+        };
+        DomainEvent::new(Payload::OrderPlaced(OrderPlaced {
+            order,
+            status: OrderStatus::Pending,
+            expires_at: Some(Utc::now()),
+        }))
+    }
 
     fn as_message(e: &Encoded) -> OwnedMessage {
         OwnedMessage::new(
@@ -457,7 +473,7 @@ mod tests {
 
     #[test]
     fn an_event_survives_the_wire_format() {
-        let event = DomainEvent::new(EventType::OrderPlaced, Uuid::now_v7(), json!({"orderId": "x", "quantity": 2}));
+        let event = placed();
         let encoded = encode("bx.", &event);
         assert_eq!(encoded.topic, "bx.order.placed");
         assert_eq!(encoded.key, event.aggregate_id.to_string());
@@ -468,12 +484,16 @@ mod tests {
 
     #[test]
     fn a_message_without_cloudevents_headers_is_rejected_with_the_reason() {
-        let event = DomainEvent::new(EventType::OrderPlaced, Uuid::now_v7(), json!({}));
+        let event = placed();
         let mut encoded = encode("", &event);
         encoded.headers = OwnedHeaders::new().insert(Header { key: "ce_specversion", value: Some("1.0") });
         assert_eq!(decode(&as_message(&encoded)).unwrap_err(), "missing header ce_id");
         let mut encoded = encode("", &event);
         encoded.payload = "{not json".into();
-        assert!(decode(&as_message(&encoded)).unwrap_err().starts_with("value is not JSON"));
+        assert!(decode(&as_message(&encoded)).unwrap_err().starts_with("value is not a order.placed payload"));
+        let mut encoded = encode("", &event);
+        encoded.payload = r#"{"orderId": "x", "quantity": 2}"#.into();
+        let why = decode(&as_message(&encoded)).unwrap_err();
+        assert!(why.starts_with("value is not a order.placed payload"), "{why}");
     }
 }

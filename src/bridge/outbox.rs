@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::bus::Bus;
 use crate::{
-    domain::{DomainEvent, EventType},
+    domain::{DomainEvent, EventType, Payload},
     instruments,
     store::{Committer, WriteOp, entities::outbox},
 };
@@ -93,9 +93,9 @@ impl OutboxRelay {
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode(row) {
-                Some(e) => events.push(e),
-                None => {
-                    tracing::error!(outbox_id = row.id, event_type = %row.event_type, "undecodable outbox row skipped")
+                Ok(e) => events.push(e),
+                Err(error) => {
+                    tracing::error!(outbox_id = row.id, event_type = %row.event_type, %error, "undecodable outbox row skipped")
                 }
             }
         }
@@ -119,7 +119,7 @@ impl OutboxRelay {
 /// Counts what was published: every type, and the order and payment outcomes among them.
 fn count_published(events: &[DomainEvent]) {
     for e in events {
-        count_type(e.event_type, 1);
+        count_type(e.event_type(), 1);
     }
 }
 
@@ -127,7 +127,7 @@ fn count_published(events: &[DomainEvent]) {
 /// of 0) before the first event of a kind, instead of no data.
 pub fn register_counters() {
     for t in EventType::ALL {
-        count_type(t, 0);
+        count_type(*t, 0);
     }
 }
 
@@ -157,12 +157,8 @@ pub async fn watch_pending(db: DatabaseConnection, every: Duration, mut shutdown
 }
 
 /// The domain event a row carries.
-pub fn decode(row: &outbox::Model) -> Option<DomainEvent> {
-    Some(DomainEvent {
-        id: row.event_id,
-        event_type: EventType::parse(&row.event_type)?,
-        aggregate_id: row.aggregate_id,
-        occurred_at: row.occurred_at,
-        payload: serde_json::from_str(&row.payload).ok()?,
-    })
+pub fn decode(row: &outbox::Model) -> Result<DomainEvent, String> {
+    let t = EventType::parse(&row.event_type).ok_or_else(|| format!("unknown event type {}", row.event_type))?;
+    let payload = Payload::decode(t, row.payload.as_bytes()).map_err(|e| format!("payload: {e}"))?;
+    Ok(DomainEvent { id: row.event_id, aggregate_id: row.aggregate_id, occurred_at: row.occurred_at, payload })
 }

@@ -4,7 +4,6 @@ use axum::{Router, extract::State, http::StatusCode, response::Response, routing
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -15,7 +14,7 @@ use super::{
 };
 use crate::{
     auth::{new_refresh_token, parse_refresh_token},
-    domain::{DomainEvent, Email, EventType, Password, Role, Username},
+    domain::{DomainEvent, Email, Password, Payload, Role, Username},
     store::{
         entities::{refresh_tokens, users},
         is_unique_violation, record_event,
@@ -108,12 +107,12 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
         first_name,
         last_name,
         mobile_phone,
-        role: role.as_str().to_string(),
+        role,
         created_at: now,
         updated_at: now,
         deleted_at: None,
     };
-    let event = DomainEvent::new(EventType::UserCreated, user.id, user_payload(&user));
+    let event = DomainEvent::new(Payload::UserCreated(user.facts()));
     let txn = state.db.begin().await?;
     let inserted = users::Entity::insert(users::ActiveModel::from(user.clone())).exec_without_returning(&txn).await;
     if let Err(e) = inserted {
@@ -128,10 +127,6 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
     Ok(user)
 }
 
-pub fn user_payload(u: &users::Model) -> serde_json::Value {
-    json!({"userId": u.id, "email": u.email, "username": u.username, "role": u.role})
-}
-
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest, security(()),
     responses((status = 201, body = UserView), (status = 409, description = "duplicate_user"), (status = 422)))]
 async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterRequest>) -> Result<Response> {
@@ -140,7 +135,7 @@ async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterR
 }
 
 async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Result<TokenPair> {
-    let access = state.auth.issue_access(user.id, &user.role)?;
+    let access = state.auth.issue_access(user.id, user.role)?;
     let refresh = new_refresh_token();
     let now = Utc::now();
     refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {

@@ -8,7 +8,6 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -18,8 +17,8 @@ use super::{
     extract::{AuthUser, Page, PageParams, paginate},
 };
 use crate::{
-    actors::inventory::{InventoryError, InventoryMsg, Snapshot, event_payload},
-    domain::{CategoryKind, DomainEvent, EventType, parse_currency},
+    actors::inventory::{InventoryError, InventoryMsg, Snapshot},
+    domain::{CategoryKind, DomainEvent, Payload, parse_currency},
     store::{
         entities::{categories, events},
         is_unique_violation, record_event,
@@ -37,7 +36,7 @@ pub fn router() -> Router<AppState> {
 pub struct CategoryView {
     pub id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: CategoryKind,
     pub created_at: DateTime<Utc>,
 }
 
@@ -72,18 +71,14 @@ async fn create_category(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::invalid("name", "must be 1 to 100 characters"));
     }
-    let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind.as_str().into(), created_at: Utc::now() };
+    let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind, created_at: Utc::now() };
     insert_category(&state, row.clone()).await?;
     Ok(reply(StatusCode::CREATED, CategoryView::from(row)))
 }
 
 /// Inserts a category with its `category.created` domain event (also used by the demo seed).
 pub async fn insert_category(state: &AppState, row: categories::Model) -> Result<()> {
-    let created = DomainEvent::new(
-        EventType::CategoryCreated,
-        row.id,
-        json!({"categoryId": row.id, "name": row.name, "kind": row.kind}),
-    );
+    let created = DomainEvent::new(Payload::CategoryCreated(row.facts()));
     let txn = state.db.begin().await?;
     match categories::Entity::insert(categories::ActiveModel::from(row)).exec_without_returning(&txn).await {
         Ok(_) => {}
@@ -220,10 +215,10 @@ async fn validate_event(
     if req.price_cents < 0 {
         return Err(Error::invalid("price_cents", "must not be negative"));
     }
-    if category.kind == "free" && req.price_cents != 0 {
+    if category.kind == CategoryKind::Free && req.price_cents != 0 {
         return Err(Error::invalid("price_cents", "events in a free category must cost 0"));
     }
-    if category.kind == "paid" && req.price_cents == 0 {
+    if category.kind == CategoryKind::Paid && req.price_cents == 0 {
         return Err(Error::invalid("price_cents", "events in a paid category must cost more than 0"));
     }
     let currency = parse_currency(&req.currency).map_err(|m| Error::invalid("currency", m))?;
@@ -269,7 +264,7 @@ async fn create_event(
 
 /// Inserts an event with its `event.created` domain event (also used by the demo seed).
 pub async fn insert_event(state: &AppState, event: events::Model) -> Result<()> {
-    let created = DomainEvent::new(EventType::EventCreated, event.id, event_payload(&event));
+    let created = DomainEvent::new(Payload::EventCreated(event.facts()));
     let txn = state.db.begin().await?;
     events::Entity::insert(events::ActiveModel::from(event)).exec_without_returning(&txn).await?;
     record_event(&txn, &created).await?;

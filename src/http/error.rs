@@ -131,7 +131,8 @@ impl From<SagaError> for Error {
     fn from(e: SagaError) -> Self {
         match e {
             SagaError::NotFound => Self::not_found("order"),
-            SagaError::Conflict(code, message) => Self::conflict(code, message),
+            SagaError::Conflict(c) => Self::conflict(c.code(), c.to_string()),
+            SagaError::RefundedAfterExpiry => Self::conflict("hold_expired", e.to_string()),
             SagaError::AmountMismatch(_) => Self::invalid("amount_cents", e.to_string()),
             SagaError::Unavailable(why) => Self::Unavailable(why),
         }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{AppState, Error, Result};
 use crate::{
-    auth::{TokenError, role_of},
+    auth::TokenError,
     domain::Role,
     store::{entities::idempotency_keys, is_unique_violation},
 };
@@ -79,7 +79,7 @@ impl AuthUser {
             TokenError::Expired => Error::Unauthorized("the access token has expired".into()),
             TokenError::Invalid => Error::Unauthorized("the access token is invalid".into()),
         })?;
-        Ok(Self { id: claims.sub, role: role_of(&claims.role) })
+        Ok(Self { id: claims.sub, role: claims.role })
     }
 }
 

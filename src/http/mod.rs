@@ -25,7 +25,7 @@ use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-pub use auth::{RegisterRequest, create_user, user_payload};
+pub use auth::{RegisterRequest, create_user};
 pub use catalog::{insert_category, insert_event};
 pub use error::{Error, Result};
 

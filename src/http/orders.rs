@@ -32,6 +32,7 @@ use crate::{
         inventory::{InventoryError, Reservation, ReserveRequest},
         saga::{SagaMsg, SagasMsg},
     },
+    domain::{OrderKind, OrderStatus},
     store::entities::{orders, tickets},
 };
 
@@ -69,8 +70,8 @@ pub struct OrderView {
     pub id: Uuid,
     pub event_id: Uuid,
     pub user_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: OrderKind,
+    pub status: OrderStatus,
     pub quantity: i32,
     pub amount_cents: i64,
     pub currency: String,
@@ -100,19 +101,25 @@ impl OrderView {
             tickets: tickets.map(|ts| ts.into_iter().map(|t| TicketView { id: t.id, code: t.code }).collect()),
         }
     }
-}
 
-fn reservation_body(r: &Reservation, req_quantity: u32, event_id: Uuid, user_id: Uuid) -> Value {
-    serde_json::json!({
-        "id": r.order_id,
-        "event_id": event_id,
-        "user_id": user_id,
-        "status": r.status,
-        "quantity": req_quantity,
-        "amount_cents": r.amount_cents,
-        "currency": r.currency,
-        "expires_at": r.expires_at,
-    })
+    /// A new order as granted by its inventory: what `GET /orders/{id}` will show for it now.
+    fn reserved(r: Reservation, quantity: u32, event_id: Uuid, user_id: Uuid) -> Self {
+        Self {
+            id: r.order_id,
+            event_id,
+            user_id,
+            kind: r.kind,
+            status: r.status,
+            quantity: quantity as i32,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+            expires_at: r.expires_at,
+            refund_cents: None,
+            created_at: r.created_at,
+            updated_at: r.created_at,
+            tickets: None,
+        }
+    }
 }
 
 fn reservation_error(e: InventoryError) -> Error {
@@ -137,7 +144,8 @@ async fn reserve(
 ) -> Result<(StatusCode, Value)> {
     let req = ReserveRequest { order_id: Uuid::now_v7(), user_id: user.id, quantity, registration };
     let reservation = state.inventories.reserve(event_id, req).await?.map_err(reservation_error)?;
-    Ok((StatusCode::CREATED, reservation_body(&reservation, quantity, event_id, user.id)))
+    let view = OrderView::reserved(reservation, quantity, event_id, user.id);
+    Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
@@ -191,8 +199,8 @@ async fn is_registered(state: &AppState, user: Uuid, event: Uuid) -> Result<bool
     let existing = orders::Entity::find()
         .filter(orders::Column::UserId.eq(user))
         .filter(orders::Column::EventId.eq(event))
-        .filter(orders::Column::Kind.eq("registration"))
-        .filter(orders::Column::Status.eq("confirmed"))
+        .filter(orders::Column::Kind.eq(OrderKind::Registration))
+        .filter(orders::Column::Status.eq(OrderStatus::Confirmed))
         .one(&state.db)
         .await?;
     Ok(existing.is_some())
@@ -255,7 +263,7 @@ pub async fn visible_order(state: &AppState, user: AuthUser, id: Uuid) -> Result
 }
 
 async fn order_view(state: &AppState, o: orders::Model) -> Result<OrderView> {
-    let tickets = if o.status == "confirmed" {
+    let tickets = if o.status == OrderStatus::Confirmed {
         Some(
             tickets::Entity::find()
                 .filter(tickets::Column::OrderId.eq(o.id))

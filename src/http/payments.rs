@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     actors::saga::{PayRequest, SagaMsg},
+    domain::PaymentStatus,
     store::entities::{payment_status_history, payments},
 };
 
@@ -41,7 +42,7 @@ pub struct CreatePayment {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusChange {
-    pub status: String,
+    pub status: PaymentStatus,
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
 }
@@ -53,7 +54,7 @@ pub struct PaymentView {
     pub user_id: Uuid,
     pub amount_cents: i64,
     pub currency: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub failure_reason: Option<String>,
     pub provider_ref: Option<String>,
     pub created_at: DateTime<Utc>,

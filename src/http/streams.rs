@@ -40,7 +40,7 @@ use super::{
     extract::{AuthUser, bearer},
 };
 use crate::{
-    domain::{DomainEvent, EventType},
+    domain::{DomainEvent, Payload, SlotCounts},
     store::entities::events,
 };
 
@@ -67,7 +67,7 @@ struct WsAuth {
 pub fn log_line(e: &DomainEvent) -> Value {
     json!({
         "id": e.id,
-        "type": e.event_type.as_str(),
+        "type": e.event_type().as_str(),
         "aggregateId": e.aggregate_id,
         "occurredAt": e.occurred_at,
         "data": e.payload,
@@ -165,30 +165,31 @@ async fn stream_counts(state: AppState, ids: Vec<Uuid>) -> Result<Response> {
 
 /// The counts of each event now, asked of the event actors concurrently (a list page follows up
 /// to a hundred events; one after another would hold the page for a hundred mailbox round trips).
-async fn counts(state: &AppState, ids: &[Uuid]) -> Vec<Result<Value>> {
+async fn counts(state: &AppState, ids: &[Uuid]) -> Vec<Result<SlotCounts>> {
     futures::future::join_all(ids.iter().map(|id| async move {
         let s = state.inventories.snapshot(*id).await?;
-        Ok(json!({"eventId": id, "total": s.total, "available": s.available, "held": s.held, "sold": s.sold}))
+        Ok(SlotCounts { event_id: *id, total: s.total, available: s.available, held: s.held, sold: s.sold })
     }))
     .await
 }
 
-fn sse(v: &Value) -> SseEvent {
-    SseEvent::default().event("availability").data(v.to_string())
+/// One `availability` message: the same body as `inventory.changed`.
+fn sse(c: &SlotCounts) -> SseEvent {
+    SseEvent::default().event("availability").data(Payload::InventoryChanged(*c).to_json())
 }
 
 fn availability_stream(
     state: AppState,
     ids: Vec<Uuid>,
-    first: Vec<Value>,
+    first: Vec<SlotCounts>,
     live: tokio::sync::broadcast::Receiver<DomainEvent>,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
     let first = futures::stream::iter(first.iter().map(|v| Ok(sse(v))).collect::<Vec<_>>());
     let changes = futures::stream::unfold((state, live, ids), move |(state, mut live, ids)| async move {
         loop {
             match live.recv().await {
-                Ok(e) if e.event_type == EventType::InventoryChanged && ids.contains(&e.aggregate_id) => {
-                    return Some((futures::stream::iter(vec![Ok(sse(&e.payload))]), (state, live, ids)));
+                Ok(DomainEvent { payload: Payload::InventoryChanged(c), .. }) if ids.contains(&c.event_id) => {
+                    return Some((futures::stream::iter(vec![Ok(sse(&c))]), (state, live, ids)));
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {

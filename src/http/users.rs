@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::{
     AppState, Error, Result,
-    auth::{optional_text, user_payload},
+    auth::optional_text,
     error::{ApiJson, ApiPath, ApiQuery, reply},
     extract::{AuthUser, PageParams, paginate},
 };
 use crate::{
-    domain::{DomainEvent, Email, EventType, Password, Username},
+    domain::{DomainEvent, Email, Password, Payload, Role, Username},
     store::{
         entities::{refresh_tokens, users},
         is_unique_violation, record_event,
@@ -36,7 +36,7 @@ pub struct UserView {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub mobile_phone: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -132,7 +132,7 @@ async fn update(
         }
         Err(e) => return Err(e.into()),
     };
-    let event = DomainEvent::new(EventType::UserUpdated, updated.id, user_payload(&updated));
+    let event = DomainEvent::new(Payload::UserUpdated(updated.facts()));
     record_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(reply(StatusCode::OK, UserView::from(updated)))
@@ -159,7 +159,7 @@ async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiP
         .filter(refresh_tokens::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
-    let event = DomainEvent::new(EventType::UserDeleted, id, user_payload(&current));
+    let event = DomainEvent::new(Payload::UserDeleted(current.facts()));
     record_event(&txn, &event).await?;
     txn.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -343,7 +343,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
         }
     }
 
-    new_outbox.extend(counts.iter().map(|c| super::outbox_row(&c.event())));
+    new_outbox.extend(counts.iter().map(|c| super::outbox_row(&DomainEvent::new(*c))));
 
     let mut out = Vec::new();
     inserts::<orders::Entity>(backend, new_orders, &mut out, None);
@@ -383,7 +383,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
                 out.push(update.filter(payments::Column::Id.eq(*id)).build(backend));
                 new_history.push(payment_status_history::ActiveModel {
                     payment_id: Set(*id),
-                    status: Set(status.as_str().to_string()),
+                    status: Set(*status),
                     detail: Set(detail.clone()),
                     at: Set(now),
                     ..Default::default()
@@ -438,12 +438,11 @@ fn inserts<E: EntityTrait>(
 #[cfg(test)]
 mod tests {
     use sea_orm::DbBackend;
-    use serde_json::json;
     use tokio::sync::oneshot;
     use uuid::Uuid;
 
     use super::{INSERT_CHUNK, Job, WriteOp, build_statements, chunk_len};
-    use crate::domain::{DomainEvent, EventType, SlotCounts};
+    use crate::domain::{DomainEvent, Payload, SlotCounts, events::UserFacts};
 
     fn job(ops: Vec<WriteOp>) -> Job {
         Job { ops, done: super::Done::Channel(oneshot::channel().0) }
@@ -456,7 +455,12 @@ mod tests {
     #[test]
     fn a_batch_writes_only_the_last_counts_of_each_event() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let placed = DomainEvent::new(EventType::OrderPlaced, a, json!({}));
+        let placed = DomainEvent::new(Payload::UserCreated(UserFacts {
+            user_id: a,
+            email: "a@b.io".into(),
+            username: "ann".into(),
+            role: crate::domain::Role::User,
+        }));
         let jobs = vec![
             job(vec![WriteOp::Outbox(placed.clone()), counts(a, 9)]),
             job(vec![counts(b, 4)]),

@@ -1,7 +1,7 @@
 //! sea-orm entities, one module per table (schema in `migrations/`).
 //!
-//! Status columns are plain strings in the database; the typed enums live in [`crate::domain`]
-//! and are converted at the edge of the store.
+//! Status, kind and role columns are typed: the enums in [`crate::domain`] are sea-orm active
+//! enums stored as their snake_case names, so no string status crosses the store's edge.
 
 macro_rules! no_relations {
     () => {
@@ -25,12 +25,24 @@ pub mod users {
         pub first_name: Option<String>,
         pub last_name: Option<String>,
         pub mobile_phone: Option<String>,
-        pub role: String,
+        pub role: crate::domain::Role,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
         pub deleted_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
+
+    impl Model {
+        /// What the account's domain events say about it.
+        pub fn facts(&self) -> crate::domain::events::UserFacts {
+            crate::domain::events::UserFacts {
+                user_id: self.id,
+                email: self.email.clone(),
+                username: self.username.clone(),
+                role: self.role,
+            }
+        }
+    }
 }
 
 pub mod refresh_tokens {
@@ -63,10 +75,16 @@ pub mod categories {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub name: String,
-        pub kind: String,
+        pub kind: crate::domain::CategoryKind,
         pub created_at: ChronoDateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        pub fn facts(&self) -> crate::domain::events::CategoryFacts {
+            crate::domain::events::CategoryFacts { category_id: self.id, name: self.name.clone(), kind: self.kind }
+        }
+    }
 }
 
 pub mod events {
@@ -89,6 +107,23 @@ pub mod events {
         pub updated_at: ChronoDateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        /// The public shape of an event in `event.*` domain events.
+        pub fn facts(&self) -> crate::domain::events::EventFacts {
+            crate::domain::events::EventFacts {
+                event_id: self.id,
+                name: self.name.clone(),
+                category_id: self.category_id,
+                price_cents: self.price_cents,
+                currency: self.currency.clone(),
+                starts_at: self.starts_at,
+                total_slots: self.total_slots,
+                max_per_order: self.max_per_order,
+                hold_seconds: self.hold_seconds,
+            }
+        }
+    }
 }
 
 pub mod orders {
@@ -102,11 +137,11 @@ pub mod orders {
         pub user_id: Uuid,
         pub event_id: Uuid,
         /// `order` (hold, then pay) or `registration` (free, one click).
-        pub kind: String,
+        pub kind: crate::domain::OrderKind,
         pub quantity: i32,
         pub amount_cents: i64,
         pub currency: String,
-        pub status: String,
+        pub status: crate::domain::OrderStatus,
         /// When the hold lapses; `None` once the order no longer holds slots.
         pub expires_at: Option<ChronoDateTimeUtc>,
         pub refund_cents: Option<i64>,
@@ -159,7 +194,7 @@ pub mod payments {
         pub user_id: Uuid,
         pub amount_cents: i64,
         pub currency: String,
-        pub status: String,
+        pub status: crate::domain::PaymentStatus,
         pub failure_reason: Option<String>,
         pub provider_ref: Option<String>,
         pub created_at: ChronoDateTimeUtc,
@@ -177,7 +212,7 @@ pub mod payment_status_history {
         #[sea_orm(primary_key)]
         pub id: i64,
         pub payment_id: Uuid,
-        pub status: String,
+        pub status: crate::domain::PaymentStatus,
         pub detail: Option<String>,
         pub at: ChronoDateTimeUtc,
     }

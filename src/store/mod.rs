@@ -75,9 +75,9 @@ pub fn outbox_row(e: &crate::domain::DomainEvent) -> entities::outbox::ActiveMod
     use sea_orm::ActiveValue::Set;
     entities::outbox::ActiveModel {
         event_id: Set(e.id),
-        event_type: Set(e.event_type.as_str().to_string()),
+        event_type: Set(e.event_type().as_str().to_string()),
         aggregate_id: Set(e.aggregate_id),
-        payload: Set(e.payload.to_string()),
+        payload: Set(e.payload.to_json()),
         occurred_at: Set(e.occurred_at),
         published_at: Set(None),
         ..Default::default()

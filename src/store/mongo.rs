@@ -72,7 +72,7 @@ impl MongoAuditLog {
         let received = bson::DateTime::from_chrono(Utc::now());
         let docs = events.iter().map(|e| {
             doc! {
-                "eventType": e.event_type.as_str(),
+                "eventType": e.event_type().as_str(),
                 "data": bson::to_bson(&e.payload).unwrap_or(Bson::Null),
                 "eventId": e.id.to_string(),
                 "occurredAt": bson::DateTime::from_chrono(e.occurred_at),

@@ -117,7 +117,7 @@ async fn missing_expired_and_forged_tokens_are_401() {
     let expired = keys
         .sign(&boxoffice::auth::Claims {
             sub: id,
-            role: "user".into(),
+            role: boxoffice::domain::Role::User,
             iat: now - 100,
             exp: now - 10,
             jti: Uuid::new_v4(),
@@ -129,7 +129,8 @@ async fn missing_expired_and_forged_tokens_are_401() {
 
     let mut forged_cfg = app.config.auth.clone();
     forged_cfg.jwt_secret = "another-secret-that-is-long-enough-for-hs256".into();
-    let forged = boxoffice::auth::AuthKeys::new(&forged_cfg).unwrap().issue_access(id, "admin").unwrap();
+    let forged =
+        boxoffice::auth::AuthKeys::new(&forged_cfg).unwrap().issue_access(id, boxoffice::domain::Role::Admin).unwrap();
     let (s, _) = app.get("/api/v1/users", Some(&forged)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
@@ -230,14 +231,14 @@ async fn start_up_gives_the_admin_account_the_configured_password_and_role_again
     // Nothing to fix: the stored hash is left as it is (no re-hash at every start).
     let (_, fixed, role) = stored_admin(&app).await;
     assert_ne!(fixed, hash);
-    assert_eq!(role, "admin");
+    assert_eq!(role, boxoffice::domain::Role::Admin);
     let (config, dir) = app.stop().await;
     let app = TestApp::start(config, dir).await;
     assert_eq!(stored_admin(&app).await.1, fixed);
 }
 
 /// The admin account as stored: (id, password hash, role).
-async fn stored_admin(app: &TestApp) -> (Uuid, String, String) {
+async fn stored_admin(app: &TestApp) -> (Uuid, String, boxoffice::domain::Role) {
     let email = app.config.admin.email.trim().to_lowercase();
     let admin = users::Entity::find().filter(users::Column::Email.eq(email)).one(&app.db).await.unwrap().unwrap();
     (admin.id, admin.password_hash, admin.role)

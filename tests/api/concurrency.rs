@@ -84,8 +84,9 @@ async fn a_hammered_event_is_never_oversold() {
     let (available, held, sold, total) = app.counts(event).await;
     assert_eq!((available, held + sold, total), (0, SLOTS, SLOTS));
     let rows = orders::Entity::find().filter(orders::Column::EventId.eq(event)).all(&app.db).await.unwrap();
-    let in_db = |status: &str| rows.iter().filter(|o| o.status == status).map(|o| o.quantity as u64).sum::<u64>();
-    assert_eq!(in_db("pending") + in_db("paying"), held, "held matches the orders table");
-    assert_eq!(in_db("confirmed"), sold, "sold matches the orders table");
+    use boxoffice::domain::OrderStatus;
+    let in_db = |status| rows.iter().filter(|o| o.status == status).map(|o| o.quantity as u64).sum::<u64>();
+    assert_eq!(in_db(OrderStatus::Pending) + in_db(OrderStatus::Paying), held, "held matches the orders table");
+    assert_eq!(in_db(OrderStatus::Confirmed), sold, "sold matches the orders table");
     assert!(sold > 0, "some orders were paid");
 }

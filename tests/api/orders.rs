@@ -25,6 +25,28 @@ async fn an_order_holds_seats_and_the_event_shows_live_counts() {
 }
 
 #[tokio::test]
+async fn a_new_order_and_registration_answer_the_same_view_a_later_read_shows() {
+    let app = TestApp::spawn().await;
+    let paid = app.event(2500, 10, 600).await;
+    let free = app.event(0, 10, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (s, order) = app.order(&token, paid, 2).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    let (s, registration) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": free})).await;
+    assert_eq!(s, StatusCode::CREATED, "{registration}");
+    for (created, kind) in [(order, "order"), (registration, "registration")] {
+        assert_eq!(created["kind"], kind, "{created}");
+        let (s, mut read) = app.get(&format!("/api/v1/orders/{}", created["id"].as_str().unwrap()), Some(&token)).await;
+        assert_eq!(s, StatusCode::OK);
+        // The read adds the tickets of a confirmed order; everything else is the same, field for field.
+        if let Some(obj) = read.as_object_mut() {
+            obj.remove("tickets");
+        }
+        assert_eq!(created, read, "the 201 body is the OrderView the read shows");
+    }
+}
+
+#[tokio::test]
 async fn order_is_rejected_with_409_when_event_is_sold_out() {
     let app = TestApp::spawn().await;
     let event = app.event(1000, 5, 600).await;
@@ -181,11 +203,15 @@ async fn the_database_refuses_a_second_confirmed_registration_but_not_after_a_ca
         .await
         .unwrap()
         .unwrap();
-    let copy = |status: &str| orders::Model { id: Uuid::now_v7(), status: status.into(), ..first.clone() };
+    use boxoffice::domain::OrderStatus;
+    let copy = |status| orders::Model { id: Uuid::now_v7(), status, ..first.clone() };
     // Written straight to the database, past the HTTP layer: the unique index is the guarantee.
-    let duplicate = orders::ActiveModel::from(copy("confirmed")).insert(&app.db).await;
+    let duplicate = orders::ActiveModel::from(copy(OrderStatus::Confirmed)).insert(&app.db).await;
     assert!(duplicate.is_err(), "a second confirmed registration was stored");
-    orders::ActiveModel::from(copy("cancelled")).insert(&app.db).await.expect("cancelled ones are not limited");
+    orders::ActiveModel::from(copy(OrderStatus::Cancelled))
+        .insert(&app.db)
+        .await
+        .expect("cancelled ones are not limited");
 }
 
 #[tokio::test]

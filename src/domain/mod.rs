@@ -1,0 +1,277 @@
+//! Domain vocabulary shared by actors, store and HTTP: statuses, domain events, and the
+//! validated newtypes the HTTP layer parses input into (actors only ever see valid data).
+
+pub mod events;
+
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+use serde::{Deserialize, Serialize};
+
+pub use events::{DomainEvent, EventType, OrderFacts, Payload, SlotCounts};
+
+// The statuses and kinds below are the typed columns of their tables (stored as their snake_case
+// names, as before): the store reads and writes them as these enums, never as free strings.
+
+/// Lifecycle of an order. `Pending` and `Paying` hold slots; `Confirmed` has sold them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Pending,
+    Paying,
+    Confirmed,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Paying => "paying",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The states in which an order holds slots (not yet sold, not yet given back).
+    pub const HOLDING: &'static [Self] = &[Self::Pending, Self::Paying];
+    /// The states in which an order occupies slots: held or sold.
+    pub const LIVE: &'static [Self] = &[Self::Pending, Self::Paying, Self::Confirmed];
+
+    /// Whether an order in this state occupies slots as a hold.
+    pub fn is_hold(self) -> bool {
+        Self::HOLDING.contains(&self)
+    }
+
+    /// Whether a payment may start now, and if not, why (the one place these rules live).
+    pub fn check_payable(self) -> Result<(), OrderConflict> {
+        match self {
+            Self::Pending => Ok(()),
+            Self::Paying => Err(OrderConflict::PaymentInProgress),
+            Self::Confirmed => Err(OrderConflict::AlreadyPaid),
+            Self::Expired => Err(OrderConflict::HoldExpired),
+            Self::Cancelled => Err(OrderConflict::Cancelled),
+        }
+    }
+
+    /// Whether the customer may cancel now: a hold not being paid, or a sale (refunded).
+    pub fn check_cancellable(self) -> Result<(), OrderConflict> {
+        match self {
+            Self::Pending | Self::Confirmed => Ok(()),
+            Self::Paying => Err(OrderConflict::PaymentInProgress),
+            Self::Expired | Self::Cancelled => Err(OrderConflict::NotCancellable(self)),
+        }
+    }
+}
+
+/// Why an order cannot make the move asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OrderConflict {
+    #[error("a payment for this order is running")]
+    PaymentInProgress,
+    #[error("this order is already paid")]
+    AlreadyPaid,
+    #[error("the hold on this order has expired; nothing was charged")]
+    HoldExpired,
+    #[error("this order was cancelled")]
+    Cancelled,
+    #[error("an order that is {} cannot be cancelled", .0.as_str())]
+    NotCancellable(OrderStatus),
+}
+
+impl OrderConflict {
+    /// The stable code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PaymentInProgress => "payment_in_progress",
+            Self::AlreadyPaid => "already_paid",
+            Self::HoldExpired => "hold_expired",
+            Self::Cancelled => "order_cancelled",
+            Self::NotCancellable(_) => "order_not_cancellable",
+        }
+    }
+}
+
+/// How an order came to be: a paid order (hold, then pay) or a free one-click registration.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    Order,
+    Registration,
+}
+
+/// Why a hold or a sale gave its slots back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReason {
+    Expired,
+    Cancelled,
+}
+
+impl ReleaseReason {
+    pub fn status(self) -> OrderStatus {
+        match self {
+            Self::Expired => OrderStatus::Expired,
+            Self::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryKind {
+    Free,
+    Paid,
+}
+
+impl CategoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Paid => "paid",
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// A lower-cased e-mail address with one `@` and a dot in its domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim().to_lowercase();
+        let (local, domain) = s.split_once('@').ok_or("must be an e-mail address")?;
+        if local.is_empty()
+            || domain.len() < 3
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains('@')
+            || s.len() > 254
+            || s.chars().any(char::is_whitespace)
+        {
+            return Err("must be an e-mail address");
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 3 to 32 characters of letters, digits, `_`, `-` and `.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let s = raw.trim();
+        let ok_len = (3..=32).contains(&s.chars().count());
+        let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok_len || !ok_chars || s.contains('@') {
+            return Err("must be 3 to 32 letters, digits, '_', '-' or '.'");
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of 8 to 128 characters.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        match raw.chars().count() {
+            8..=128 => Ok(Self(raw.to_string())),
+            _ => Err("must be 8 to 128 characters"),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Three upper-case ASCII letters (ISO 4217 shape).
+pub fn parse_currency(raw: &str) -> Result<String, &'static str> {
+    let s = raw.trim().to_ascii_uppercase();
+    if s.len() == 3 && s.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(s)
+    } else {
+        Err("must be a three-letter currency code")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        for bad in ["", "ann", "ann@", "@x.io", "ann@localhost", "a b@x.io", "a@b@c.io"] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn usernames_reject_at_signs_and_short_names() {
+        assert!(Username::parse("ann_01").is_ok());
+        assert!(Username::parse("an").is_err());
+        assert!(Username::parse("ann@x").is_err());
+    }
+}
