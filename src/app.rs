@@ -89,16 +89,14 @@ impl Application {
                 payment_pin_max: Duration::from_secs(u64::from(booking.payment_pin_max_seconds)),
                 passivate_after: (booking.passivate_after_seconds > 0)
                     .then(|| Duration::from_secs(booking.passivate_after_seconds)),
-                max_restarts: booking.max_restarts,
-                restart_window: Duration::from_secs(booking.restart_window_seconds),
-                restart_backoff: Duration::from_millis(booking.restart_backoff_ms),
+                restart: booking.restart_policy(),
             },
         )
         .await?;
         let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout };
 
         let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
-        let payments = keep("payment", PaymentActor, provider).await?;
+        let payments = keep("payment", PaymentActor, provider, booking.restart_policy()).await?;
         let (sagas, _) = Actor::spawn(
             None,
             Sagas,
@@ -115,9 +113,13 @@ impl Application {
 
         let mailer = notifier::mailer(&config.mail)?;
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
-        let notifier =
-            keep("notifier", Notifier, NotifierArgs { db: db.clone(), committer: committer.clone(), mailer, from })
-                .await?;
+        let notifier = keep(
+            "notifier",
+            Notifier,
+            NotifierArgs { db: db.clone(), committer: committer.clone(), mailer, from },
+            booking.restart_policy(),
+        )
+        .await?;
         let audit_log = if config.mongodb.enabled() {
             let log =
                 MongoAuditLog::new(&config.mongodb.url, &config.mongodb.database).await.map_err(anyhow::Error::msg)?;
@@ -128,7 +130,7 @@ impl Application {
         };
         // Without MongoDB the outbox table is the audit log (see `actors::auditor`).
         let auditor = match &audit_log {
-            Some(log) => Some(keep("auditor", Auditor, log.clone()).await?),
+            Some(log) => Some(keep("auditor", Auditor, log.clone(), booking.restart_policy()).await?),
             None => None,
         };
         let subscriber = |name: &str, actor| -> Arc<dyn Subscriber> {

@@ -127,13 +127,25 @@ pub struct BookingConfig {
     pub actor_call_timeout_ms: u64,
     /// An inventory actor with no holds and no messages for this long stops (0: never).
     pub passivate_after_seconds: u64,
-    /// Restarts of one inventory actor allowed within `restart_window_seconds` before giving up.
+    /// Restarts of one actor (an event's inventory, the payment actor, a consumer) allowed within
+    /// `restart_window_seconds` before its supervisor gives up on it for a window.
     pub max_restarts: u32,
     pub restart_window_seconds: u64,
     /// First restart delay; doubles per restart up to 5 s.
     pub restart_backoff_ms: u64,
     /// An order saga with nothing to do stops after this long (it reloads from the database).
     pub saga_idle_seconds: u64,
+}
+
+impl BookingConfig {
+    /// The restart policy every supervisor applies (see [`crate::retry`]).
+    pub fn restart_policy(&self) -> crate::retry::RestartPolicy {
+        crate::retry::RestartPolicy {
+            backoff: crate::retry::Backoff::new(Duration::from_millis(self.restart_backoff_ms), Duration::from_secs(5)),
+            window: Duration::from_secs(self.restart_window_seconds),
+            max_restarts: self.max_restarts,
+        }
+    }
 }
 
 impl Default for BookingConfig {

@@ -11,6 +11,7 @@
 //!   commit together, many holds per transaction, and nobody is answered before the commit.
 //! - [`bridge`]: the outbox relay and the in-process bus that carry domain events to consumers.
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
+//! - [`retry`]: the one backoff and the one restart policy every retry loop and supervisor uses.
 //! - [`loadtest`]: the load-test harness behind `boxoffice loadtest`.
 
 pub mod actors;
@@ -22,6 +23,7 @@ pub mod domain;
 pub mod http;
 pub mod instruments;
 pub mod loadtest;
+pub mod retry;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

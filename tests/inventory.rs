@@ -16,6 +16,7 @@ use boxoffice::{
         supervisor::{Directory, InventorySupervisor, SupervisorArgs},
     },
     domain::{CategoryKind, OrderKind, OrderStatus, ReleaseReason},
+    retry::{Backoff, RestartPolicy},
     store::{
         self, Committer,
         entities::{categories, events, orders},
@@ -262,9 +263,11 @@ fn supervisor_args(f: &Fixture, directory: Directory, max_restarts: u32) -> Supe
         directory,
         payment_pin_max: T,
         passivate_after: None,
-        max_restarts,
-        restart_window: Duration::from_secs(60),
-        restart_backoff: Duration::from_millis(10),
+        restart: RestartPolicy {
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(5)),
+            window: Duration::from_secs(60),
+            max_restarts,
+        },
     }
 }
 
@@ -324,7 +327,8 @@ async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_startin
     let f = fixture(20, 600).await;
     let directory = Directory::default();
     // A backoff far longer than the test: the restart is still pending when the request comes.
-    let args = SupervisorArgs { restart_backoff: Duration::from_secs(60), ..supervisor_args(&f, directory.clone(), 5) };
+    let mut args = supervisor_args(&f, directory.clone(), 5);
+    args.restart.backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(60));
     let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
     let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
     inventories.snapshot(f.event_id).await.unwrap();

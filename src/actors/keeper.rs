@@ -1,24 +1,21 @@
 //! Keeps a singleton actor running: the PaymentActor, the Notifier and the Auditor each have one
 //! instance, so if it failed (a panic in a handler) everything that calls it would wait on a dead
 //! actor forever, and e-mails and audit records would stop. A [`Keeper`] supervises it and starts
-//! it again with the same arguments, after a backoff that doubles up to five seconds while it
-//! keeps failing (counted in `boxoffice_actor_restarts_total{kind}`, alerted on as a restart
-//! storm). Callers hold a [`Kept`] handle, which always reaches the current instance; a call made
-//! during the backoff fails like any call to an unavailable actor, and the callers retry.
+//! it again with the same arguments under the one [`RestartPolicy`] (backoff, then a loud give-up
+//! for a window after too many failures, then another try; each restart counted in
+//! `boxoffice_actor_restarts_total{kind}`, alerted on as a restart storm). Callers hold a [`Kept`]
+//! handle, which always reaches the current instance; a call made while it is down fails like
+//! any call to an unavailable actor, and the callers retry.
 
 use std::{
     marker::PhantomData,
     sync::{Arc, RwLock},
-    time::Duration,
 };
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::time::Instant;
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Failures further apart than this start the backoff again from the beginning.
-const CALM: Duration = Duration::from_secs(60);
+use crate::retry::{Failures, RestartPolicy, Verdict};
 
 /// A handle to the current instance of a kept actor. Cheap to clone.
 pub struct Kept<M: ractor::Message> {
@@ -55,15 +52,21 @@ impl<M: ractor::Message> Kept<M> {
     }
 }
 
-/// Starts `actor` under a keeper; `kind` labels its restarts.
-pub async fn keep<A>(kind: &'static str, actor: A, args: A::Arguments) -> Result<Kept<A::Msg>, SpawnErr>
+/// Starts `actor` under a keeper applying `policy`; `kind` labels its restarts.
+pub async fn keep<A>(
+    kind: &'static str,
+    actor: A,
+    args: A::Arguments,
+    policy: RestartPolicy,
+) -> Result<Kept<A::Msg>, SpawnErr>
 where
     A: Actor + Clone,
     A::Arguments: Clone + Sync,
 {
     let current: Slot<A::Msg> = Arc::new(RwLock::new(None));
     let (keeper, _) =
-        Actor::spawn(None, Keeper::<A>(PhantomData), KeeperArgs { kind, actor, args, slot: current.clone() }).await?;
+        Actor::spawn(None, Keeper::<A>(PhantomData), KeeperArgs { kind, actor, args, policy, slot: current.clone() })
+            .await?;
     Ok(Kept { current, keeper: keeper.get_cell() })
 }
 
@@ -73,6 +76,7 @@ pub struct KeeperArgs<A: Actor> {
     kind: &'static str,
     actor: A,
     args: A::Arguments,
+    policy: RestartPolicy,
     slot: Slot<A::Msg>,
 }
 
@@ -86,8 +90,8 @@ pub struct KeeperState<A: Actor> {
     args: A::Arguments,
     slot: Slot<A::Msg>,
     current: ActorRef<A::Msg>,
-    backoff: Duration,
-    last_failure: Option<Instant>,
+    policy: RestartPolicy,
+    failures: Failures,
 }
 
 impl<A: Actor + Clone> KeeperState<A>
@@ -102,15 +106,29 @@ where
     }
 
     fn schedule_restart(&mut self, myself: &ActorRef<KeeperMsg>) {
-        let now = Instant::now();
-        if self.last_failure.is_none_or(|t| now.duration_since(t) > CALM) {
-            self.backoff = FIRST_BACKOFF;
-        }
-        self.last_failure = Some(now);
+        let after = match self.policy.on_failure(&mut self.failures, Instant::now()) {
+            Verdict::Restart { attempt, after } => {
+                tracing::warn!(
+                    kind = self.kind,
+                    attempt,
+                    backoff_ms = after.as_millis() as u64,
+                    "restarting a failed actor"
+                );
+                after
+            }
+            // A singleton has no one to take over: it stays down for the window, then is tried again.
+            Verdict::GiveUp { failures, for_ } => {
+                tracing::error!(
+                    kind = self.kind,
+                    failures,
+                    give_up_s = for_.as_secs(),
+                    "GIVING UP on a failing actor for a while; calls to it fail until it is tried again"
+                );
+                for_
+            }
+        };
         metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => self.kind).increment(1);
-        tracing::warn!(kind = self.kind, backoff_ms = self.backoff.as_millis() as u64, "restarting a failed actor");
-        myself.send_after(self.backoff, || KeeperMsg::Restart);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        myself.send_after(after, || KeeperMsg::Restart);
     }
 }
 
@@ -136,8 +154,8 @@ where
             args: a.args,
             slot: a.slot,
             current: first,
-            backoff: FIRST_BACKOFF,
-            last_failure: None,
+            policy: a.policy,
+            failures: Failures::default(),
         })
     }
 
@@ -175,7 +193,18 @@ where
 mod tests {
     use ractor::{RpcReplyPort, rpc::CallResult};
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::retry::Backoff;
+
+    fn policy(max_restarts: u32) -> RestartPolicy {
+        RestartPolicy {
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            window: Duration::from_secs(60),
+            max_restarts,
+        }
+    }
 
     /// Answers pings with its own start count; fails on `Boom`.
     #[derive(Clone)]
@@ -221,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_actor_is_started_again_and_the_handle_reaches_the_new_one() {
         let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let kept = keep("test", Fragile, starts.clone()).await.unwrap();
+        let kept = keep("test", Fragile, starts.clone(), policy(5)).await.unwrap();
         assert_eq!(ping(&kept).await, Some(1));
         let first = kept.get().get_id();
         for round in 2..=3 {
@@ -243,10 +272,37 @@ mod tests {
     #[tokio::test]
     async fn a_normal_stop_is_not_restarted() {
         let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let kept = keep("test", Fragile, starts.clone()).await.unwrap();
+        let kept = keep("test", Fragile, starts.clone(), policy(5)).await.unwrap();
         kept.stop();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(ping(&kept).await, None);
         assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_actor_that_keeps_failing_is_left_down_for_the_window_then_tried_again() {
+        tokio::time::pause();
+        let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let kept = keep("test", Fragile, starts.clone(), policy(1)).await.unwrap();
+        let started = |n| {
+            let starts = starts.clone();
+            async move {
+                for _ in 0..1000 {
+                    if starts.load(std::sync::atomic::Ordering::SeqCst) >= n {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                false
+            }
+        };
+        kept.get().cast(FragileMsg::Boom).unwrap();
+        assert!(started(2).await, "the first failure is restarted after the backoff");
+        kept.get().cast(FragileMsg::Boom).unwrap();
+        // The second failure within the window exceeds max_restarts = 1: no restart for a while.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2, "given up on: not restarted yet");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert!(started(3).await, "tried again once the window has passed");
     }
 }

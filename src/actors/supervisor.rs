@@ -1,11 +1,11 @@
 //! `InventorySupervisor`: spawns one [`EventInventory`] per event on demand, forgets the ones
 //! that passivated, and restarts failed ones.
 //!
-//! Restart policy: a failed inventory is restarted after a backoff that doubles from
-//! `restart_backoff_ms` up to 5 s; its state comes back from the database (see
-//! `inventory.rs`). More than `max_restarts` failures within `restart_window_seconds` and the
-//! supervisor gives up on that event loudly: requests for it answer 503 until the window has
-//! passed, then one more attempt is made.
+//! Restart policy: the one in [`crate::retry`] (backoff doubling from `restart_backoff_ms` to 5 s,
+//! a give-up after `max_restarts` failures within `restart_window_seconds`). A restarted
+//! inventory's state comes back from the database (see `inventory.rs`). While the supervisor has
+//! given up on an event, requests for it answer 503; the first request after the give-up window
+//! makes one more attempt.
 //!
 //! While a restart is waiting out its backoff, requests for that event answer 503 too rather than
 //! start the actor themselves: otherwise any traffic would skip the backoff, and a recovery that
@@ -27,7 +27,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::inventory::{EventInventory, InventoryArgs, InventoryMsg};
-use crate::store::{Committer, entities::events};
+use crate::{
+    retry::{Failures, RestartPolicy, Verdict},
+    store::{Committer, entities::events},
+};
 
 /// Live inventory actors by event id, readable without the supervisor.
 #[derive(Clone, Default)]
@@ -71,17 +74,15 @@ pub struct SupervisorArgs {
     pub directory: Directory,
     pub payment_pin_max: Duration,
     pub passivate_after: Option<Duration>,
-    pub max_restarts: u32,
-    pub restart_window: Duration,
-    pub restart_backoff: Duration,
+    pub restart: RestartPolicy,
 }
 
 pub struct SupervisorState {
     args: SupervisorArgs,
     by_actor: HashMap<ActorId, Uuid>,
     /// Recent failure instants per event, pruned to the restart window.
-    failures: HashMap<Uuid, Vec<Instant>>,
-    /// Events given up on, and when.
+    failures: HashMap<Uuid, Failures>,
+    /// Events given up on, until when.
     gave_up: HashMap<Uuid, Instant>,
     /// Events whose restart is scheduled; requests for them answer 503 until it has run.
     restarting: HashSet<Uuid>,
@@ -177,28 +178,25 @@ impl SupervisorState {
 
     fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, event_id: Uuid) {
         let now = Instant::now();
-        let window = self.args.restart_window;
-        let recent = self.failures.entry(event_id).or_default();
-        recent.retain(|t| now.duration_since(*t) < window);
-        recent.push(now);
-        let count = recent.len() as u32;
-        if count > self.args.max_restarts {
-            tracing::error!(
-                event = %event_id,
-                failures = count,
-                window_s = window.as_secs(),
-                "GIVING UP on inventory after repeated failures; its requests answer 503"
-            );
-            self.gave_up.insert(event_id, now);
-            self.failures.remove(&event_id);
-            self.restarting.remove(&event_id);
-            return;
+        match self.args.restart.on_failure(self.failures.entry(event_id).or_default(), now) {
+            Verdict::GiveUp { failures, for_ } => {
+                tracing::error!(
+                    event = %event_id,
+                    failures,
+                    give_up_s = for_.as_secs(),
+                    "GIVING UP on inventory after repeated failures; its requests answer 503"
+                );
+                self.gave_up.insert(event_id, now + for_);
+                self.failures.remove(&event_id);
+                self.restarting.remove(&event_id);
+            }
+            Verdict::Restart { attempt, after } => {
+                tracing::warn!(event = %event_id, attempt, backoff_ms = after.as_millis() as u64, "restarting inventory");
+                metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "inventory").increment(1);
+                self.restarting.insert(event_id);
+                myself.send_after(after, move || SupervisorMsg::Restart(event_id));
+            }
         }
-        let backoff = self.args.restart_backoff.saturating_mul(1 << (count - 1).min(10)).min(Duration::from_secs(5));
-        tracing::warn!(event = %event_id, attempt = count, backoff_ms = backoff.as_millis() as u64, "restarting inventory");
-        metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "inventory").increment(1);
-        self.restarting.insert(event_id);
-        myself.send_after(backoff, move || SupervisorMsg::Restart(event_id));
     }
 
     async fn get_or_spawn(
@@ -209,8 +207,8 @@ impl SupervisorState {
         if let Some(actor) = self.args.directory.get(&event_id) {
             return Ok(actor);
         }
-        if let Some(since) = self.gave_up.get(&event_id) {
-            if since.elapsed() < self.args.restart_window {
+        if let Some(until) = self.gave_up.get(&event_id) {
+            if Instant::now() < *until {
                 return Err(LookupError::Unavailable("inventory gave up after repeated failures".into()));
             }
             self.gave_up.remove(&event_id);

@@ -41,13 +41,13 @@ use crate::{
     config::KafkaConfig,
     domain::{DomainEvent, EventType, Payload},
     instruments,
+    retry::Backoff,
 };
 
 /// The `ce_source` of every event Boxoffice publishes.
 pub const SOURCE: &str = "/boxoffice";
 /// Most messages a consumer hands to its subscriber at once.
 const CONSUMER_BATCH: usize = 256;
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often each consumer group reports its lag.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -144,20 +144,19 @@ impl KafkaBridge {
 
     /// Ensures the topics, retrying with capped backoff until it works or `shutdown`.
     pub async fn ensure_topics_until_done(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::standard();
         loop {
+            let delay = backoff.next_delay();
             match self.ensure_topics().await {
                 Ok(()) => {
                     tracing::info!(brokers = %self.config.brokers, "kafka topics ready");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "kafka not ready yet"),
+                Err(e) => tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "kafka not ready yet"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return,
+            if sleep_or_shutdown(delay, &mut shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -366,16 +365,16 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::standard();
     loop {
         match op().await {
             Ok(()) => return true,
             Err(e) => {
-                tracing::warn!(consumer = what, error = %e, retry_ms = backoff.as_millis() as u64, "delivery failed; retrying");
-                if sleep_or_shutdown(backoff, shutdown).await {
+                let delay = backoff.next_delay();
+                tracing::warn!(consumer = what, error = %e, retry_ms = delay.as_millis() as u64, "delivery failed; retrying");
+                if sleep_or_shutdown(delay, shutdown).await {
                     return false;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

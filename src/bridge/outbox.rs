@@ -14,6 +14,7 @@ use super::bus::Bus;
 use crate::{
     domain::{DomainEvent, EventType, Payload},
     instruments,
+    retry::Backoff,
     store::{Committer, WriteOp, entities::outbox},
 };
 
@@ -36,11 +37,11 @@ pub struct OutboxRelay {
 impl OutboxRelay {
     /// Runs until `shutdown` turns true, after a final drain.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::standard();
         loop {
             match self.pass().await {
                 Ok(more) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     if more {
                         continue;
                     }
@@ -53,12 +54,12 @@ impl OutboxRelay {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "outbox relay pass failed");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "outbox relay pass failed");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.changed() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     if *shutdown.borrow() {
                         return;
                     }
