@@ -64,14 +64,15 @@ impl Application {
         config.validate()?;
         crate::instruments::install();
         let config = Arc::new(config);
-        let db = store::connect(&config.database.url, config.database.max_connections)
+        let db = store::connect(config.database.url.expose(), config.database.max_connections)
             .await
             .with_context(|| "cannot open the database (database.url)")?;
         store::migrate(&db).await.context("migrations failed")?;
         tracing::info!(backend = ?db.get_database_backend(), "database migrated");
 
         let committed = Arc::new(Notify::new());
-        let writer = store::connect_writer(&config.database.url).await.context("opening the writer connection")?;
+        let writer =
+            store::connect_writer(config.database.url.expose()).await.context("opening the writer connection")?;
         let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, committed.clone())
             .await
             .context("starting the committer")?;
@@ -121,8 +122,9 @@ impl Application {
         )
         .await?;
         let audit_log = if config.mongodb.enabled() {
-            let log =
-                MongoAuditLog::new(&config.mongodb.url, &config.mongodb.database).await.map_err(anyhow::Error::msg)?;
+            let log = MongoAuditLog::new(config.mongodb.url.expose(), &config.mongodb.database)
+                .await
+                .map_err(anyhow::Error::msg)?;
             tracing::info!(database = %config.mongodb.database, "audit log on MongoDB");
             Some(Arc::new(log))
         } else {

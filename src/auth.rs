@@ -54,8 +54,8 @@ impl AuthKeys {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self {
-            encoding: EncodingKey::from_secret(cfg.jwt_secret.as_bytes()),
-            decoding: DecodingKey::from_secret(cfg.jwt_secret.as_bytes()),
+            encoding: EncodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
             validation,
             verified: VerifiedTokens::default(),
             access_ttl: chrono::Duration::seconds(cfg.access_ttl_seconds as i64),
@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn keys() -> AuthKeys {
-        let cfg = AuthConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..AuthConfig::default() };
+        let cfg = AuthConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..crate::Config::default().auth };
         AuthKeys::new(&cfg).unwrap()
     }
 

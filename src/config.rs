@@ -1,30 +1,62 @@
 //! Typed, layered configuration.
 //!
-//! Layers, later wins: the built-in defaults below (the embedded mode), then `config.toml`
-//! (path from `--config`, default `config.toml`, optional), then environment variables
-//! `BOXOFFICE_<SECTION>__<KEY>`. [`Config::validate`] runs before anything starts so a bad value
+//! Layers, later wins: the built-in defaults, which are the shipped `config.toml` compiled into
+//! the binary ([`DEFAULTS`]: the embedded mode, every key commented there and nowhere else), then
+//! the `config.toml` found at run time (path from `--config`, default `config.toml`, optional),
+//! then environment variables `BOXOFFICE_<SECTION>__<KEY>`. [`Config::validate`] runs before anything starts so a bad value
 //! stops the process with a message that names the key.
 //!
 //! Environment values are read verbatim as strings ([`StringEnv`]) and converted only where the
 //! key's type asks for it (`extract_lossy`): figment's own `Env` guesses a type from the text, so an
 //! all-digit password or a secret starting with `[` became a number or an array and failed to load.
+//!
+//! Secrets (passwords, the JWT key, URLs that may carry credentials) are [`Secret`]s: their `Debug`
+//! prints nothing of them, so a logged config or error never shows one.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
     Figment, Metadata, Profile, Provider,
-    providers::{Env, Format, Serialized, Toml},
+    providers::{Env, Format, Toml},
     value::{Dict, Map, Value},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// The password the built-in defaults give the admin account; start-up warns while it is in use.
-pub const DEFAULT_ADMIN_PASSWORD: &str = "change-me-admin";
-/// The JWT secret of the built-in defaults; start-up warns while it is in use.
-pub const DEFAULT_JWT_SECRET: &str = "boxoffice-dev-secret-change-me-please";
+/// The built-in defaults: the shipped `config.toml`, compiled in as the first layer.
+pub const DEFAULTS: &str = include_str!("../config.toml");
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+/// A value that must not be printed: `Debug` shows `Secret(***)`, and reading it takes an explicit
+/// [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
@@ -39,8 +71,8 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on; port 0 picks a free port (tests).
     pub addr: SocketAddr,
@@ -50,51 +82,29 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_ms: 30_000, body_limit_bytes: 64 * 1024 }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://var/boxoffice.db?mode=rwc` (embedded) or `postgres://user:pass@host/db`.
-    pub url: String,
+    pub url: Secret,
     pub max_connections: u32,
     /// Most write jobs the committer folds into one transaction (group commit).
     pub commit_batch_max: usize,
 }
 
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self { url: "sqlite://var/boxoffice.db?mode=rwc".into(), max_connections: 16, commit_batch_max: 512 }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     pub email: String,
     pub username: String,
-    pub password: String,
+    pub password: Secret,
 }
 
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            email: "admin@boxoffice.local".into(),
-            username: "admin".into(),
-            password: DEFAULT_ADMIN_PASSWORD.into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// HMAC secret for access tokens (HS256), at least 32 bytes.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     pub access_ttl_seconds: u64,
     pub refresh_ttl_seconds: u64,
     /// Argon2id memory cost in KiB and passes (OWASP: 19 MiB, 2 passes).
@@ -102,20 +112,8 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
 }
 
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            jwt_secret: DEFAULT_JWT_SECRET.into(),
-            access_ttl_seconds: 900,
-            refresh_ttl_seconds: 30 * 24 * 3600,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BookingConfig {
     /// Hold time for events that do not set their own `hold_seconds`.
     pub default_hold_seconds: u32,
@@ -148,37 +146,15 @@ impl BookingConfig {
     }
 }
 
-impl Default for BookingConfig {
-    fn default() -> Self {
-        Self {
-            default_hold_seconds: 600,
-            max_hold_seconds: 3600,
-            payment_pin_max_seconds: 120,
-            actor_call_timeout_ms: 5_000,
-            passivate_after_seconds: 300,
-            max_restarts: 5,
-            restart_window_seconds: 60,
-            restart_backoff_ms: 100,
-            saga_idle_seconds: 30,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentConfig {
     /// How long the simulated provider takes for the card token `tok_slow`.
     pub slow_ms: u64,
 }
 
-impl Default for PaymentConfig {
-    fn default() -> Self {
-        Self { slow_ms: 3_000 }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailConfig {
     /// Sender address of every e-mail.
     pub from: String,
@@ -192,29 +168,13 @@ pub struct MailConfig {
     pub smtp_tls: String,
     /// Empty: no authentication.
     pub smtp_username: String,
-    pub smtp_password: String,
+    pub smtp_password: Secret,
     /// A send that takes longer fails and is retried.
     pub smtp_timeout_ms: u64,
 }
 
-impl Default for MailConfig {
-    fn default() -> Self {
-        Self {
-            from: "Boxoffice <tickets@boxoffice.local>".into(),
-            transport: "file".into(),
-            dir: PathBuf::from("var/mail"),
-            smtp_host: "127.0.0.1".into(),
-            smtp_port: 1025,
-            smtp_tls: "none".into(),
-            smtp_username: String::new(),
-            smtp_password: String::new(),
-            smtp_timeout_ms: 10_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, e.g. `127.0.0.1:9092`. Empty: the in-process bus (embedded mode).
     pub brokers: String,
@@ -230,72 +190,40 @@ pub struct KafkaConfig {
     pub auditor_group: String,
 }
 
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: String::new(),
-            topic_prefix: String::new(),
-            partitions: 3,
-            replication_factor: 1,
-            message_timeout_ms: 10_000,
-            notifier_group: "boxoffice-notifier".into(),
-            auditor_group: "boxoffice-auditor".into(),
-        }
-    }
-}
-
 impl KafkaConfig {
     pub fn enabled(&self) -> bool {
         !self.brokers.trim().is_empty()
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MongoConfig {
     /// `mongodb://host:port`. Empty: the audit log lives in the SQL database (embedded mode).
-    pub url: String,
+    pub url: Secret,
     pub database: String,
-}
-
-impl Default for MongoConfig {
-    fn default() -> Self {
-        Self { url: String::new(), database: "boxoffice".into() }
-    }
 }
 
 impl MongoConfig {
     pub fn enabled(&self) -> bool {
-        !self.url.trim().is_empty()
+        !self.url.expose().trim().is_empty()
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SeedConfig {
     /// Create demo categories and events when the catalogue is empty.
     pub demo_data: bool,
 }
 
-impl Default for SeedConfig {
-    fn default() -> Self {
-        Self { demo_data: true }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter (`RUST_LOG` wins when set).
     pub filter: String,
     /// `pretty` for people, `json` for log shippers.
     pub format: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { filter: "info,sqlx=warn,sea_orm=warn".into(), format: "pretty".into() }
-    }
 }
 
 /// figment's `Env` with every value kept as the string it was set to.
@@ -350,11 +278,30 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+impl Default for Config {
+    /// The built-in defaults alone ([`DEFAULTS`]).
+    fn default() -> Self {
+        // Compiled in and checked by a unit test, so it always loads.
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .unwrap_or_else(|e| unreachable!("the embedded config.toml does not load: {e}"))
+    }
+}
+
 impl Config {
+    /// Whether a secret is still the value the built-in defaults ship (start-up warns).
+    pub fn uses_default_admin_password(&self) -> bool {
+        self.admin.password == Config::default().admin.password
+    }
+
+    pub fn uses_default_jwt_secret(&self) -> bool {
+        self.auth.jwt_secret == Config::default().auth.jwt_secret
+    }
+
     /// Defaults, then the TOML file (if present), then `BOXOFFICE_*` environment variables.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let path = path.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config.toml"));
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+        let config: Config = Figment::from(Toml::string(DEFAULTS))
             .merge(Toml::file(path))
             // Only BOXOFFICE_<SECTION>__<KEY>; BOXOFFICE_CONFIG names the file and is not a key.
             .merge(StringEnv(Env::prefixed("BOXOFFICE_").filter(|k| k.as_str().contains("__")).split("__")))
@@ -370,7 +317,7 @@ impl Config {
         fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
             ConfigError::Invalid { key, message: message.into() }
         }
-        let db = &self.database.url;
+        let db = self.database.url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(bad("database.url", "must start with sqlite:, postgres:// or postgresql://"));
         }
@@ -384,7 +331,7 @@ impl Config {
         if self.database.commit_batch_max == 0 {
             return Err(bad("database.commit_batch_max", "must be at least 1"));
         }
-        if self.auth.jwt_secret.len() < 32 {
+        if self.auth.jwt_secret.expose().len() < 32 {
             return Err(bad("auth.jwt_secret", "must be at least 32 bytes"));
         }
         if self.auth.access_ttl_seconds == 0 || self.auth.refresh_ttl_seconds == 0 {
@@ -393,7 +340,7 @@ impl Config {
         if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
             return Err(bad("auth.argon2_memory_kib", "argon2 needs at least 8 KiB and 1 pass"));
         }
-        if self.admin.password.len() < 8 {
+        if self.admin.password.expose().len() < 8 {
             return Err(bad("admin.password", "must be at least 8 characters"));
         }
         if !self.admin.email.contains('@') {
@@ -426,7 +373,7 @@ impl Config {
                 return Err(bad("kafka.auditor_group", "must differ from kafka.notifier_group"));
             }
         }
-        if self.mongodb.enabled() && !self.mongodb.url.starts_with("mongodb://") {
+        if self.mongodb.enabled() && !self.mongodb.url.expose().starts_with("mongodb://") {
             return Err(bad("mongodb.url", "must start with mongodb://"));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
@@ -440,7 +387,7 @@ impl Config {
     }
 
     pub fn is_sqlite(&self) -> bool {
-        self.database.url.starts_with("sqlite:")
+        self.database.url.expose().starts_with("sqlite:")
     }
 }
 
@@ -506,10 +453,10 @@ mod tests {
             jail.set_env("BOXOFFICE_MAIL__SMTP_PORT", "2525");
             jail.set_env("BOXOFFICE_SEED__DEMO_DATA", "false");
             let c = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(c.admin.password, "12345678");
-            assert_eq!(c.mail.smtp_password, "007");
+            assert_eq!(c.admin.password.expose(), "12345678");
+            assert_eq!(c.mail.smtp_password.expose(), "007");
             assert_eq!(c.mail.smtp_username, "true");
-            assert_eq!(c.auth.jwt_secret, "[not-an-array, 0123456789abcdefghijklmnop]");
+            assert_eq!(c.auth.jwt_secret.expose(), "[not-an-array, 0123456789abcdefghijklmnop]");
             assert_eq!(c.mail.smtp_port, 2525);
             assert!(!c.seed.demo_data);
             Ok(())
@@ -532,6 +479,32 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("config.toml", "[http]\nadress = \"127.0.0.1:9000\"\n")?;
             assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_show_in_a_printed_config() {
+        let mut c = Config::default();
+        c.database.url = "postgres://boxoffice:hunter2-db@127.0.0.1/boxoffice".into();
+        c.mail.smtp_password = "hunter2-smtp".into();
+        let printed = format!("{c:?}");
+        for secret in ["hunter2", c.auth.jwt_secret.expose(), c.admin.password.expose()] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_partial_config_file_takes_every_other_key_from_the_embedded_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[booking]\nmax_restarts = 9\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let d = Config::default();
+            assert_eq!(c.booking.max_restarts, 9);
+            assert_eq!(c.booking.restart_window_seconds, d.booking.restart_window_seconds);
+            assert_eq!(c.http.addr, d.http.addr);
+            assert!(c.uses_default_admin_password() && c.uses_default_jwt_secret());
             Ok(())
         });
     }

@@ -79,7 +79,7 @@ async fn loadtest(args: boxoffice::loadtest::LoadtestArgs, config: boxoffice::Co
 }
 
 async fn migrate(config: &boxoffice::Config) -> anyhow::Result<()> {
-    let db = boxoffice::store::connect(&config.database.url, 1).await?;
+    let db = boxoffice::store::connect(config.database.url.expose(), 1).await?;
     boxoffice::store::migrate(&db).await?;
     tracing::info!("migrations applied");
     Ok(())

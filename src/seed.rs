@@ -7,7 +7,6 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    config::DEFAULT_ADMIN_PASSWORD,
     domain::{CategoryKind, DomainEvent, Payload, Role},
     http::AppState,
     store::{
@@ -21,16 +20,17 @@ use crate::{
 /// takes effect.
 pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     let admin = &state.config.admin;
-    if admin.password == DEFAULT_ADMIN_PASSWORD {
+    if state.config.uses_default_admin_password() {
         tracing::warn!("the admin password is the built-in default: set BOXOFFICE_ADMIN__PASSWORD");
     }
-    if state.config.auth.jwt_secret == crate::config::DEFAULT_JWT_SECRET {
+    if state.config.uses_default_jwt_secret() {
         tracing::warn!("the JWT secret is the built-in default: set BOXOFFICE_AUTH__JWT_SECRET");
     }
     let email = admin.email.trim().to_lowercase();
     if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(&state.db).await? {
         // Verifying costs one hash, as a re-hash would, but writes nothing when all is as configured.
-        let password_ok = state.auth.verify_password(admin.password.clone(), existing.password_hash.clone()).await;
+        let password_ok =
+            state.auth.verify_password(admin.password.expose().to_string(), existing.password_hash.clone()).await;
         let role_ok = existing.role == Role::Admin && existing.deleted_at.is_none();
         if password_ok && role_ok {
             return Ok(());
@@ -39,7 +39,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
         m.role = Set(Role::Admin);
         m.deleted_at = Set(None);
         if !password_ok {
-            m.password_hash = Set(state.auth.hash_password(admin.password.clone()).await?);
+            m.password_hash = Set(state.auth.hash_password(admin.password.expose().to_string()).await?);
         }
         m.updated_at = Set(Utc::now());
         let txn = state.db.begin().await?;
@@ -53,7 +53,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     let req = crate::http::RegisterRequest {
         email,
         username: admin.username.clone(),
-        password: admin.password.clone(),
+        password: admin.password.expose().to_string(),
         first_name: Some("Admin".into()),
         last_name: None,
         mobile_phone: None,

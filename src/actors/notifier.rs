@@ -77,7 +77,8 @@ impl SmtpMailer {
         .port(c.smtp_port)
         .timeout(Some(Duration::from_millis(c.smtp_timeout_ms)));
         if !c.smtp_username.is_empty() {
-            builder = builder.credentials(Credentials::new(c.smtp_username.clone(), c.smtp_password.clone()));
+            builder =
+                builder.credentials(Credentials::new(c.smtp_username.clone(), c.smtp_password.expose().to_string()));
         }
         Ok(Self { transport: builder.build() })
     }

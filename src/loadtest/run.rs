@@ -194,10 +194,10 @@ async fn start_embedded(config: &Config) -> anyhow::Result<(Embedded, String, St
     std::fs::create_dir_all(&dir)?;
     let mut c = config.clone();
     c.http.addr = "127.0.0.1:0".parse()?;
-    c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display());
+    c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display()).into();
     c.mail.dir = dir.join("mail");
     c.seed.demo_data = false;
-    let db_url = c.database.url.clone();
+    let db_url = c.database.url.expose().to_string();
     let app = Application::build(c).await.context("starting the embedded Boxoffice")?;
     let url = format!("http://{}", app.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -229,7 +229,7 @@ async fn prepare(
 ) -> anyhow::Result<Target> {
     let api = format!("{base}/api/v1");
     let login = args.admin_login.clone().unwrap_or_else(|| config.admin.username.clone());
-    let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.clone());
+    let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.expose().to_string());
     let (s, body) =
         post(&client, format!("{api}/auth/login"), None, json!({"login": login, "password": password})).await?;
     if s != StatusCode::OK {

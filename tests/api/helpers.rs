@@ -46,7 +46,7 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
 pub fn test_config(db_url: String, mail_dir: std::path::PathBuf) -> Config {
     let mut c = Config::default();
     c.http.addr = "127.0.0.1:0".parse().unwrap();
-    c.database.url = db_url;
+    c.database.url = db_url.into();
     c.database.max_connections = 8;
     c.admin.password = ADMIN_PASSWORD.into();
     c.auth.jwt_secret = "a-test-secret-that-is-long-enough-0123456789".into();

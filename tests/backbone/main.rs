@@ -98,7 +98,7 @@ impl Backbone {
         c.kafka.partitions = 2;
         c.kafka.notifier_group = format!("notifier-{}", self.id);
         c.kafka.auditor_group = format!("auditor-{}", self.id);
-        c.mongodb.url = self.services.mongodb.clone();
+        c.mongodb.url = self.services.mongodb.clone().into();
         c.mongodb.database = format!("bx_{}", self.id);
         c.mail.transport = "smtp".into();
         c.mail.smtp_host = self.services.smtp_host.clone();
