@@ -11,6 +11,7 @@
 //!   commit together, many holds per transaction, and nobody is answered before the commit.
 //! - [`bridge`]: the outbox relay and the in-process bus that carry domain events to consumers.
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
+//! - [`error`]: what every boundary's error type shares (`Unavailable`, cause-chain reports).
 //! - [`retry`]: the one backoff and the one restart policy every retry loop and supervisor uses.
 //! - [`loadtest`]: the load-test harness behind `boxoffice loadtest`.
 
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod bridge;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod instruments;
 pub mod loadtest;

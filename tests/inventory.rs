@@ -283,7 +283,7 @@ async fn the_supervisor_restarts_a_failed_inventory_with_its_state() {
     inventories.reserve(f.event_id, req(4)).await.unwrap().unwrap();
     let before = inventories.snapshot(f.event_id).await.unwrap();
     let failed = directory.get(&f.event_id).unwrap();
-    failed.cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+    failed.cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into())))).unwrap();
     for _ in 0..200 {
         if directory.get(&f.event_id).is_some_and(|a| a.get_id() != failed.get_id()) {
             break;
@@ -309,7 +309,9 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        current.cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+        current
+            .cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into()))))
+            .unwrap();
         for _ in 0..100 {
             if directory.get(&f.event_id).is_none_or(|a| a.get_id() != current.get_id()) {
                 break;
@@ -319,7 +321,7 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let result = inventories.snapshot(f.event_id).await;
-    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")), "{result:?}");
+    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.what.contains("gave up")), "{result:?}");
 }
 
 #[tokio::test]
@@ -332,7 +334,11 @@ async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_startin
     let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
     let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
     inventories.snapshot(f.event_id).await.unwrap();
-    directory.get(&f.event_id).unwrap().cast(InventoryMsg::CommitFailed("injected".into())).unwrap();
+    directory
+        .get(&f.event_id)
+        .unwrap()
+        .cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into()))))
+        .unwrap();
     for _ in 0..200 {
         if directory.get(&f.event_id).is_none() {
             break;
@@ -340,7 +346,7 @@ async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_startin
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let result = inventories.snapshot(f.event_id).await;
-    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.contains("restarting")), "{result:?}");
+    assert!(matches!(&result, Err(CallError::Unavailable(why)) if why.what.contains("restarting")), "{result:?}");
     assert!(directory.get(&f.event_id).is_none(), "the request did not start the actor before its backoff");
 }
 
@@ -356,7 +362,7 @@ async fn an_inventory_that_cannot_recover_is_given_up_on_even_under_traffic() {
     for _ in 0..400 {
         let result = inventories.snapshot(f.event_id).await;
         assert!(matches!(result, Err(CallError::Unavailable(_))), "{result:?}");
-        if matches!(&result, Err(CallError::Unavailable(why)) if why.contains("gave up")) {
+        if matches!(&result, Err(CallError::Unavailable(why)) if why.what.contains("gave up")) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

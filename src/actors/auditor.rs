@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::{bridge::bus::ConsumerMsg, store::mongo::MongoAuditLog};
+use crate::{bridge::bus::ConsumerMsg, error::Cause, store::mongo::MongoAuditLog};
 
 #[derive(Clone)]
 pub struct Auditor;
@@ -41,7 +41,7 @@ impl Actor for Auditor {
         let result = log.record(&events).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::counter!(crate::instruments::AUDIT_WRITES, "result" => outcome).increment(1);
-        let _ = reply.send(result);
+        let _ = reply.send(result.map_err(|e| Arc::new(e) as Cause));
         Ok(())
     }
 }

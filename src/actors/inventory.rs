@@ -10,11 +10,11 @@
 //! rebuilds its counts from the database, which is the truth. Recovery first commits a barrier
 //! job, so every write queued before the crash has landed or failed before the counts are read.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, concurrency::JoinHandle};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -184,6 +184,21 @@ pub enum InventoryError {
     Unavailable,
 }
 
+/// Why an inventory actor stops itself for its supervisor to restart it.
+#[derive(Debug, thiserror::Error)]
+enum InventoryFailure {
+    #[error("a commit failed; restarting from the store")]
+    Commit(#[source] Arc<DbErr>),
+    #[error("the barrier commit before recovery failed")]
+    Barrier(#[source] Arc<DbErr>),
+    #[error("releasing holds that lapsed while stopped failed")]
+    Lapsed(#[source] Arc<DbErr>),
+    #[error("event {0} not found")]
+    NoEvent(Uuid),
+    #[error("the slot invariant is violated")]
+    Invariant,
+}
+
 pub enum InventoryMsg {
     /// The instant is when the request was sent, to measure its time in the mailbox.
     Reserve(ReserveRequest, Instant, RpcReplyPort<Result<Reservation, InventoryError>>),
@@ -198,7 +213,8 @@ pub enum InventoryMsg {
     Reconfigure(events::Model, RpcReplyPort<Result<(), InventoryError>>),
     Snapshot(RpcReplyPort<Snapshot>),
     HoldTimer(Uuid, u64),
-    CommitFailed(String),
+    /// A commit of this actor's writes failed: it restarts from the store.
+    CommitFailed(Arc<DbErr>),
     IdleCheck,
 }
 
@@ -264,11 +280,11 @@ impl Actor for EventInventory {
         args: InventoryArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         // Let everything queued by a previous incarnation land before counting.
-        args.committer.commit(vec![WriteOp::Barrier]).await.map_err(|e| format!("barrier commit failed: {e}"))?;
+        args.committer.commit(vec![WriteOp::Barrier]).await.map_err(InventoryFailure::Barrier)?;
         let event = events::Entity::find_by_id(args.event_id)
             .one(&args.db)
             .await?
-            .ok_or_else(|| format!("event {} not found", args.event_id))?;
+            .ok_or(InventoryFailure::NoEvent(args.event_id))?;
         let live = orders::Entity::find()
             .filter(orders::Column::EventId.eq(args.event_id))
             .filter(orders::Column::Status.is_in(OrderStatus::LIVE.iter().copied()))
@@ -335,7 +351,7 @@ impl Actor for EventInventory {
             ops.extend(release_ops(&facts, ReleaseReason::Expired, OrderStatus::Pending));
         }
         if !ops.is_empty() {
-            args.committer.commit(ops).await.map_err(|e| format!("releasing lapsed holds: {e}"))?;
+            args.committer.commit(ops).await.map_err(InventoryFailure::Lapsed)?;
         }
         if let Some(every) = state.passivate_after {
             let every = (every / 2).max(Duration::from_millis(50));
@@ -390,7 +406,7 @@ impl Actor for EventInventory {
             InventoryMsg::HoldTimer(order, token) => state.on_timer(&myself, order, token).await,
             InventoryMsg::CommitFailed(why) => {
                 // Restart from the database; see the module docs.
-                return Err(format!("commit failed, restarting from the store: {why}").into());
+                return Err(Box::new(InventoryFailure::Commit(why)));
             }
             InventoryMsg::IdleCheck => {
                 if let Some(after) = state.passivate_after
@@ -405,7 +421,7 @@ impl Actor for EventInventory {
         if !state.slots.is_consistent() {
             tracing::error!(event = %state.terms.id, slots = ?state.slots, "INVARIANT VIOLATED");
             metrics::counter!(instruments::INVARIANT_VIOLATIONS).increment(1);
-            return Err("inventory invariant violated".into());
+            return Err(Box::new(InventoryFailure::Invariant));
         }
         Ok(())
     }
@@ -434,7 +450,7 @@ fn answer<R: Send + Sync + 'static>(
         let result = match result {
             Ok(()) => Ok(value),
             Err(e) => {
-                let _ = myself.cast(InventoryMsg::CommitFailed(e.to_string()));
+                let _ = myself.cast(InventoryMsg::CommitFailed(e));
                 Err(InventoryError::Unavailable)
             }
         };
@@ -769,7 +785,7 @@ fn watch_commit(myself: &ActorRef<InventoryMsg>, done: tokio::sync::oneshot::Rec
     let myself = myself.clone();
     tokio::spawn(async move {
         if let Ok(Err(e)) = done.await {
-            let _ = myself.cast(InventoryMsg::CommitFailed(e.to_string()));
+            let _ = myself.cast(InventoryMsg::CommitFailed(e));
         }
     });
 }

@@ -21,17 +21,19 @@ use ractor::{ActorRef, RpcReplyPort, rpc::CallResult};
 use uuid::Uuid;
 
 use inventory::{InventoryError, InventoryMsg};
+
+use crate::error::Unavailable;
 use supervisor::{Directory, LookupError, SupervisorMsg};
 
 /// Why an actor call produced no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("not found")]
     NotFound,
     #[error("the actor did not answer in time")]
     Timeout,
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl From<LookupError> for CallError {
@@ -55,8 +57,9 @@ pub async fn call<M: ractor::Message, R: Send + 'static>(
             metrics::counter!(crate::instruments::ACTOR_CALL_TIMEOUTS).increment(1);
             Err(CallError::Timeout)
         }
-        Ok(CallResult::SenderError) => Err(CallError::Unavailable("the actor stopped".into())),
-        Err(e) => Err(CallError::Unavailable(e.to_string())),
+        Ok(CallResult::SenderError) => Err(Unavailable::new("the actor stopped before it answered").into()),
+        // The message could not be sent: the actor is not running (its mailbox is closed).
+        Err(_) => Err(Unavailable::new("the actor is not running").into()),
     }
 }
 

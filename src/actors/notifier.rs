@@ -19,13 +19,14 @@ use lettre::{
     transport::smtp::authentication::Credentials,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::{
     bridge::bus::ConsumerMsg,
     config::MailConfig,
     domain::{DomainEvent, Payload},
+    error::{Cause, Report},
     store::{
         Committer, WriteOp,
         entities::{events, processed_events, users},
@@ -35,10 +36,34 @@ use crate::{
 /// The consumer name under which sent e-mails are recorded in `processed_events`.
 const CONSUMER: &str = "notifier";
 
+/// Why a message was not handed over.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("writing the .eml file")]
+    File(#[from] lettre::transport::file::Error),
+    #[error("sending over SMTP")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+/// Why an event's e-mail was not sent (the batch is offered again).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("reading the database")]
+    Db(#[from] DbErr),
+    #[error("recording the sent e-mail")]
+    Record(#[source] Arc<DbErr>),
+    #[error("bad recipient {0}")]
+    Recipient(String, #[source] lettre::address::AddressError),
+    #[error("building the message")]
+    Build(#[from] lettre::error::Error),
+    #[error("handing the message over")]
+    Send(#[from] MailError),
+}
+
 /// Somewhere e-mail can be sent.
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + 'static {
-    async fn send(&self, message: Message) -> Result<(), String>;
+    async fn send(&self, message: Message) -> Result<(), MailError>;
 }
 
 /// Writes `<id>.eml` files into a directory.
@@ -55,8 +80,8 @@ impl FileMailer {
 
 #[async_trait::async_trait]
 impl Mailer for FileMailer {
-    async fn send(&self, message: Message) -> Result<(), String> {
-        self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    async fn send(&self, message: Message) -> Result<(), MailError> {
+        self.transport.send(message).await.map(|_| ()).map_err(MailError::from)
     }
 }
 
@@ -86,8 +111,8 @@ impl SmtpMailer {
 
 #[async_trait::async_trait]
 impl Mailer for SmtpMailer {
-    async fn send(&self, message: Message) -> Result<(), String> {
-        self.transport.send(message).await.map(|_| ()).map_err(|e| format!("smtp: {e}"))
+    async fn send(&self, message: Message) -> Result<(), MailError> {
+        self.transport.send(message).await.map(|_| ()).map_err(MailError::from)
     }
 }
 
@@ -133,8 +158,8 @@ impl Actor for Notifier {
         let mut result = Ok(());
         for event in &events {
             if let Err(e) = state.notify(event).await {
-                tracing::warn!(event_id = %event.id, error = %e, "e-mail not sent");
-                result = Err(e);
+                tracing::warn!(event_id = %event.id, error = %Report(&e), "e-mail not sent");
+                result = Err(Arc::new(e) as Cause);
                 break;
             }
         }
@@ -153,12 +178,12 @@ pub struct Draft {
 }
 
 impl NotifierArgs {
-    async fn notify(&self, event: &DomainEvent) -> Result<(), String> {
+    async fn notify(&self, event: &DomainEvent) -> Result<(), NotifyError> {
         let Some(draft) = self.draft(event).await? else {
             return Ok(());
         };
         let key = (CONSUMER.to_string(), event.id);
-        if processed_events::Entity::find_by_id(key).one(&self.db).await.map_err(|e| e.to_string())?.is_some() {
+        if processed_events::Entity::find_by_id(key).one(&self.db).await?.is_some() {
             tracing::debug!(event_id = %event.id, "e-mail already sent for this event");
             metrics::counter!(crate::instruments::EMAILS, "result" => "duplicate").increment(1);
             return Ok(());
@@ -166,7 +191,7 @@ impl NotifierArgs {
         let to: Mailbox = format!("{} <{}>", draft.name.replace(['<', '>', '"'], ""), draft.to)
             .parse()
             .or_else(|_| draft.to.parse())
-            .map_err(|e| format!("bad recipient {}: {e}", draft.to))?;
+            .map_err(|e| NotifyError::Recipient(draft.to.clone(), e))?;
         let html = format!(
             "<!doctype html><html><body><h1>{}</h1>{}</body></html>",
             escape(&draft.subject),
@@ -177,11 +202,10 @@ impl NotifierArgs {
             .to(to)
             .subject(&draft.subject)
             .message_id(Some(format!("<{}@boxoffice>", event.id)))
-            .multipart(MultiPart::alternative_plain_html(draft.text, html))
-            .map_err(|e| e.to_string())?;
+            .multipart(MultiPart::alternative_plain_html(draft.text, html))?;
         if let Err(e) = self.mailer.send(message).await {
             metrics::counter!(crate::instruments::EMAILS, "result" => "failed").increment(1);
-            return Err(e);
+            return Err(e.into());
         }
         metrics::counter!(crate::instruments::EMAILS, "result" => "sent").increment(1);
         let sent = processed_events::ActiveModel {
@@ -189,11 +213,11 @@ impl NotifierArgs {
             event_id: Set(event.id),
             processed_at: Set(Utc::now()),
         };
-        self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(|e| e.to_string())
+        self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(NotifyError::Record)
     }
 
     /// The e-mail an event calls for, if any.
-    pub async fn draft(&self, event: &DomainEvent) -> Result<Option<Draft>, String> {
+    pub async fn draft(&self, event: &DomainEvent) -> Result<Option<Draft>, NotifyError> {
         let (user_id, subject, text) = match &event.payload {
             Payload::UserCreated(u) => (
                 u.user_id,
@@ -243,7 +267,7 @@ impl NotifierArgs {
             }
             _ => return Ok(None),
         };
-        let user = users::Entity::find_by_id(user_id).one(&self.db).await.map_err(|e| e.to_string())?;
+        let user = users::Entity::find_by_id(user_id).one(&self.db).await?;
         let Some(user) = user else {
             return Ok(None); // the account is gone: nobody to write to
         };
@@ -253,8 +277,8 @@ impl NotifierArgs {
         Ok(Some(Draft { to: user.email, name, subject, text }))
     }
 
-    async fn event_name(&self, id: Uuid) -> Result<String, String> {
-        let event = events::Entity::find_by_id(id).one(&self.db).await.map_err(|e| e.to_string())?;
+    async fn event_name(&self, id: Uuid) -> Result<String, NotifyError> {
+        let event = events::Entity::find_by_id(id).one(&self.db).await?;
         Ok(event.map(|e| e.name).unwrap_or_else(|| "your event".into()))
     }
 }

@@ -13,6 +13,9 @@ use std::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
+use super::CallError;
+use crate::error::Cause;
+
 #[derive(Debug, Clone)]
 pub struct ChargeRequest {
     /// Also the idempotency key towards the provider.
@@ -28,10 +31,29 @@ pub enum ChargeOutcome {
     Declined { reason: String },
 }
 
+/// Why a charge has no outcome (the saga records the payment as failed, `provider_unavailable`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider could not be asked or did not answer; `Cause` says why.
+    #[error("the payment provider is unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("the payment actor could not be reached")]
+    Unreachable(#[source] CallError),
+}
+
 /// A payment provider. Implementations must be idempotent per `order_id`.
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
-    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, String>;
+    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, ProviderError>;
+}
+
+/// The simulated provider's memory was poisoned by a panic mid-charge.
+#[derive(Debug, thiserror::Error)]
+#[error("the simulated provider's charge record is poisoned")]
+struct Poisoned;
+
+fn poisoned<T>(_: T) -> ProviderError {
+    ProviderError::Unavailable(Arc::new(Poisoned))
 }
 
 /// Test cards: `tok_ok` succeeds, `tok_declined` is declined, `tok_slow` succeeds after
@@ -49,8 +71,8 @@ impl SimulatedProvider {
 
 #[async_trait::async_trait]
 impl PaymentProvider for SimulatedProvider {
-    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, String> {
-        if let Some(previous) = self.charged.lock().map_err(|e| e.to_string())?.get(&req.order_id) {
+    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, ProviderError> {
+        if let Some(previous) = self.charged.lock().map_err(poisoned)?.get(&req.order_id) {
             return Ok(previous.clone());
         }
         let outcome = match req.card_token.as_str() {
@@ -63,14 +85,14 @@ impl PaymentProvider for SimulatedProvider {
             _ => ChargeOutcome::Declined { reason: "invalid_card".into() },
         };
         if matches!(outcome, ChargeOutcome::Succeeded { .. }) {
-            self.charged.lock().map_err(|e| e.to_string())?.insert(req.order_id, outcome.clone());
+            self.charged.lock().map_err(poisoned)?.insert(req.order_id, outcome.clone());
         }
         Ok(outcome)
     }
 }
 
 pub enum PaymentMsg {
-    Charge(ChargeRequest, RpcReplyPort<Result<ChargeOutcome, String>>),
+    Charge(ChargeRequest, RpcReplyPort<Result<ChargeOutcome, ProviderError>>),
 }
 
 #[derive(Clone)]
@@ -118,8 +140,8 @@ mod tests {
         assert!(matches!(p.charge(req(Uuid::now_v7(), "tok_ok")).await, Ok(ChargeOutcome::Succeeded { .. })));
         assert!(matches!(p.charge(req(Uuid::now_v7(), "tok_slow")).await, Ok(ChargeOutcome::Succeeded { .. })));
         assert_eq!(
-            p.charge(req(Uuid::now_v7(), "tok_declined")).await,
-            Ok(ChargeOutcome::Declined { reason: "card_declined".into() })
+            p.charge(req(Uuid::now_v7(), "tok_declined")).await.unwrap(),
+            ChargeOutcome::Declined { reason: "card_declined".into() }
         );
     }
 

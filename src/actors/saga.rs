@@ -7,11 +7,11 @@
 //! database on each step (expiry is decided by the inventory, not here), so a saga can stop when
 //! idle and come back without losing anything. Sagas are spawned by [`Sagas`] on demand.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -19,20 +19,23 @@ use super::{
     CallError, Inventories, call,
     inventory::{InventoryError, InventoryMsg},
     keeper::Kept,
-    payment::{ChargeOutcome, ChargeRequest, PaymentMsg},
+    payment::{ChargeOutcome, ChargeRequest, PaymentMsg, ProviderError},
 };
 use crate::{
     domain::{
         DomainEvent, OrderConflict, OrderStatus, Payload, PaymentStatus, ReleaseReason,
         events::{PaymentFailed, PaymentRefunded, PaymentStarted, PaymentSucceeded},
     },
+    error::{Report, Unavailable},
     store::{
         Committer, WriteOp,
         entities::{orders, payments, refunds},
     },
 };
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// How a payment or cancellation ended when it did not succeed. Domain terms only: the HTTP
+/// edge (`http::error`) decides what a client sees.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SagaError {
     #[error("order not found")]
     NotFound,
@@ -43,14 +46,26 @@ pub enum SagaError {
     RefundedAfterExpiry,
     #[error("amount_cents must be {0}, the order's amount")]
     AmountMismatch(i64),
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl From<CallError> for SagaError {
     fn from(e: CallError) -> Self {
-        Self::Unavailable(e.to_string())
+        match e {
+            CallError::Unavailable(u) => Self::Unavailable(u),
+            other => Self::Unavailable(Unavailable::because("an actor the order needs", other)),
+        }
     }
+}
+
+/// The booking store could not commit a step of the saga.
+fn store_down(e: Arc<DbErr>) -> SagaError {
+    SagaError::Unavailable(Unavailable::shared("the booking store", e))
+}
+
+fn inventory_down(e: InventoryError) -> SagaError {
+    SagaError::Unavailable(Unavailable::because("the event's inventory", e))
 }
 
 fn hold_expired() -> SagaError {
@@ -136,12 +151,12 @@ impl SagaState {
         orders::Entity::find_by_id(self.order_id)
             .one(&self.deps.db)
             .await
-            .map_err(|e| SagaError::Unavailable(e.to_string()))?
+            .map_err(|e| Unavailable::because("the orders table", e))?
             .ok_or(SagaError::NotFound)
     }
 
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<(), SagaError> {
-        self.deps.committer.commit(ops).await.map_err(|e| SagaError::Unavailable(e.to_string()))
+        self.deps.committer.commit(ops).await.map_err(store_down)
     }
 
     async fn inventory<R: Send + 'static>(
@@ -164,7 +179,7 @@ impl SagaState {
         match self.inventory(event_id, |r| InventoryMsg::Pin(order_id, r)).await? {
             Ok(()) => {}
             Err(InventoryError::NotHeld) => return Err(hold_expired()),
-            Err(e) => return Err(SagaError::Unavailable(e.to_string())),
+            Err(e) => return Err(inventory_down(e)),
         }
         let now = Utc::now();
         let payment_id = req.payment_id;
@@ -211,7 +226,7 @@ impl SagaState {
         };
         let outcome = call(&self.deps.payments.get(), |r| PaymentMsg::Charge(charge, r), self.deps.charge_timeout)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(ProviderError::Unreachable)
             .and_then(|r| r);
         match outcome {
             Ok(ChargeOutcome::Succeeded { provider_ref }) => {
@@ -255,7 +270,7 @@ impl SagaState {
                         .await?;
                         Err(SagaError::RefundedAfterExpiry)
                     }
-                    Err(e) => Err(SagaError::Unavailable(e.to_string())),
+                    Err(e) => Err(inventory_down(e)),
                 }
             }
             Ok(ChargeOutcome::Declined { reason }) => {
@@ -263,7 +278,7 @@ impl SagaState {
                 Ok(payment_id)
             }
             Err(provider_error) => {
-                tracing::warn!(order = %order_id, error = %provider_error, "payment provider failed");
+                tracing::warn!(order = %order_id, error = %Report(&provider_error), "payment provider failed");
                 self.fail_payment(&order, payment_id, "provider_unavailable".into()).await?;
                 Ok(payment_id)
             }
@@ -306,7 +321,7 @@ impl SagaState {
                     .filter(payments::Column::Status.eq(PaymentStatus::Succeeded))
                     .one(&self.deps.db)
                     .await
-                    .map_err(|e| SagaError::Unavailable(e.to_string()))?;
+                    .map_err(|e| Unavailable::because("the payments table", e))?;
                 let mut ops = vec![refund_row(&order, paid.as_ref().map(|p| p.id), "cancelled by customer")];
                 if let Some(p) = paid {
                     ops.push(payment_status(p.id, PaymentStatus::Refunded, Some("order cancelled".into()), None));
@@ -321,7 +336,7 @@ impl SagaState {
         {
             Ok(()) => Ok(()),
             Err(InventoryError::NotHeld) => Err(hold_expired()),
-            Err(e) => Err(SagaError::Unavailable(e.to_string())),
+            Err(e) => Err(inventory_down(e)),
         }
     }
 }

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use super::inventory::{EventInventory, InventoryArgs, InventoryMsg};
 use crate::{
+    error::{Report, Unavailable},
     retry::{Failures, RestartPolicy, Verdict},
     store::{Committer, entities::events},
 };
@@ -54,12 +55,12 @@ impl Directory {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
     #[error("event not found")]
     NotFound,
-    #[error("inventory unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 pub enum SupervisorMsg {
@@ -128,7 +129,7 @@ impl Actor for InventorySupervisor {
                         // The event was deleted meanwhile: nothing left to restart.
                         Err(LookupError::NotFound) => {}
                         Err(e) => {
-                            tracing::warn!(event = %event_id, error = %e, "inventory restart failed");
+                            tracing::warn!(event = %event_id, error = %Report(&e), "inventory restart failed");
                             // A failed start was counted where it happened (a restart is pending again
                             // or the supervisor gave up); a failed lookup is counted here.
                             if !state.restarting.contains(&event_id) && !state.gave_up.contains_key(&event_id) {
@@ -209,17 +210,17 @@ impl SupervisorState {
         }
         if let Some(until) = self.gave_up.get(&event_id) {
             if Instant::now() < *until {
-                return Err(LookupError::Unavailable("inventory gave up after repeated failures".into()));
+                return Err(Unavailable::new("the inventory gave up after repeated failures").into());
             }
             self.gave_up.remove(&event_id);
         }
         if self.restarting.contains(&event_id) {
-            return Err(LookupError::Unavailable("inventory is restarting after a failure".into()));
+            return Err(Unavailable::new("the inventory is restarting after a failure").into());
         }
         let exists = events::Entity::find_by_id(event_id)
             .one(&self.args.db)
             .await
-            .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+            .map_err(|e| Unavailable::because("the events table", e))?;
         if exists.is_none() {
             return Err(LookupError::NotFound);
         }
@@ -234,9 +235,9 @@ impl SupervisorState {
             Ok(spawned) => spawned,
             Err(e) => {
                 // Recovery failed: a failure like a crash, so it backs off and can give up.
-                tracing::error!(event = %event_id, error = %e, "inventory failed to start");
+                tracing::error!(event = %event_id, error = %Report(&e), "inventory failed to start");
                 self.on_failure(myself, event_id);
-                return Err(LookupError::Unavailable(e.to_string()));
+                return Err(Unavailable::because("the inventory failed to start", e).into());
             }
         };
         self.by_actor.insert(actor.get_id(), event_id);

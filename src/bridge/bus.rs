@@ -12,12 +12,16 @@ use std::{sync::Arc, time::Duration};
 use ractor::RpcReplyPort;
 use tokio::sync::broadcast;
 
-use super::kafka::KafkaBridge;
-use crate::{actors::keeper::Kept, domain::DomainEvent};
+use super::{
+    error::{BridgeError, DeliveryError},
+    kafka::KafkaBridge,
+};
+use crate::{actors::keeper::Kept, domain::DomainEvent, error::Cause};
 
-/// The one message every event consumer actor accepts: a batch, in publication order.
+/// The one message every event consumer actor accepts: a batch, in publication order. The
+/// consumer answers with its own error as the cause when it could not take it.
 pub enum ConsumerMsg {
-    Deliver(Vec<DomainEvent>, RpcReplyPort<Result<(), String>>),
+    Deliver(Vec<DomainEvent>, RpcReplyPort<Result<(), Cause>>),
 }
 
 /// A consumer of domain events.
@@ -25,7 +29,7 @@ pub enum ConsumerMsg {
 pub trait Subscriber: Send + Sync {
     fn name(&self) -> &str;
     /// Takes a batch in order; on error the whole batch is offered again.
-    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), String>;
+    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), DeliveryError>;
 }
 
 /// A consumer actor as a subscriber; the call is bounded by `timeout`.
@@ -42,12 +46,13 @@ impl Subscriber for ActorSubscriber {
         &self.name
     }
 
-    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), String> {
+    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), DeliveryError> {
         let events = events.to_vec();
         match self.actor.get().call(|reply| ConsumerMsg::Deliver(events, reply), Some(self.timeout)).await {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(other) => Err(format!("{} did not answer: {other:?}", self.name)),
-            Err(e) => Err(format!("{} unreachable: {e}", self.name)),
+            Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(DeliveryError::Failed),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(DeliveryError::NoAnswer),
+            // The actor stopped while the call ran, or was not running: its keeper restarts it.
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(DeliveryError::Unreachable),
         }
     }
 }
@@ -84,11 +89,13 @@ impl Bus {
 
     /// Delivers a batch; on failure the batch must be offered again (subscribers that already
     /// took it, or took part of it, deduplicate).
-    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
+    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), BridgeError> {
         match &self.transport {
             Transport::InProcess(subscribers) => {
                 for s in subscribers.iter() {
-                    s.deliver(events).await.map_err(|e| format!("{}: {e}", s.name()))?;
+                    s.deliver(events)
+                        .await
+                        .map_err(|source| BridgeError::Delivery { consumer: s.name().to_string(), source })?;
                 }
             }
             Transport::Kafka(kafka) => kafka.publish(events).await?,

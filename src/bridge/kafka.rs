@@ -36,10 +36,14 @@ use rdkafka::{
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::bus::Subscriber;
+use super::{
+    bus::Subscriber,
+    error::{BridgeError, DecodeError},
+};
 use crate::{
     config::KafkaConfig,
     domain::{DomainEvent, EventType, Payload},
+    error::Report,
     instruments,
     retry::Backoff,
 };
@@ -122,20 +126,20 @@ impl KafkaBridge {
     }
 
     /// Creates missing topics; existing ones are left alone.
-    pub async fn ensure_topics(&self) -> Result<(), String> {
+    pub async fn ensure_topics(&self) -> Result<(), BridgeError> {
         let admin: AdminClient<DefaultClientContext> =
-            base_config(&self.config).create().map_err(|e| format!("kafka admin client: {e}"))?;
+            base_config(&self.config).create().map_err(BridgeError::kafka("creating the admin client"))?;
         let names = self.all_topics();
         let topics: Vec<NewTopic> = names
             .iter()
             .map(|n| NewTopic::new(n, self.config.partitions, TopicReplication::Fixed(self.config.replication_factor)))
             .collect();
         let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-        let results = admin.create_topics(&topics, &options).await.map_err(|e| format!("kafka: {e}"))?;
+        let results = admin.create_topics(&topics, &options).await.map_err(BridgeError::kafka("creating topics"))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => return Err(format!("kafka: creating topic {name}: {code}")),
+                Err((topic, code)) => return Err(BridgeError::CreateTopic { topic, code }),
             }
         }
         self.topics_ready.store(true, Ordering::Relaxed);
@@ -152,7 +156,9 @@ impl KafkaBridge {
                     tracing::info!(brokers = %self.config.brokers, "kafka topics ready");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "kafka not ready yet"),
+                Err(e) => {
+                    tracing::warn!(error = %Report(&e), retry_ms = delay.as_millis() as u64, "kafka not ready yet")
+                }
             }
             if sleep_or_shutdown(delay, &mut shutdown).await {
                 return;
@@ -162,7 +168,7 @@ impl KafkaBridge {
 
     /// Publishes a batch and waits for the broker to acknowledge every message. On error some
     /// may have been delivered; the caller offers the whole batch again (consumers deduplicate).
-    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), String> {
+    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), BridgeError> {
         let encoded: Vec<Encoded> = events.iter().map(|e| encode(&self.config.topic_prefix, e)).collect();
         let producer = self.producer();
         // Queued in order (join_all polls them in order), so per-partition order holds.
@@ -175,14 +181,14 @@ impl KafkaBridge {
         if let Some(Err((e, _))) = results.into_iter().find(|r| r.is_err()) {
             self.healthy.store(false, Ordering::Relaxed);
             self.recover(&producer);
-            return Err(format!("kafka: {failed} of {} messages not acknowledged: {e}", events.len()));
+            return Err(BridgeError::kafka(format!("{failed} of {} messages not acknowledged", events.len()))(e));
         }
         self.healthy.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     /// Sends an undecodable message to its topic's dead-letter topic, with the reason.
-    async fn dead_letter(&self, msg: &OwnedMessage, group: &str, error: &str) -> Result<(), String> {
+    async fn dead_letter(&self, msg: &OwnedMessage, group: &str, error: &str) -> Result<(), BridgeError> {
         let dlq = dlq_topic(msg.topic());
         let mut headers = OwnedHeaders::new();
         if let Some(h) = msg.headers() {
@@ -206,7 +212,7 @@ impl KafkaBridge {
             .send(record, Timeout::After(Duration::from_millis(self.config.message_timeout_ms)))
             .await
             .map(|_| metrics::counter!(instruments::DLQ_MESSAGES, "topic" => dlq.clone()).increment(1))
-            .map_err(|(e, _)| format!("kafka: dead-lettering to {dlq}: {e}"))
+            .map_err(|(e, _)| BridgeError::kafka(format!("dead-lettering to {dlq}"))(e))
     }
 }
 
@@ -245,28 +251,26 @@ fn encode(prefix: &str, e: &DomainEvent) -> Encoded {
 }
 
 /// Reads a message back into a domain event; the error says what is wrong with it.
-pub fn decode(msg: &impl Message) -> Result<DomainEvent, String> {
-    let header = |name: &str| -> Result<String, String> {
+pub fn decode(msg: &impl Message) -> Result<DomainEvent, DecodeError> {
+    let header = |name: &'static str| -> Result<String, DecodeError> {
         msg.headers()
             .and_then(|h| h.iter().find(|h| h.key == name))
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).into_owned())
-            .ok_or_else(|| format!("missing header {name}"))
+            .ok_or(DecodeError::MissingHeader(name))
     };
     let spec = header("ce_specversion")?;
     if spec != "1.0" {
-        return Err(format!("unsupported ce_specversion {spec}"));
+        return Err(DecodeError::SpecVersion(spec));
     }
-    let id = Uuid::parse_str(&header("ce_id")?).map_err(|e| format!("ce_id: {e}"))?;
+    let id = Uuid::parse_str(&header("ce_id")?).map_err(DecodeError::Id)?;
     let type_name = header("ce_type")?;
-    let event_type = EventType::parse(&type_name).ok_or_else(|| format!("unknown ce_type {type_name}"))?;
-    let occurred_at =
-        DateTime::parse_from_rfc3339(&header("ce_time")?).map_err(|e| format!("ce_time: {e}"))?.with_timezone(&Utc);
-    let key = msg.key().ok_or("missing key")?;
-    let aggregate_id =
-        std::str::from_utf8(key).ok().and_then(|k| Uuid::parse_str(k).ok()).ok_or("key is not an aggregate id")?;
-    let payload = Payload::decode(event_type, msg.payload().ok_or("missing value")?)
-        .map_err(|e| format!("value is not a {type_name} payload: {e}"))?;
+    let event_type = EventType::parse(&type_name).ok_or(DecodeError::UnknownType(type_name))?;
+    let occurred_at = DateTime::parse_from_rfc3339(&header("ce_time")?).map_err(DecodeError::Time)?.with_timezone(&Utc);
+    let key = msg.key().ok_or(DecodeError::MissingKey)?;
+    let aggregate_id = std::str::from_utf8(key).ok().and_then(|k| Uuid::parse_str(k).ok()).ok_or(DecodeError::Key)?;
+    let payload = Payload::decode(event_type, msg.payload().ok_or(DecodeError::MissingValue)?)
+        .map_err(|source| DecodeError::Payload { event_type: event_type.as_str(), source })?;
     Ok(DomainEvent { id, aggregate_id, occurred_at, payload })
 }
 
@@ -333,6 +337,7 @@ pub async fn run_consumer(
             match decode(msg) {
                 Ok(e) => events.push(e),
                 Err(reason) => {
+                    let reason = Report(&reason).to_string();
                     tracing::error!(group, topic = msg.topic(), offset = msg.offset(), %reason, "poison message");
                     if !retry(&mut shutdown, "dead-letter", || bridge.dead_letter(msg, &group, &reason)).await {
                         return;
@@ -360,10 +365,11 @@ pub async fn run_consumer(
 }
 
 /// Runs `op` until it succeeds, with capped backoff; false when shutdown came first.
-async fn retry<F, Fut>(shutdown: &mut watch::Receiver<bool>, what: &str, mut op: F) -> bool
+async fn retry<F, Fut, E>(shutdown: &mut watch::Receiver<bool>, what: &str, mut op: F) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
 {
     let mut backoff = Backoff::standard();
     loop {
@@ -371,7 +377,7 @@ where
             Ok(()) => return true,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(consumer = what, error = %e, retry_ms = delay.as_millis() as u64, "delivery failed; retrying");
+                tracing::warn!(consumer = what, error = %Report(&e), retry_ms = delay.as_millis() as u64, "delivery failed; retrying");
                 if sleep_or_shutdown(delay, shutdown).await {
                     return false;
                 }
@@ -486,13 +492,14 @@ mod tests {
         let event = placed();
         let mut encoded = encode("", &event);
         encoded.headers = OwnedHeaders::new().insert(Header { key: "ce_specversion", value: Some("1.0") });
-        assert_eq!(decode(&as_message(&encoded)).unwrap_err(), "missing header ce_id");
+        assert_eq!(decode(&as_message(&encoded)).unwrap_err().to_string(), "missing header ce_id");
         let mut encoded = encode("", &event);
         encoded.payload = "{not json".into();
-        assert!(decode(&as_message(&encoded)).unwrap_err().starts_with("value is not a order.placed payload"));
+        let why = Report(&decode(&as_message(&encoded)).unwrap_err()).to_string();
+        assert!(why.starts_with("value is not a order.placed payload: "), "{why}");
         let mut encoded = encode("", &event);
         encoded.payload = r#"{"orderId": "x", "quantity": 2}"#.into();
-        let why = decode(&as_message(&encoded)).unwrap_err();
-        assert!(why.starts_with("value is not a order.placed payload"), "{why}");
+        let why = Report(&decode(&as_message(&encoded)).unwrap_err()).to_string();
+        assert!(why.starts_with("value is not a order.placed payload: "), "{why}");
     }
 }

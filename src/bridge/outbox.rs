@@ -10,9 +10,13 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::{Notify, watch};
 
-use super::bus::Bus;
+use super::{
+    bus::Bus,
+    error::{BridgeError, DecodeError},
+};
 use crate::{
     domain::{DomainEvent, EventType, Payload},
+    error::Report,
     instruments,
     retry::Backoff,
     store::{Committer, WriteOp, entities::outbox},
@@ -55,7 +59,7 @@ impl OutboxRelay {
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "outbox relay pass failed");
+                    tracing::warn!(error = %Report(&e), retry_ms = delay.as_millis() as u64, "outbox relay pass failed");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.changed() => {}
@@ -82,22 +86,25 @@ impl OutboxRelay {
     }
 
     /// Publishes one batch; true when it was full, so there may be more right away.
-    pub async fn pass(&self) -> Result<bool, String> {
+    pub async fn pass(&self) -> Result<bool, BridgeError> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
             .order_by_asc(outbox::Column::Id)
             .limit(BATCH)
             .all(&self.db)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(BridgeError::ReadOutbox)?;
         let full = rows.len() as u64 == BATCH;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode(row) {
                 Ok(e) => events.push(e),
-                Err(error) => {
-                    tracing::error!(outbox_id = row.id, event_type = %row.event_type, %error, "undecodable outbox row skipped")
-                }
+                Err(error) => tracing::error!(
+                    outbox_id = row.id,
+                    event_type = %row.event_type,
+                    error = %Report(&error),
+                    "undecodable outbox row skipped"
+                ),
             }
         }
         if !events.is_empty() {
@@ -111,7 +118,7 @@ impl OutboxRelay {
         }
         if !rows.is_empty() {
             let ids = rows.iter().map(|r| r.id).collect();
-            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(|e| e.to_string())?;
+            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(BridgeError::MarkPublished)?;
         }
         Ok(full)
     }
@@ -158,8 +165,9 @@ pub async fn watch_pending(db: DatabaseConnection, every: Duration, mut shutdown
 }
 
 /// The domain event a row carries.
-pub fn decode(row: &outbox::Model) -> Result<DomainEvent, String> {
-    let t = EventType::parse(&row.event_type).ok_or_else(|| format!("unknown event type {}", row.event_type))?;
-    let payload = Payload::decode(t, row.payload.as_bytes()).map_err(|e| format!("payload: {e}"))?;
+pub fn decode(row: &outbox::Model) -> Result<DomainEvent, DecodeError> {
+    let t = EventType::parse(&row.event_type).ok_or_else(|| DecodeError::UnknownType(row.event_type.clone()))?;
+    let payload = Payload::decode(t, row.payload.as_bytes())
+        .map_err(|source| DecodeError::Payload { event_type: t.as_str(), source })?;
     Ok(DomainEvent { id: row.event_id, aggregate_id: row.aggregate_id, occurred_at: row.occurred_at, payload })
 }

@@ -82,19 +82,6 @@ pub enum OrderConflict {
     NotCancellable(OrderStatus),
 }
 
-impl OrderConflict {
-    /// The stable code clients see.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::PaymentInProgress => "payment_in_progress",
-            Self::AlreadyPaid => "already_paid",
-            Self::HoldExpired => "hold_expired",
-            Self::Cancelled => "order_cancelled",
-            Self::NotCancellable(_) => "order_not_cancellable",
-        }
-    }
-}
-
 /// How an order came to be: a paid order (hold, then pay) or a free one-click registration.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     domain::EventType,
+    error::Unavailable,
     store::{entities::outbox, mongo::MongoAuditLog},
 };
 
@@ -86,7 +87,7 @@ async fn mongo_page(log: &MongoAuditLog, t: Option<EventType>, params: &PagePara
     let mut rows = log
         .page(t.map(EventType::as_str), after, before, limit as i64 + 1)
         .await
-        .map_err(|e| Error::Unavailable(format!("audit log: {e}")))?;
+        .map_err(|e| Unavailable::because("the audit log", e))?;
     let more = rows.len() as u64 > limit;
     let backwards = before.is_some();
     if more {

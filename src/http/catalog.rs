@@ -19,6 +19,7 @@ use super::{
 use crate::{
     actors::inventory::{InventoryError, InventoryMsg, Snapshot},
     domain::{CategoryKind, DomainEvent, Payload, parse_currency},
+    error::Unavailable,
     store::{
         entities::{categories, events},
         is_unique_violation, record_event,
@@ -293,6 +294,6 @@ async fn update_event(
             "capacity_below_committed",
             format!("total_slots cannot drop below the {committed} seats already held or sold"),
         )),
-        Err(e) => Err(Error::Unavailable(e.to_string())),
+        Err(e) => Err(Unavailable::because("the event's inventory", e).into()),
     }
 }

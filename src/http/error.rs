@@ -14,7 +14,11 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 
-use crate::actors::{CallError, saga::SagaError};
+use crate::{
+    actors::{CallError, saga::SagaError},
+    domain::OrderConflict,
+    error::{Report, Unavailable},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,8 +36,8 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -90,7 +94,7 @@ impl IntoResponse for Error {
                 "internal server error".to_string()
             }
             Self::Unavailable(why) => {
-                tracing::warn!(reason = %why, "answering 503");
+                tracing::warn!(reason = %Report(why), "answering 503");
                 "the service is temporarily unavailable; retry shortly".to_string()
             }
             other => other.to_string(),
@@ -110,7 +114,7 @@ impl IntoResponse for Error {
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
         if crate::store::is_unavailable(&e) {
-            Self::Unavailable(format!("database: {e}"))
+            Self::Unavailable(Unavailable::because("the database", e))
         } else {
             Self::Internal(anyhow::Error::new(e))
         }
@@ -121,7 +125,7 @@ impl From<CallError> for Error {
     fn from(e: CallError) -> Self {
         match e {
             CallError::NotFound => Self::not_found("event"),
-            CallError::Timeout => Self::Unavailable("an actor call timed out".into()),
+            CallError::Timeout => Self::Unavailable(Unavailable::new("an actor call timed out")),
             CallError::Unavailable(why) => Self::Unavailable(why),
         }
     }
@@ -131,11 +135,22 @@ impl From<SagaError> for Error {
     fn from(e: SagaError) -> Self {
         match e {
             SagaError::NotFound => Self::not_found("order"),
-            SagaError::Conflict(c) => Self::conflict(c.code(), c.to_string()),
+            SagaError::Conflict(c) => Self::conflict(conflict_code(c), c.to_string()),
             SagaError::RefundedAfterExpiry => Self::conflict("hold_expired", e.to_string()),
             SagaError::AmountMismatch(_) => Self::invalid("amount_cents", e.to_string()),
             SagaError::Unavailable(why) => Self::Unavailable(why),
         }
+    }
+}
+
+/// The stable code clients see for each order conflict.
+fn conflict_code(c: OrderConflict) -> &'static str {
+    match c {
+        OrderConflict::PaymentInProgress => "payment_in_progress",
+        OrderConflict::AlreadyPaid => "already_paid",
+        OrderConflict::HoldExpired => "hold_expired",
+        OrderConflict::Cancelled => "order_cancelled",
+        OrderConflict::NotCancellable(_) => "order_not_cancellable",
     }
 }
 

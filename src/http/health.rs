@@ -17,7 +17,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::{AppState, Error, Result, error::reply};
-use crate::bridge::bus::Transport;
+use crate::{bridge::bus::Transport, error::Unavailable};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
@@ -39,17 +39,17 @@ async fn healthz() -> Response {
         (status = 503, description = "starting, shutting down, or a dependency is unreachable")))]
 async fn readyz(State(state): State<AppState>) -> Result<Response> {
     if !state.ready.load(Ordering::Relaxed) {
-        return Err(Error::Unavailable("starting or shutting down".into()));
+        return Err(Error::Unavailable(Unavailable::new("starting or shutting down")));
     }
     for db in [&state.db, &state.writer] {
         db.execute_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT 1"))
             .await
-            .map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+            .map_err(|e| Unavailable::because("the database", e))?;
     }
     let kafka = match state.bus.transport() {
         Transport::InProcess(_) => "not configured (in-process bus)",
         Transport::Kafka(k) if !k.topics_ready() => {
-            return Err(Error::Unavailable("kafka: broker not reached yet (topics not ensured)".into()));
+            return Err(Error::Unavailable(Unavailable::new("kafka: broker not reached yet (topics not ensured)")));
         }
         Transport::Kafka(k) if k.healthy() => "ok",
         Transport::Kafka(_) => "degraded: publishing fails, events wait in the outbox",

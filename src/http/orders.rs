@@ -33,6 +33,7 @@ use crate::{
         saga::{SagaMsg, SagasMsg},
     },
     domain::{OrderKind, OrderStatus},
+    error::Unavailable,
     store::entities::{orders, tickets},
 };
 
@@ -131,7 +132,7 @@ fn reservation_error(e: InventoryError) -> Error {
         InventoryError::NotFree => {
             Error::conflict("not_free", "registration is for free events; this one needs an order and a payment")
         }
-        other => Error::Unavailable(other.to_string()),
+        other => Unavailable::because("the event's inventory", other).into(),
     }
 }
 
@@ -298,7 +299,7 @@ pub async fn ask_saga<R: Send + 'static>(
             other => return Ok(other?),
         }
     }
-    Err(Error::Unavailable("order saga unavailable".into()))
+    Err(Unavailable::new("the order's saga is not running").into())
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",

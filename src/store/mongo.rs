@@ -22,6 +22,20 @@ use crate::domain::DomainEvent;
 /// MongoDB's error code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
 
+/// A MongoDB call that failed, and what it was for.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("mongodb: {what}")]
+pub struct AuditLogError {
+    what: &'static str,
+    #[source]
+    source: mongodb::error::Error,
+}
+
+/// Tags a MongoDB result with what the call was for.
+fn doing(what: &'static str) -> impl FnOnce(mongodb::error::Error) -> AuditLogError {
+    move |source| AuditLogError { what, source }
+}
+
 pub struct MongoAuditLog {
     coll: Collection<Document>,
     indexed: AtomicBool,
@@ -40,17 +54,17 @@ pub struct AuditRecord {
 
 impl MongoAuditLog {
     /// Parses the URL; does not contact the server.
-    pub async fn new(url: &str, database: &str) -> Result<Self, String> {
-        let mut options = ClientOptions::parse(url).await.map_err(|e| format!("mongodb.url: {e}"))?;
+    pub async fn new(url: &str, database: &str) -> Result<Self, AuditLogError> {
+        let mut options = ClientOptions::parse(url).await.map_err(doing("parsing mongodb.url"))?;
         options.app_name = Some("boxoffice".into());
         // Fail a call within seconds when the server is away; the caller retries with backoff.
         options.server_selection_timeout.get_or_insert(std::time::Duration::from_secs(5));
         options.connect_timeout.get_or_insert(std::time::Duration::from_secs(5));
-        let client = Client::with_options(options).map_err(|e| format!("mongodb.url: {e}"))?;
+        let client = Client::with_options(options).map_err(doing("creating the client for mongodb.url"))?;
         Ok(Self { coll: client.database(database).collection("auditlogs"), indexed: AtomicBool::new(false) })
     }
 
-    async fn ensure_index(&self) -> Result<(), String> {
+    async fn ensure_index(&self) -> Result<(), AuditLogError> {
         if self.indexed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -58,13 +72,13 @@ impl MongoAuditLog {
             .keys(doc! {"eventId": 1})
             .options(IndexOptions::builder().unique(true).name("eventId_unique".to_string()).build())
             .build();
-        self.coll.create_index(unique).await.map_err(|e| format!("mongodb: creating the eventId index: {e}"))?;
+        self.coll.create_index(unique).await.map_err(doing("creating the eventId index"))?;
         self.indexed.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     /// Inserts one document per event; events already recorded are skipped.
-    pub async fn record(&self, events: &[DomainEvent]) -> Result<(), String> {
+    pub async fn record(&self, events: &[DomainEvent]) -> Result<(), AuditLogError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -84,7 +98,7 @@ impl MongoAuditLog {
             Err(e) if only_duplicates(&e) => Ok(()),
             Err(e) => {
                 self.indexed.store(false, Ordering::Relaxed);
-                Err(format!("mongodb: {e}"))
+                Err(doing("inserting audit documents")(e))
             }
         }
     }
@@ -97,7 +111,7 @@ impl MongoAuditLog {
         after: Option<ObjectId>,
         before: Option<ObjectId>,
         limit: i64,
-    ) -> Result<Vec<AuditRecord>, String> {
+    ) -> Result<Vec<AuditRecord>, AuditLogError> {
         let mut filter = Document::new();
         if let Some(t) = event_type {
             filter.insert("eventType", t);
@@ -113,8 +127,8 @@ impl MongoAuditLog {
         } else {
             doc! {"_id": 1}
         };
-        let cursor = self.coll.find(filter).sort(sort).limit(limit).await.map_err(|e| format!("mongodb: {e}"))?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| format!("mongodb: {e}"))?;
+        let cursor = self.coll.find(filter).sort(sort).limit(limit).await.map_err(doing("reading the audit log"))?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(doing("reading the audit log"))?;
         let mut out: Vec<AuditRecord> = docs.iter().filter_map(read_record).collect();
         if backwards {
             out.reverse();
