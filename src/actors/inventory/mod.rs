@@ -3,121 +3,42 @@
 //! It owns `total`, `held` (per-order holds, each with its own expiry timer) and `sold`, and
 //! keeps `available + held + sold == total` after every message. A change is applied in memory
 //! first, so the next message already sees it, then handed to the [`Committer`]; the caller is
-//! answered only after the commit, from a small task, so the actor never waits on the disk and
-//! many holds share one transaction.
+//! answered only after the commit, by the committer itself ([`InventoryState::commit`], the one
+//! path every write ends on), so the actor never waits on the disk and many holds share one
+//! transaction.
 //!
 //! If a commit fails the actor fails on purpose: its supervisor restarts it and the new instance
-//! rebuilds its counts from the database, which is the truth. Recovery first commits a barrier
-//! job, so every write queued before the crash has landed or failed before the counts are read.
+//! rebuilds its counts from the database, which is the truth ([`recovery`]).
+//!
+//! Parts: [`slots`] (the arithmetic and its invariant), [`recovery`], [`rows`] (what is written),
+//! and this module: the messages, the actor, its timers and the commit path.
+
+mod recovery;
+mod rows;
+pub mod slots;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, concurrency::JoinHandle};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
     domain::{
         DomainEvent, OrderFacts, OrderKind, OrderStatus, Payload, ReleaseReason, SlotCounts,
-        events::{OrderConfirmed, OrderPlaced, OrderReleased, Registration},
+        events::{OrderConfirmed, OrderPlaced, Registration},
     },
     instruments,
     store::{
         Committer, WriteOp,
-        committer::{self, CommitResult},
-        entities::{events, orders, tickets},
+        entities::{events, tickets},
     },
 };
 
-/// The event's settings the actor needs to take decisions without reading the database.
-#[derive(Debug, Clone)]
-pub struct EventTerms {
-    pub id: Uuid,
-    pub total: u32,
-    pub price_cents: i64,
-    pub currency: String,
-    pub max_per_order: u32,
-    pub hold_seconds: u32,
-}
-
-impl EventTerms {
-    pub fn from_model(m: &events::Model) -> Self {
-        Self {
-            id: m.id,
-            total: m.total_slots.max(0) as u32,
-            price_cents: m.price_cents,
-            currency: m.currency.clone(),
-            max_per_order: m.max_per_order.max(1) as u32,
-            hold_seconds: m.hold_seconds.max(1) as u32,
-        }
-    }
-
-    pub fn is_free(&self) -> bool {
-        self.price_cents == 0
-    }
-}
-
-/// The slot arithmetic, kept apart from timers and I/O so its invariant is easy to test.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Slots {
-    pub total: u32,
-    pub held: u32,
-    pub sold: u32,
-}
-
-impl Slots {
-    pub fn available(&self) -> u32 {
-        self.total - self.held - self.sold
-    }
-
-    /// `sold + held <= total`, so `available` is never negative and the three add up.
-    pub fn is_consistent(&self) -> bool {
-        self.held.checked_add(self.sold).is_some_and(|used| used <= self.total)
-    }
-
-    pub fn hold(&mut self, qty: u32) -> bool {
-        if qty == 0 || qty > self.available() {
-            return false;
-        }
-        self.held += qty;
-        true
-    }
-
-    pub fn sell_held(&mut self, qty: u32) {
-        debug_assert!(qty <= self.held);
-        self.held -= qty;
-        self.sold += qty;
-    }
-
-    pub fn sell(&mut self, qty: u32) -> bool {
-        if qty == 0 || qty > self.available() {
-            return false;
-        }
-        self.sold += qty;
-        true
-    }
-
-    pub fn unhold(&mut self, qty: u32) {
-        debug_assert!(qty <= self.held);
-        self.held -= qty;
-    }
-
-    pub fn unsell(&mut self, qty: u32) {
-        debug_assert!(qty <= self.sold);
-        self.sold -= qty;
-    }
-
-    /// Capacity may change only while it still covers what is held and sold.
-    pub fn resize(&mut self, total: u32) -> bool {
-        if total < self.held + self.sold {
-            return false;
-        }
-        self.total = total;
-        true
-    }
-}
+use rows::{order_row, release_ops, reset_all, ticket_codes, ticket_model, ticket_rows};
+pub use slots::{EventTerms, Slots};
 
 /// A live hold.
 struct Hold {
@@ -195,6 +116,8 @@ enum InventoryFailure {
     Lapsed(#[source] Arc<DbErr>),
     #[error("event {0} not found")]
     NoEvent(Uuid),
+    #[error("loading the event and its orders")]
+    Load(#[from] DbErr),
     #[error("the slot invariant is violated")]
     Invariant,
 }
@@ -279,86 +202,7 @@ impl Actor for EventInventory {
         myself: ActorRef<Self::Msg>,
         args: InventoryArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        // Let everything queued by a previous incarnation land before counting.
-        args.committer.commit(vec![WriteOp::Barrier]).await.map_err(InventoryFailure::Barrier)?;
-        let event = events::Entity::find_by_id(args.event_id)
-            .one(&args.db)
-            .await?
-            .ok_or(InventoryFailure::NoEvent(args.event_id))?;
-        let live = orders::Entity::find()
-            .filter(orders::Column::EventId.eq(args.event_id))
-            .filter(orders::Column::Status.is_in(OrderStatus::LIVE.iter().copied()))
-            .all(&args.db)
-            .await?;
-
-        let terms = EventTerms::from_model(&event);
-        let mut state = InventoryState {
-            gauges: SlotGauges::new(terms.id),
-            slots: Slots { total: terms.total, ..Default::default() },
-            terms,
-            holds: HashMap::new(),
-            sold_orders: HashMap::new(),
-            committer: args.committer.clone(),
-            payment_pin_max: args.payment_pin_max,
-            passivate_after: args.passivate_after,
-            last_activity: Instant::now(),
-            next_token: 0,
-            idle_timer: None,
-        };
-        let now = Utc::now();
-        let mut lapsed = Vec::new();
-        for o in live {
-            let facts = o.facts();
-            let status = o.status;
-            // Counts are rebuilt with the same arithmetic as live traffic; a database that
-            // violates capacity is reported, never silently accepted.
-            if status == OrderStatus::Confirmed {
-                if !state.slots.sell(facts.quantity) {
-                    tracing::error!(event = %event.id, order = %o.id, "stored sales exceed capacity");
-                }
-                state.sold_orders.insert(o.id, facts);
-                continue;
-            }
-            let expires_at = o.expires_at.unwrap_or(now);
-            // A payment may still be running in its saga: the hold lasts to the pin bound.
-            let pinned_until = (status == OrderStatus::Paying)
-                .then(|| o.updated_at + chrono::Duration::from_std(args.payment_pin_max).unwrap_or_default());
-            let ends = pinned_until.map_or(expires_at, |p| p.max(expires_at));
-            if !state.slots.hold(facts.quantity) {
-                tracing::error!(event = %event.id, order = %o.id, "stored holds exceed capacity");
-                continue;
-            }
-            if ends <= now {
-                lapsed.push(facts);
-                continue;
-            }
-            let left = |t: DateTime<Utc>| Instant::now() + (t - now).to_std().unwrap_or_default();
-            let ago = (now - o.created_at).to_std().unwrap_or_default();
-            let placed = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
-            let order_id = facts.order_id;
-            state.add_hold(&myself, facts, placed, left(expires_at));
-            if pinned_until.is_some() {
-                if let Some(h) = state.holds.get_mut(&order_id) {
-                    h.pinned = true;
-                }
-                state.rearm(&myself, order_id, left(ends));
-            }
-        }
-        // Holds that lapsed while nobody was watching are released now, durably.
-        let mut ops = Vec::new();
-        for facts in lapsed {
-            state.slots.unhold(facts.quantity);
-            ops.extend(release_ops(&facts, ReleaseReason::Expired, OrderStatus::Pending));
-        }
-        if !ops.is_empty() {
-            args.committer.commit(ops).await.map_err(InventoryFailure::Lapsed)?;
-        }
-        if let Some(every) = state.passivate_after {
-            let every = (every / 2).max(Duration::from_millis(50));
-            state.idle_timer = Some(myself.send_interval(every, || InventoryMsg::IdleCheck));
-        }
-        tracing::debug!(event = %event.id, slots = ?state.slots, "inventory recovered");
-        Ok(state)
+        Ok(recovery::recover(&myself, args).await?)
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -393,12 +237,9 @@ impl Actor for EventInventory {
                 let _ = reply.send(result);
             }
             InventoryMsg::Confirm(order, extra, reply) => state.confirm(&myself, order, extra, reply).await,
-            InventoryMsg::Release(order, reason, extra, reply) => match state.release(order, reason, extra).await {
-                Ok(done) => after_commit(&myself, done, reply, ()),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            InventoryMsg::Release(order, reason, extra, reply) => {
+                state.release(&myself, order, reason, extra, Some(reply)).await;
+            }
             InventoryMsg::Reconfigure(model, reply) => state.reconfigure(&myself, model, reply).await,
             InventoryMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
@@ -427,36 +268,8 @@ impl Actor for EventInventory {
     }
 }
 
-/// Answers `reply` with `value` once `done` resolves; a failed commit makes the actor restart.
-fn after_commit<R: Send + Sync + 'static>(
-    myself: &ActorRef<InventoryMsg>,
-    done: tokio::sync::oneshot::Receiver<CommitResult>,
-    reply: RpcReplyPort<Result<R, InventoryError>>,
-    value: R,
-) {
-    let answer = answer(myself, reply, value);
-    tokio::spawn(async move { answer(done.await.unwrap_or_else(|_| committer::stopped())) });
-}
-
-/// What to do with a commit's result: answer `reply` with `value` if it committed; otherwise
-/// answer Unavailable and make the actor restart from the store.
-fn answer<R: Send + Sync + 'static>(
-    myself: &ActorRef<InventoryMsg>,
-    reply: RpcReplyPort<Result<R, InventoryError>>,
-    value: R,
-) -> impl FnOnce(CommitResult) + Send + Sync + 'static {
-    let myself = myself.clone();
-    move |result| {
-        let result = match result {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                let _ = myself.cast(InventoryMsg::CommitFailed(e));
-                Err(InventoryError::Unavailable)
-            }
-        };
-        let _ = reply.send(result);
-    }
-}
+/// Who hears about a commit: the caller waiting for `value`, if any.
+type Reply<R> = Option<(RpcReplyPort<Result<R, InventoryError>>, R)>;
 
 impl InventoryState {
     fn snapshot(&self) -> Snapshot {
@@ -586,8 +399,39 @@ impl InventoryState {
             self.add_hold(myself, facts, now, now + ttl);
         }
         ops.push(self.changed());
-        // Answered by the committer itself, without a waiting task per hold.
-        self.committer.submit_then(ops, answer(myself, reply, reservation)).await;
+        self.commit(myself, ops, None, Some((reply, reservation))).await;
+    }
+
+    /// The one way this actor's writes end: the committer runs the completion itself right after
+    /// the commit (no waiting task per hold). Committed: a finished saga is timed and the caller
+    /// gets its answer. Failed: the caller gets `Unavailable` and the actor restarts from the
+    /// store, which decides again (so a failed commit never leaves a saga sample).
+    async fn commit<R: Send + Sync + 'static>(
+        &self,
+        myself: &ActorRef<InventoryMsg>,
+        ops: Vec<WriteOp>,
+        saga: Option<SagaEnd>,
+        reply: Reply<R>,
+    ) {
+        let myself = myself.clone();
+        self.committer
+            .submit_then(ops, move |result| match result {
+                Ok(()) => {
+                    if let Some(saga) = saga {
+                        saga.record();
+                    }
+                    if let Some((port, value)) = reply {
+                        let _ = port.send(Ok(value));
+                    }
+                }
+                Err(e) => {
+                    let _ = myself.cast(InventoryMsg::CommitFailed(e));
+                    if let Some((port, _)) = reply {
+                        let _ = port.send(Err(InventoryError::Unavailable));
+                    }
+                }
+            })
+            .await;
     }
 
     /// The counts as they are now, for every job that changed them (the committer turns the last
@@ -631,9 +475,7 @@ impl InventoryState {
         let own_deadline = hold.own_deadline;
         if own_deadline <= Instant::now() {
             // The hold's own time ran out while the payment was running.
-            if let Ok(done) = self.release(order, ReleaseReason::Expired, Vec::new()).await {
-                watch_commit(myself, done);
-            }
+            self.release(myself, order, ReleaseReason::Expired, Vec::new(), None).await;
             return Err(InventoryError::NotHeld);
         }
         self.rearm(myself, order, own_deadline);
@@ -676,17 +518,18 @@ impl InventoryState {
         }))));
         self.sold_orders.insert(order, hold.facts);
         ops.push(self.changed());
-        let done = saga.once_committed(self.committer.submit(ops).await);
-        after_commit(myself, done, reply, issued);
+        self.commit(myself, ops, Some(saga), Some((reply, issued))).await;
     }
 
-    /// Releases a hold, or (for cancellations) a sale; returns the commit to wait for.
+    /// Releases a hold, or (for cancellations) a sale; `reply`, if any, hears once it is durable.
     async fn release(
         &mut self,
+        myself: &ActorRef<InventoryMsg>,
         order: Uuid,
         reason: ReleaseReason,
         extra: Vec<WriteOp>,
-    ) -> Result<tokio::sync::oneshot::Receiver<CommitResult>, InventoryError> {
+        reply: Option<RpcReplyPort<Result<(), InventoryError>>>,
+    ) {
         let (facts, was, saga) = if let Some(hold) = self.holds.remove(&order) {
             hold.timer.abort();
             let saga = SagaEnd::of(&hold, reason.status());
@@ -694,11 +537,13 @@ impl InventoryState {
             (hold.facts, OrderStatus::Pending, Some(saga))
         } else if reason == ReleaseReason::Cancelled {
             // A sale cancelled later: its saga ended when it was confirmed.
-            let facts = self.sold_orders.remove(&order).ok_or(InventoryError::NotHeld)?;
+            let Some(facts) = self.sold_orders.remove(&order) else {
+                return not_held(reply);
+            };
             self.slots.unsell(facts.quantity);
             (facts, OrderStatus::Confirmed, None)
         } else {
-            return Err(InventoryError::NotHeld);
+            return not_held(reply);
         };
         let mut ops = release_ops(&facts, reason, was);
         // The refund records belong before the event that announces them.
@@ -706,11 +551,7 @@ impl InventoryState {
         ops.extend(extra);
         ops.extend(outbox);
         ops.push(self.changed());
-        let done = self.committer.submit(ops).await;
-        Ok(match saga {
-            Some(saga) => saga.once_committed(done),
-            None => done,
-        })
+        self.commit(myself, ops, saga, reply.map(|r| (r, ()))).await;
     }
 
     async fn reconfigure(
@@ -729,8 +570,7 @@ impl InventoryState {
         let event = DomainEvent::new(Payload::EventUpdated(model.facts()));
         let active: events::ActiveModel = model.into();
         let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event), self.changed()];
-        let done = self.committer.submit(ops).await;
-        after_commit(myself, done, reply, ());
+        self.commit(myself, ops, None, Some((reply, ()))).await;
     }
 
     async fn on_timer(&mut self, myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64) {
@@ -743,9 +583,13 @@ impl InventoryState {
         {
             tracing::warn!(order = %order, "payment exceeded the pin bound; releasing the hold");
         }
-        if let Ok(done) = self.release(order, ReleaseReason::Expired, Vec::new()).await {
-            watch_commit(myself, done);
-        }
+        self.release(myself, order, ReleaseReason::Expired, Vec::new(), None).await;
+    }
+}
+
+fn not_held(reply: Option<RpcReplyPort<Result<(), InventoryError>>>) {
+    if let Some(reply) = reply {
+        let _ = reply.send(Err(InventoryError::NotHeld));
     }
 }
 
@@ -762,32 +606,10 @@ impl SagaEnd {
         Self { outcome, seconds: hold.placed.elapsed().as_secs_f64() }
     }
 
-    /// Passes the commit's result on, recording the duration if it succeeded.
-    fn once_committed(
-        self,
-        done: tokio::sync::oneshot::Receiver<CommitResult>,
-    ) -> tokio::sync::oneshot::Receiver<CommitResult> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let Ok(result) = done.await else { return };
-            if result.is_ok() {
-                metrics::histogram!(instruments::SAGA_DURATION, "outcome" => self.outcome.as_str())
-                    .record(self.seconds);
-            }
-            let _ = tx.send(result);
-        });
-        rx
+    /// Called once the decision is committed.
+    fn record(self) {
+        metrics::histogram!(instruments::SAGA_DURATION, "outcome" => self.outcome.as_str()).record(self.seconds);
     }
-}
-
-/// For writes nobody waits on (expiries): a failure still restarts the actor.
-fn watch_commit(myself: &ActorRef<InventoryMsg>, done: tokio::sync::oneshot::Receiver<CommitResult>) {
-    let myself = myself.clone();
-    tokio::spawn(async move {
-        if let Ok(Err(e)) = done.await {
-            let _ = myself.cast(InventoryMsg::CommitFailed(e));
-        }
-    });
 }
 
 fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Instant) -> JoinHandle<()> {
@@ -797,135 +619,4 @@ fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Insta
         tokio::time::sleep_until(deadline).await;
         let _ = myself.cast(InventoryMsg::HoldTimer(order, token));
     })
-}
-
-fn order_row(
-    facts: &OrderFacts,
-    kind: OrderKind,
-    status: OrderStatus,
-    expires_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> orders::ActiveModel {
-    orders::ActiveModel {
-        id: Set(facts.order_id),
-        user_id: Set(facts.user_id),
-        event_id: Set(facts.event_id),
-        kind: Set(kind),
-        quantity: Set(facts.quantity as i32),
-        amount_cents: Set(facts.amount_cents),
-        currency: Set(facts.currency.clone()),
-        status: Set(status),
-        expires_at: Set(expires_at),
-        refund_cents: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-}
-
-fn ticket_rows(facts: &OrderFacts, now: DateTime<Utc>) -> Vec<tickets::ActiveModel> {
-    (0..facts.quantity)
-        .map(|_| {
-            let id = Uuid::now_v7();
-            tickets::ActiveModel {
-                id: Set(id),
-                order_id: Set(facts.order_id),
-                event_id: Set(facts.event_id),
-                user_id: Set(facts.user_id),
-                code: Set(format!("BX-{}", &id.simple().to_string()[20..]).to_uppercase()),
-                created_at: Set(now),
-            }
-        })
-        .collect()
-}
-
-fn ticket_codes(tickets: &[tickets::ActiveModel]) -> Vec<String> {
-    tickets.iter().filter_map(|t| t.code.try_as_ref().cloned()).collect()
-}
-
-fn ticket_model(t: tickets::ActiveModel) -> Option<tickets::Model> {
-    Some(tickets::Model {
-        id: t.id.try_as_ref().copied()?,
-        order_id: t.order_id.try_as_ref().copied()?,
-        event_id: t.event_id.try_as_ref().copied()?,
-        user_id: t.user_id.try_as_ref().copied()?,
-        code: t.code.try_as_ref().cloned()?,
-        created_at: t.created_at.try_as_ref().copied()?,
-    })
-}
-
-/// The status change and domain event for a release; the event is last.
-fn release_ops(facts: &OrderFacts, reason: ReleaseReason, was: OrderStatus) -> Vec<WriteOp> {
-    let from: &'static [OrderStatus] =
-        if was == OrderStatus::Confirmed { &[OrderStatus::Confirmed] } else { OrderStatus::HOLDING };
-    let refund = (was == OrderStatus::Confirmed).then_some(facts.amount_cents);
-    let released = OrderReleased { order: facts.clone(), status: reason.status(), refund_cents: refund };
-    let payload = match reason {
-        ReleaseReason::Expired => Payload::OrderExpired(released),
-        ReleaseReason::Cancelled => Payload::OrderCancelled(released),
-    };
-    vec![
-        WriteOp::SetOrderStatus {
-            id: facts.order_id,
-            from,
-            to: reason.status(),
-            expires_at: None,
-            refund_cents: refund,
-        },
-        WriteOp::Outbox(DomainEvent::new(payload)),
-    ]
-}
-
-/// Marks every column of a loaded model as changed so the update writes all of them.
-fn reset_all(mut m: events::ActiveModel) -> events::ActiveModel {
-    use sea_orm::ActiveModelTrait;
-    use sea_orm::Iterable;
-    for col in events::Column::iter() {
-        m.reset(col);
-    }
-    m
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holds_never_exceed_capacity() {
-        let mut s = Slots { total: 5, ..Default::default() };
-        assert!(s.hold(3));
-        assert!(!s.hold(3), "only 2 left");
-        assert!(s.hold(2));
-        assert_eq!(s.available(), 0);
-        assert!(!s.sell(1));
-        assert!(s.is_consistent());
-    }
-
-    #[test]
-    fn selling_and_releasing_keep_the_sum_equal_to_total() {
-        let mut s = Slots { total: 10, ..Default::default() };
-        assert!(s.hold(4));
-        s.sell_held(4);
-        assert!(s.hold(3));
-        s.unhold(3);
-        s.unsell(1);
-        assert_eq!((s.available(), s.held, s.sold), (7, 0, 3));
-        assert_eq!(s.available() + s.held + s.sold, s.total);
-    }
-
-    #[test]
-    fn capacity_cannot_drop_below_held_plus_sold() {
-        let mut s = Slots { total: 10, ..Default::default() };
-        assert!(s.hold(3));
-        assert!(s.sell(4));
-        assert!(!s.resize(6));
-        assert!(s.resize(7));
-        assert_eq!(s.available(), 0);
-    }
-
-    #[test]
-    fn zero_quantity_is_never_granted() {
-        let mut s = Slots { total: 10, ..Default::default() };
-        assert!(!s.hold(0));
-        assert!(!s.sell(0));
-    }
 }
