@@ -170,9 +170,9 @@ impl Application {
             ready: Arc::new(AtomicBool::new(false)),
             registrations: Default::default(),
         });
-        seed::ensure_admin(&state).await.context("ensuring the admin account")?;
+        seed::ensure_admin(&db, &state.auth, &config).await.context("ensuring the admin account")?;
         if config.seed.demo_data {
-            seed::demo_data(&state).await.context("seeding demo data")?;
+            seed::demo_data(&db, &config).await.context("seeding demo data")?;
         }
 
         let listener = TcpListener::bind(config.http.addr)

@@ -1,36 +1,36 @@
 //! Start-up data: the admin account from `[admin]`, and demo events for a first run.
 
+use anyhow::Context;
 use chrono::{Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
-    domain::{CategoryKind, DomainEvent, Payload, Role},
-    http::AppState,
+    auth::AuthKeys,
+    config::Config,
+    domain::{CategoryKind, Email, Role, Username},
     store::{
+        self,
         entities::{categories, events, users},
-        record_event,
     },
 };
 
 /// Creates the admin account if missing; otherwise makes the account with that e-mail a live admin
 /// whose password is the configured one, so changing `BOXOFFICE_ADMIN__PASSWORD` and restarting
 /// takes effect.
-pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
-    let admin = &state.config.admin;
-    if state.config.uses_default_admin_password() {
+pub async fn ensure_admin(db: &DatabaseConnection, auth: &AuthKeys, config: &Config) -> anyhow::Result<()> {
+    let admin = &config.admin;
+    if config.uses_default_admin_password() {
         tracing::warn!("the admin password is the built-in default: set BOXOFFICE_ADMIN__PASSWORD");
     }
-    if state.config.uses_default_jwt_secret() {
+    if config.uses_default_jwt_secret() {
         tracing::warn!("the JWT secret is the built-in default: set BOXOFFICE_AUTH__JWT_SECRET");
     }
     let email = admin.email.trim().to_lowercase();
-    if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(&state.db).await? {
+    if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(db).await? {
         // Verifying costs one hash, as a re-hash would, but writes nothing when all is as configured.
         let password_ok =
-            state.auth.verify_password(admin.password.expose().to_string(), existing.password_hash.clone()).await;
+            auth.verify_password(admin.password.expose().to_string(), existing.password_hash.clone()).await;
         let role_ok = existing.role == Role::Admin && existing.deleted_at.is_none();
         if password_ok && role_ok {
             return Ok(());
@@ -39,33 +39,37 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
         m.role = Set(Role::Admin);
         m.deleted_at = Set(None);
         if !password_ok {
-            m.password_hash = Set(state.auth.hash_password(admin.password.expose().to_string()).await?);
+            m.password_hash = Set(auth.hash_password(admin.password.expose().to_string()).await?);
         }
         m.updated_at = Set(Utc::now());
-        let txn = state.db.begin().await?;
-        let updated = m.update(&txn).await?;
-        let event = DomainEvent::new(Payload::UserUpdated(updated.facts()));
-        record_event(&txn, &event).await?;
-        txn.commit().await?;
+        store::accounts::update_user(db, m).await?;
         tracing::info!(email = %admin.email, password_changed = !password_ok, "admin account brought in line with [admin]");
         return Ok(());
     }
-    let req = crate::http::RegisterRequest {
-        email,
-        username: admin.username.clone(),
-        password: admin.password.expose().to_string(),
+    let email = Email::parse(&email).map_err(anyhow::Error::msg).context("admin.email")?;
+    let username = Username::parse(&admin.username).map_err(anyhow::Error::msg).context("admin.username")?;
+    let now = Utc::now();
+    let user = users::Model {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_string(),
+        username: username.as_str().to_string(),
+        password_hash: auth.hash_password(admin.password.expose().to_string()).await?,
         first_name: Some("Admin".into()),
         last_name: None,
         mobile_phone: None,
+        role: Role::Admin,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
     };
-    crate::http::create_user(state, req, Role::Admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    store::accounts::insert_user(db, user).await.context("another account has the admin's username")?;
     tracing::info!(email = %admin.email, "admin account created");
     Ok(())
 }
 
 /// A few events when the catalogue is empty: a rush concert, a workshop, a free meetup.
-pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
-    if events::Entity::find().count(&state.db).await? > 0 {
+pub async fn demo_data(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+    if events::Entity::find().count(db).await? > 0 {
         return Ok(());
     }
     let now = Utc::now();
@@ -73,12 +77,12 @@ pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
     for (name, kind) in
         [("Concerts", CategoryKind::Paid), ("Workshops", CategoryKind::Paid), ("Meetups", CategoryKind::Free)]
     {
-        let id = match categories::Entity::find().filter(categories::Column::Name.eq(name)).one(&state.db).await? {
+        let id = match categories::Entity::find().filter(categories::Column::Name.eq(name)).one(db).await? {
             Some(c) => c.id,
             None => {
                 let id = Uuid::now_v7();
                 let row = categories::Model { id, name: name.into(), kind, created_at: now };
-                crate::http::insert_category(state, row).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                store::catalog::insert_category(db, row).await?;
                 id
             }
         };
@@ -99,11 +103,11 @@ pub async fn demo_data(state: &AppState) -> anyhow::Result<()> {
             starts_at: now + Duration::days(days),
             total_slots: total,
             max_per_order: max,
-            hold_seconds: state.config.booking.default_hold_seconds as i32,
+            hold_seconds: config.booking.default_hold_seconds as i32,
             created_at: now,
             updated_at: now,
         };
-        crate::http::insert_event(state, event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        store::catalog::insert_event(db, event).await?;
     }
     tracing::info!("demo events created");
     Ok(())

@@ -1,5 +1,10 @@
-//! Actor tests for `EventInventory` and its supervisor, on a real SQLite database. Timer tests
+//! Actor tests for `EventInventory` and its supervisor, on a real database (SQLite, or PostgreSQL
+//! when `BOXOFFICE_TEST_POSTGRES_URL` is set; `scripts/test.sh` runs both). Timer tests
 //! run on tokio's paused clock, so "exactly at the deadline" is checked to the millisecond.
+
+#[path = "common/mod.rs"]
+#[allow(dead_code)]
+mod common;
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,7 +39,7 @@ struct Fixture {
 
 async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let db = store::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display()), 4).await.unwrap();
+    let db = store::connect(&common::fresh_database(dir.path()).await, 4).await.unwrap();
     store::migrate(&db).await.unwrap();
     let now = Utc::now();
     let category = Uuid::now_v7();

@@ -449,16 +449,8 @@ mod tests {
     use crate::domain::{OrderFacts, OrderStatus, events::OrderPlaced};
 
     fn placed() -> DomainEvent {
-        let order = OrderFacts {
-            order_id: Uuid::now_v7(),
-            event_id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
-            quantity: 2,
-            amount_cents: 5000,
-            currency: "EUR".into(),
-        };
         DomainEvent::new(Payload::OrderPlaced(OrderPlaced {
-            order,
+            order: OrderFacts::sample(),
             status: OrderStatus::Pending,
             expires_at: Some(Utc::now()),
         }))

@@ -303,11 +303,10 @@ impl From<SlotCounts> for Payload {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts() -> OrderFacts {
-        OrderFacts {
+impl OrderFacts {
+    /// An order of two seats at 25.00 EUR each, with fresh ids (for unit tests).
+    pub fn sample() -> Self {
+        Self {
             order_id: Uuid::now_v7(),
             event_id: Uuid::now_v7(),
             user_id: Uuid::now_v7(),
@@ -315,6 +314,15 @@ mod tests {
             amount_cents: 5000,
             currency: "EUR".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> OrderFacts {
+        OrderFacts::sample()
     }
 
     /// One payload of every type, with every optional field set.

@@ -2,7 +2,7 @@
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, sea_query::Expr};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -14,10 +14,10 @@ use super::{
 };
 use crate::{
     auth::{new_refresh_token, parse_refresh_token},
-    domain::{DomainEvent, Email, Password, Payload, Role, Username},
+    domain::{Email, Password, Role, Username},
     store::{
+        self,
         entities::{refresh_tokens, users},
-        is_unique_violation, record_event,
     },
 };
 
@@ -112,18 +112,9 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
         updated_at: now,
         deleted_at: None,
     };
-    let event = DomainEvent::new(Payload::UserCreated(user.facts()));
-    let txn = state.db.begin().await?;
-    let inserted = users::Entity::insert(users::ActiveModel::from(user.clone())).exec_without_returning(&txn).await;
-    if let Err(e) = inserted {
-        return Err(if is_unique_violation(&e) {
-            Error::conflict("duplicate_user", "an account with this e-mail or username already exists")
-        } else {
-            e.into()
-        });
-    }
-    record_event(&txn, &event).await?;
-    txn.commit().await?;
+    store::accounts::insert_user(&state.db, user.clone()).await.map_err(|e| {
+        Error::unless_duplicate(e, "duplicate_user", "an account with this e-mail or username already exists")
+    })?;
     Ok(user)
 }
 

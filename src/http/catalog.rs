@@ -4,7 +4,7 @@
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, ExprTrait, Func},
 };
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,11 @@ use super::{
 };
 use crate::{
     actors::inventory::{InventoryError, InventoryMsg, Snapshot},
-    domain::{CategoryKind, DomainEvent, Payload, parse_currency},
+    domain::{CategoryKind, parse_currency},
     error::Unavailable,
     store::{
+        self,
         entities::{categories, events},
-        is_unique_violation, record_event,
     },
 };
 
@@ -73,24 +73,10 @@ async fn create_category(
         return Err(Error::invalid("name", "must be 1 to 100 characters"));
     }
     let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind, created_at: Utc::now() };
-    insert_category(&state, row.clone()).await?;
+    store::catalog::insert_category(&state.db, row.clone())
+        .await
+        .map_err(|e| Error::unless_duplicate(e, "category_exists", "a category with this name exists"))?;
     Ok(reply(StatusCode::CREATED, CategoryView::from(row)))
-}
-
-/// Inserts a category with its `category.created` domain event (also used by the demo seed).
-pub async fn insert_category(state: &AppState, row: categories::Model) -> Result<()> {
-    let created = DomainEvent::new(Payload::CategoryCreated(row.facts()));
-    let txn = state.db.begin().await?;
-    match categories::Entity::insert(categories::ActiveModel::from(row)).exec_without_returning(&txn).await {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(Error::conflict("category_exists", "a category with this name exists"));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    record_event(&txn, &created).await?;
-    txn.commit().await?;
-    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -259,18 +245,8 @@ async fn create_event(
 ) -> Result<Response> {
     user.require_admin()?;
     let event = validate_event(&state, req, Uuid::now_v7(), Utc::now()).await?;
-    insert_event(&state, event.clone()).await?;
+    store::catalog::insert_event(&state.db, event.clone()).await?;
     Ok(reply(StatusCode::CREATED, with_counts(&state, event).await?))
-}
-
-/// Inserts an event with its `event.created` domain event (also used by the demo seed).
-pub async fn insert_event(state: &AppState, event: events::Model) -> Result<()> {
-    let created = DomainEvent::new(Payload::EventCreated(event.facts()));
-    let txn = state.db.begin().await?;
-    events::Entity::insert(events::ActiveModel::from(event)).exec_without_returning(&txn).await?;
-    record_event(&txn, &created).await?;
-    txn.commit().await?;
-    Ok(())
 }
 
 #[utoipa::path(put, path = "/api/v1/events/{id}", tag = "catalog", request_body = EventInput,

@@ -18,6 +18,7 @@ use crate::{
     actors::{CallError, saga::SagaError},
     domain::OrderConflict,
     error::{Report, Unavailable},
+    store::WriteError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +118,24 @@ impl From<sea_orm::DbErr> for Error {
             Self::Unavailable(Unavailable::because("the database", e))
         } else {
             Self::Internal(anyhow::Error::new(e))
+        }
+    }
+}
+
+impl Error {
+    /// A store write whose duplicate key the client sees as the conflict `code`.
+    pub fn unless_duplicate(e: WriteError, code: &'static str, message: &str) -> Self {
+        match e {
+            WriteError::Duplicate(_) => Self::conflict(code, message),
+            WriteError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Duplicate(e) | WriteError::Db(e) => e.into(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Request-side helpers shared by the routers: the authenticated caller, cursor pagination,
-//! and `Idempotency-Key` handling.
+//! and the HTTP side of `Idempotency-Key` (its storage is `store::idempotency`).
 
 use std::{fmt::Display, future::Future, str::FromStr};
 
@@ -9,10 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,7 +18,8 @@ use super::{AppState, Error, Result};
 use crate::{
     auth::TokenError,
     domain::Role,
-    store::{entities::idempotency_keys, is_unique_violation},
+    error::Report,
+    store::idempotency::{self, Claim},
 };
 
 /// The caller, from a valid `Authorization: Bearer` access token.
@@ -184,12 +182,9 @@ where
 
 /// Runs `work` at most once per `(user, route, Idempotency-Key)`: a repeat with the same body
 /// gets the first response again, a repeat with another body is 422, and one that arrives
-/// while the first is still running is 409. Without the header, `work` just runs.
-///
-/// Failures are not remembered, so a request that failed (a 503, say) may be retried with the
-/// same key. A key whose first request never stored its answer (the process died in between, or
-/// the request timed out) is abandoned once it is older than `http.request_timeout_ms`: no request
-/// runs longer than that, so the next one with the same key and body takes it over.
+/// while the first is still running is 409. Without the header, `work` just runs. The keys'
+/// storage and its rules (failures forgotten, abandoned keys taken over) are
+/// [`crate::store::idempotency`]'s.
 pub async fn idempotent<F, Fut>(
     state: &AppState,
     user: Uuid,
@@ -210,81 +205,36 @@ where
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| Error::invalid("Idempotency-Key", "must be 1 to 255 visible characters"))?
-        .to_string();
+        .ok_or_else(|| Error::invalid("Idempotency-Key", "must be 1 to 255 visible characters"))?;
     let hash = crate::auth::sha256_hex(&serde_json::to_string(body).map_err(anyhow::Error::from)?);
-    let db = &state.db;
-    let row = idempotency_keys::ActiveModel {
-        user_id: Set(user),
-        route: Set(route.to_string()),
-        key: Set(key.clone()),
-        request_hash: Set(hash.clone()),
-        status_code: Set(None),
-        response_body: Set(None),
-        created_at: Set(Utc::now()),
-    };
     let abandoned_after = chrono::Duration::milliseconds(state.config.http.request_timeout_ms as i64);
-    let mut took_over = false;
-    loop {
-        match idempotency_keys::Entity::insert(row.clone()).exec_without_returning(db).await {
-            Ok(_) => break,
-            Err(e) if is_unique_violation(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let seen = idempotency_keys::Entity::find_by_id((user, route.to_string(), key.clone())).one(db).await?;
-        // Gone between our insert and this read: the first request failed and cleared it.
-        let seen = seen.ok_or_else(|| {
-            Error::conflict("request_in_progress", "retry: the first request with this key just finished")
-        })?;
-        if seen.request_hash != hash {
-            return Err(Error::invalid("Idempotency-Key", "this key was already used with a different request body"));
-        }
-        if let (Some(status), Some(body)) = (seen.status_code, seen.response_body) {
-            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    let claimed = match idempotency::claim(&state.db, user, route, key, &hash, abandoned_after).await? {
+        Claim::Fresh(claimed) => claimed,
+        Claim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let body: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
             let mut response = (status, axum::Json(body)).into_response();
             response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             return Ok(response);
         }
-        let cutoff = Utc::now() - abandoned_after;
-        if !took_over && seen.created_at < cutoff {
-            // Delete only if still unanswered and old; of two retries racing here one deletes, and
-            // of their inserts one wins: the other sees a fresh row and gets the 409 below.
-            let gone = idempotency_keys::Entity::delete_many()
-                .filter(idempotency_keys::Column::UserId.eq(user))
-                .filter(idempotency_keys::Column::Route.eq(route))
-                .filter(idempotency_keys::Column::Key.eq(key.clone()))
-                .filter(idempotency_keys::Column::StatusCode.is_null())
-                .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
-                .exec(db)
-                .await?;
-            if gone.rows_affected == 1 {
-                tracing::warn!(route, key = %key, since = %seen.created_at, "taking over an abandoned idempotency key");
-                took_over = true;
-                continue;
-            }
+        Claim::OtherBody => {
+            return Err(Error::invalid("Idempotency-Key", "this key was already used with a different request body"));
         }
-        return Err(Error::conflict("request_in_progress", "a request with this Idempotency-Key is still running"));
-    }
-    let filter = idempotency_keys::Entity::delete_many()
-        .filter(idempotency_keys::Column::UserId.eq(user))
-        .filter(idempotency_keys::Column::Route.eq(route))
-        .filter(idempotency_keys::Column::Key.eq(key.clone()));
+        Claim::InProgress => {
+            return Err(Error::conflict("request_in_progress", "a request with this Idempotency-Key is still running"));
+        }
+        Claim::JustReleased => {
+            return Err(Error::conflict("request_in_progress", "retry: the first request with this key just finished"));
+        }
+    };
     match work().await {
         Ok((status, body)) => {
-            idempotency_keys::Entity::update_many()
-                .col_expr(idempotency_keys::Column::StatusCode, sea_orm::sea_query::Expr::value(status.as_u16() as i32))
-                .col_expr(idempotency_keys::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.to_string()))
-                .filter(idempotency_keys::Column::UserId.eq(user))
-                .filter(idempotency_keys::Column::Route.eq(route))
-                .filter(idempotency_keys::Column::Key.eq(key))
-                .exec(db)
-                .await?;
+            claimed.complete(&state.db, status.as_u16(), body.to_string()).await?;
             Ok((status, axum::Json(body)).into_response())
         }
         Err(e) => {
-            if let Err(cleanup) = filter.exec(db).await {
-                tracing::warn!(error = %cleanup, "could not clear a failed idempotency key");
+            if let Err(cleanup) = claimed.release(&state.db).await {
+                tracing::warn!(error = %Report(&cleanup), "could not clear a failed idempotency key");
             }
             Err(e)
         }

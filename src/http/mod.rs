@@ -25,8 +25,7 @@ use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-pub use auth::{RegisterRequest, create_user};
-pub use catalog::{insert_category, insert_event};
+pub use auth::RegisterRequest;
 pub use error::{Error, Result};
 
 use crate::{

@@ -3,9 +3,7 @@
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -17,11 +15,8 @@ use super::{
     extract::{AuthUser, PageParams, paginate},
 };
 use crate::{
-    domain::{DomainEvent, Email, Password, Payload, Role, Username},
-    store::{
-        entities::{refresh_tokens, users},
-        is_unique_violation, record_event,
-    },
+    domain::{Email, Password, Role, Username},
+    store::{self, entities::users},
 };
 
 pub fn router() -> Router<AppState> {
@@ -124,17 +119,9 @@ async fn update(
         m.mobile_phone = Set(optional_text("mobile_phone", req.mobile_phone, 32)?);
     }
     m.updated_at = Set(Utc::now());
-    let txn = state.db.begin().await?;
-    let updated = match m.update(&txn).await {
-        Ok(u) => u,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(Error::conflict("duplicate_user", "that e-mail or username belongs to another account"));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let event = DomainEvent::new(Payload::UserUpdated(updated.facts()));
-    record_event(&txn, &event).await?;
-    txn.commit().await?;
+    let updated = store::accounts::update_user(&state.db, m).await.map_err(|e| {
+        Error::unless_duplicate(e, "duplicate_user", "that e-mail or username belongs to another account")
+    })?;
     Ok(reply(StatusCode::OK, UserView::from(updated)))
 }
 
@@ -145,22 +132,6 @@ async fn update(
 async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
     user.require_self_or_admin(id)?;
     let current = find_live(&state, id).await?;
-    let now = Utc::now();
-    let txn = state.db.begin().await?;
-    users::Entity::update_many()
-        .col_expr(users::Column::DeletedAt, Expr::value(now))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_tokens::Column::UserId.eq(id))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
-    let event = DomainEvent::new(Payload::UserDeleted(current.facts()));
-    record_event(&txn, &event).await?;
-    txn.commit().await?;
+    store::accounts::delete_user(&state.db, &current, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

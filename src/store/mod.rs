@@ -1,8 +1,13 @@
-//! Storage: the sea-orm connection (PostgreSQL or SQLite), migrations, entities, and the
-//! group-commit [`Committer`] through which every slot-changing write goes.
+//! Storage: the sea-orm connection (PostgreSQL or SQLite), migrations, entities, the
+//! group-commit [`Committer`] through which every slot-changing write goes, and the other writes
+//! ([`accounts`], [`catalog`], [`idempotency`] keys), each with its domain event. HTTP handlers
+//! validate and call these; they open no transactions of their own.
 
+pub mod accounts;
+pub mod catalog;
 pub mod committer;
 pub mod entities;
+pub mod idempotency;
 pub mod mongo;
 
 use std::time::Duration;
@@ -90,6 +95,21 @@ pub async fn record_event(txn: &sea_orm::DatabaseTransaction, event: &crate::dom
     use sea_orm::EntityTrait;
     entities::outbox::Entity::insert(outbox_row(event)).exec_without_returning(txn).await?;
     Ok(())
+}
+
+/// A write that failed; a taken unique key is told apart, since callers answer it as a conflict.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("a unique key is already taken")]
+    Duplicate(#[source] DbErr),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl WriteError {
+    pub fn from_db(e: DbErr) -> Self {
+        if is_unique_violation(&e) { Self::Duplicate(e) } else { Self::Db(e) }
+    }
 }
 
 /// True when the database itself is out of reach (pool closed or exhausted, connection lost,

@@ -4,7 +4,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN_PASSWORD, TestApp};
+use crate::common::{ADMIN_PASSWORD, TestApp};
 
 #[tokio::test]
 async fn register_returns_201_with_the_user_and_never_the_password() {

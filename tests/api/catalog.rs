@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn only_admins_create_categories_and_events() {

@@ -33,7 +33,7 @@ async fn help_lists_the_serve_and_migrate_commands() {
 #[tokio::test]
 async fn migrate_applies_every_migration_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let url = crate::helpers::fresh_database(dir.path()).await;
+    let url = crate::common::fresh_database(dir.path()).await;
     let out = run(dir.path(), &["migrate"], &[("BOXOFFICE_DATABASE__URL", &url), ("RUST_LOG", "warn")]).await;
     assert!(out.status.success(), "{out:?}");
     let db = Database::connect(&url).await.unwrap();

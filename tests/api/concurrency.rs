@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use boxoffice::store::entities::orders;
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 const SLOTS: u64 = 500;
 const CLIENTS: usize = 200;

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn malformed_json_is_400_and_a_wrong_type_is_422_naming_the_field() {

@@ -1,7 +1,8 @@
 //! HTTP tests against the real application. They run on SQLite by default and on PostgreSQL
 //! when `BOXOFFICE_TEST_POSTGRES_URL` is set (`scripts/test.sh` runs both).
 
-mod helpers;
+#[path = "../common/mod.rs"]
+mod common;
 
 mod auth;
 mod catalog;

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn metrics_show_the_traffic_the_slots_and_the_outcomes() {

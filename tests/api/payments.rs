@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use boxoffice::store::entities::payments;
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn paying_confirms_the_order_issues_tickets_and_mails_them() {

@@ -6,7 +6,7 @@ use std::{process::Stdio, time::Duration};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, TestApp};
+use crate::common::{ADMIN_PASSWORD, TestApp};
 
 #[tokio::test]
 async fn holds_and_sales_survive_a_restart_and_lapsed_holds_are_released() {
@@ -36,7 +36,7 @@ async fn holds_and_sales_survive_a_restart_and_lapsed_holds_are_released() {
 #[tokio::test]
 async fn acknowledged_holds_survive_kill_dash_nine() {
     let dir = tempfile::tempdir().unwrap();
-    let db_url = crate::helpers::fresh_database(dir.path()).await;
+    let db_url = crate::common::fresh_database(dir.path()).await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
-use crate::helpers::TestApp;
+use crate::common::TestApp;
 
 /// Reads SSE frames from a streaming body until `n` `availability` events were seen.
 async fn availability_events(res: reqwest::Response, n: usize) -> Vec<Value> {

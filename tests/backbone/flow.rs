@@ -127,7 +127,7 @@ async fn replaying_the_consumer_groups_sends_no_second_email_and_no_second_audit
     let (mut config, dir) = app.stop().await;
     config.kafka.notifier_group = format!("notifier-replay-{}", bb.id);
     config.kafka.auditor_group = format!("auditor-replay-{}", bb.id);
-    let app = crate::helpers::TestApp::start(config, dir).await;
+    let app = crate::common::TestApp::start(config, dir).await;
     wait_ready(&app).await;
     // A second order on the same event: same key, same partition, after the first in the log,
     // so once its e-mail and audit document exist, the replayed first one has been handled.

@@ -6,9 +6,9 @@
 //! run in parallel; the outage tests stop and start shared servers, so they take an exclusive
 //! lock that the others share.
 
-#[path = "../api/helpers.rs"]
+#[path = "../common/mod.rs"]
 #[allow(dead_code)]
-mod helpers;
+mod common;
 
 mod flow;
 mod observability;
@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use helpers::TestApp;
+use common::TestApp;
 
 /// Shared by the tests that only use the servers, held exclusively by those that stop them.
 pub static SERVERS: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));

@@ -16,7 +16,7 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{Backbone, SERVERS, Services, helpers::TestApp};
+use crate::{Backbone, SERVERS, Services, common::TestApp};
 
 /// A Prometheus server on loopback, killed when dropped.
 struct Prometheus {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{Backbone, SERVERS, Services, receive_until};
 
-async fn unpublished(app: &crate::helpers::TestApp) -> i64 {
+async fn unpublished(app: &crate::common::TestApp) -> i64 {
     let backend = app.db.get_database_backend();
     let row = app
         .db

@@ -1,6 +1,7 @@
-//! Spawns the real application on `127.0.0.1:0` with a fresh database — SQLite in a temporary
-//! directory, or a new PostgreSQL database when `BOXOFFICE_TEST_POSTGRES_URL` is set — and
-//! offers a client that hides the HTTP plumbing (not the assertions).
+//! The fixtures every suite shares (api, backbone, inventory; each includes this file as its
+//! `common` module): a fresh database — SQLite in a temporary directory, or a new PostgreSQL
+//! database when `BOXOFFICE_TEST_POSTGRES_URL` is set — and the real application spawned on
+//! `127.0.0.1:0` with a client that hides the HTTP plumbing (not the assertions).
 
 use std::time::Duration;
 
