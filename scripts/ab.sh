@@ -6,6 +6,7 @@
 #
 #   scripts/ab.sh 6ae2c74                       # 8 s per run, 64 connections, 3 rounds
 #   DURATION=10 CONCURRENCY="64 256" REPEAT=5 scripts/ab.sh HEAD~3
+#   BACKENDS=postgres SKIP_BUILD=1 REPEAT=5 scripts/ab.sh 6ae2c74   # again, same binaries
 #
 # The base is built in a git worktree under $OUT with the same target directory, so only the
 # boxoffice crate itself is compiled again, not its dependencies.
@@ -16,21 +17,24 @@ BASE=${1:?usage: scripts/ab.sh BASE_REVISION}
 DURATION=${DURATION:-8}
 CONCURRENCY=${CONCURRENCY:-64}
 REPEAT=${REPEAT:-3}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
 OUT=${OUT:-$PWD/target/ab}
 PORT=18180
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 rm -rf "$OUT/runs" && mkdir -p "$OUT/runs"
 
-echo "== building the working tree and $BASE (release) =="
-cargo build --release --quiet
-cp "$CARGO_TARGET_DIR/release/boxoffice" "$OUT/new"
-git worktree remove --force "$OUT/base-src" 2>/dev/null || rm -rf "$OUT/base-src"
-git worktree add --detach --force "$OUT/base-src" "$BASE" >/dev/null
-(cd "$OUT/base-src" && cargo build --release --quiet)
-cp "$CARGO_TARGET_DIR/release/boxoffice" "$OUT/base"
-git worktree remove --force "$OUT/base-src"
-# Leave the shared target directory holding the working tree's binary again.
-cargo build --release --quiet
+if [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -x "$OUT/new" ] || [ ! -x "$OUT/base" ]; then
+  echo "== building the working tree and $BASE (release) =="
+  cargo build --release --quiet
+  cp "$CARGO_TARGET_DIR/release/boxoffice" "$OUT/new"
+  git worktree remove --force "$OUT/base-src" 2>/dev/null || rm -rf "$OUT/base-src"
+  git worktree add --detach --force "$OUT/base-src" "$BASE" >/dev/null
+  (cd "$OUT/base-src" && cargo build --release --quiet)
+  cp "$CARGO_TARGET_DIR/release/boxoffice" "$OUT/base"
+  git worktree remove --force "$OUT/base-src"
+  # The base's build left its binary at target/release/boxoffice: put the working tree's back.
+  cp "$OUT/new" "$CARGO_TARGET_DIR/release/boxoffice"
+fi
 
 scripts/services.sh up postgres
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
@@ -69,7 +73,7 @@ run() { # $1 build (base|new), $2 backend, $3 round
 for round in $(seq 1 "$REPEAT"); do
   echo "#### round $round of $REPEAT"
   if [ $((round % 2)) -eq 1 ]; then order="base new"; else order="new base"; fi
-  for backend in sqlite postgres; do
+  for backend in $BACKENDS; do
     for build in $order; do run "$build" "$backend" "$round"; done
   done
 done

@@ -28,6 +28,7 @@ use crate::{
     actors::{
         Inventories,
         auditor::Auditor,
+        consumer::ActorSubscriber,
         keeper::keep,
         notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
@@ -36,7 +37,7 @@ use crate::{
     },
     auth::AuthKeys,
     bridge::{
-        bus::{ActorSubscriber, Bus, Subscriber, Transport},
+        bus::{Bus, Subscriber, Transport},
         kafka::{self, KafkaBridge},
         outbox::OutboxRelay,
     },

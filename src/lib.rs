@@ -32,3 +32,74 @@ pub mod telemetry;
 
 pub use app::Application;
 pub use config::Config;
+
+/// The dependency rule of the layout above, checked: domain ← store ← bridge ← actors ← http ←
+/// app. A module may use those to its left, never those to its right.
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Each layer and the crate paths its files must not mention.
+    const FORBIDDEN: &[(&str, &[&str])] = &[
+        ("domain", &["crate::store", "crate::bridge", "crate::actors", "crate::http", "crate::app"]),
+        ("store", &["crate::bridge", "crate::actors", "crate::http", "crate::app"]),
+        ("bridge", &["crate::actors", "crate::http", "crate::app"]),
+        ("actors", &["crate::http", "crate::app"]),
+        ("http", &["crate::app", "crate::seed"]),
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_layer_uses_only_the_layers_below_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut broken = Vec::new();
+        for (layer, forbidden) in FORBIDDEN {
+            let mut files = Vec::new();
+            let dir = root.join(layer);
+            sources(&dir, &mut files);
+            assert!(!files.is_empty(), "no sources under src/{layer}");
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                // `use crate::{ actors::...` spreads the path over lines: look at every `crate::`
+                // use block as one line.
+                let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                for bad in *forbidden {
+                    let name = bad.trim_start_matches("crate::");
+                    if flat.contains(bad) || uses_nested(&flat, name) {
+                        broken.push(format!("{} uses {bad}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(broken.is_empty(), "layering broken:\n{}", broken.join("\n"));
+    }
+
+    /// Whether a `use crate::{ ... }` block names `name::` at its top level.
+    fn uses_nested(flat: &str, name: &str) -> bool {
+        flat.match_indices("use crate::{").any(|(i, _)| {
+            let rest = &flat[i + "use crate::{".len()..];
+            let mut depth = 1;
+            let mut top = String::new();
+            for c in rest.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 1 => break,
+                    '}' => depth -= 1,
+                    _ if depth == 1 => top.push(c),
+                    _ => {}
+                }
+            }
+            top.split(',').any(|item| item.trim().starts_with(&format!("{name}::")) || item.trim() == name)
+        })
+    }
+}

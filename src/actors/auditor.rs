@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::{bridge::bus::ConsumerMsg, error::Cause, store::mongo::MongoAuditLog};
+use crate::{actors::consumer::ConsumerMsg, error::Cause, store::mongo::MongoAuditLog};
 
 #[derive(Clone)]
 pub struct Auditor;

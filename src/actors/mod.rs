@@ -8,6 +8,7 @@
 //! the configured timeout (a timeout becomes 503 in `http::error`).
 
 pub mod auditor;
+pub mod consumer;
 pub mod inventory;
 pub mod keeper;
 pub mod notifier;

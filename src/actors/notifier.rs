@@ -23,7 +23,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::{
-    bridge::bus::ConsumerMsg,
+    actors::consumer::ConsumerMsg,
     config::MailConfig,
     domain::{DomainEvent, Payload},
     error::{Cause, Report},

@@ -7,54 +7,23 @@
 //! published only after every consumer, or the broker, accepted it, so a crash in between means
 //! redelivery, never loss. Consumers are therefore idempotent on the event id.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use ractor::RpcReplyPort;
 use tokio::sync::broadcast;
 
 use super::{
     error::{BridgeError, DeliveryError},
     kafka::KafkaBridge,
 };
-use crate::{actors::keeper::Kept, domain::DomainEvent, error::Cause};
+use crate::domain::DomainEvent;
 
-/// The one message every event consumer actor accepts: a batch, in publication order. The
-/// consumer answers with its own error as the cause when it could not take it.
-pub enum ConsumerMsg {
-    Deliver(Vec<DomainEvent>, RpcReplyPort<Result<(), Cause>>),
-}
-
-/// A consumer of domain events.
+/// A consumer of domain events. The bridge knows consumers only by this trait (the consumer
+/// actors implement it in `actors::consumer`).
 #[async_trait::async_trait]
 pub trait Subscriber: Send + Sync {
     fn name(&self) -> &str;
     /// Takes a batch in order; on error the whole batch is offered again.
     async fn deliver(&self, events: &[DomainEvent]) -> Result<(), DeliveryError>;
-}
-
-/// A consumer actor as a subscriber; the call is bounded by `timeout`.
-pub struct ActorSubscriber {
-    pub name: String,
-    /// The consumer actor (kept running: a failed one is started again).
-    pub actor: Kept<ConsumerMsg>,
-    pub timeout: Duration,
-}
-
-#[async_trait::async_trait]
-impl Subscriber for ActorSubscriber {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn deliver(&self, events: &[DomainEvent]) -> Result<(), DeliveryError> {
-        let events = events.to_vec();
-        match self.actor.get().call(|reply| ConsumerMsg::Deliver(events, reply), Some(self.timeout)).await {
-            Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(DeliveryError::Failed),
-            Ok(ractor::rpc::CallResult::Timeout) => Err(DeliveryError::NoAnswer),
-            // The actor stopped while the call ran, or was not running: its keeper restarts it.
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(DeliveryError::Unreachable),
-        }
-    }
 }
 
 /// Where published events go.

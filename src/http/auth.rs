@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, reply},
+    extract::optional_text,
     users::UserView,
 };
 use crate::{
@@ -58,15 +59,6 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-}
-
-/// Optional free-text profile fields: trimmed, at most `max` characters, empty means absent.
-pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
-    match value.map(|v| v.trim().to_string()) {
-        Some(v) if v.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
-        Some(v) if v.is_empty() => Ok(None),
-        other => Ok(other),
-    }
 }
 
 /// Creates a user and its `user.created` event in one transaction.

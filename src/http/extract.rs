@@ -1,5 +1,5 @@
 //! Request-side helpers shared by the routers: the authenticated caller, cursor pagination,
-//! and the HTTP side of `Idempotency-Key` (its storage is `store::idempotency`).
+//! optional profile text, and the HTTP side of `Idempotency-Key` (its storage is `store::idempotency`).
 
 use std::{fmt::Display, future::Future, str::FromStr};
 
@@ -178,6 +178,15 @@ where
         previous_token: if after.is_some() { rows.first().map(|r| encode_cursor(key_of(r))) } else { None },
         items: rows,
     })
+}
+
+/// Optional free-text profile fields: trimmed, at most `max` characters, empty means absent.
+pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if v.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
 }
 
 /// Runs `work` at most once per `(user, route, Idempotency-Key)`: a repeat with the same body

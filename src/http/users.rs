@@ -10,9 +10,8 @@ use uuid::Uuid;
 
 use super::{
     AppState, Error, Result,
-    auth::optional_text,
     error::{ApiJson, ApiPath, ApiQuery, reply},
-    extract::{AuthUser, PageParams, paginate},
+    extract::{AuthUser, PageParams, optional_text, paginate},
 };
 use crate::{
     domain::{Email, Password, Role, Username},
