@@ -9,14 +9,19 @@ WORKDIR /src
 # manifests and lock file.
 COPY Cargo.toml Cargo.lock ./
 COPY migrations/Cargo.toml migrations/Cargo.toml
-RUN mkdir -p src migrations/src \
-    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs migrations/src/lib.rs \
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
+RUN mkdir -p src/bin/boxoffice migrations/src loadtest/src \
+    && echo 'fn main() {}' > src/bin/boxoffice/main.rs \
+    && touch src/lib.rs migrations/src/lib.rs loadtest/src/lib.rs \
     && cargo build --release --locked --bin boxoffice \
-    && rm -rf src migrations/src
+    && rm -rf src migrations/src loadtest/src
+# The built-in defaults are config.toml itself, compiled in (src/config.rs).
+COPY config.toml config.toml
 COPY migrations migrations
+COPY loadtest loadtest
 COPY src src
 # The stub's artefacts are older than the real sources, but touch them anyway so cargo rebuilds.
-RUN touch src/main.rs src/lib.rs migrations/src/lib.rs \
+RUN touch src/bin/boxoffice/main.rs src/lib.rs migrations/src/lib.rs loadtest/src/lib.rs \
     && cargo build --release --locked --bin boxoffice \
     && install -m 0755 target/release/boxoffice /usr/local/bin/boxoffice
 

@@ -17,7 +17,7 @@ eval "$(scripts/services.sh env | grep '^export BOXOFFICE_TEST_')"
 pg_url=$BOXOFFICE_TEST_POSTGRES_URL
 
 echo "== all tests, SQLite (embedded database) =="
-env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --all-targets
+env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets
 
 echo "== HTTP, backbone and inventory suites on PostgreSQL ($pg_url) =="
 BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone --test inventory

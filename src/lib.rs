@@ -13,7 +13,6 @@
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
 //! - [`error`]: what every boundary's error type shares (`Unavailable`, cause-chain reports).
 //! - [`retry`]: the one backoff and the one restart policy every retry loop and supervisor uses.
-//! - [`loadtest`]: the load-test harness behind `boxoffice loadtest`.
 
 pub mod actors;
 pub mod app;
@@ -24,7 +23,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod instruments;
-pub mod loadtest;
 pub mod retry;
 pub mod seed;
 pub mod store;

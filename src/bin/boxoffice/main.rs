@@ -1,4 +1,7 @@
-//! The `boxoffice` binary: parses the command line and calls into the library.
+//! The `boxoffice` binary: parses the command line and calls into the library (and, for
+//! `boxoffice loadtest`, into the harness crate through [`loadtest::BoxofficeHost`]).
+
+mod loadtest;
 
 use std::path::PathBuf;
 
@@ -26,7 +29,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Load-test a Boxoffice (or an embedded one) and check the seat invariant afterwards.
-    Loadtest(boxoffice::loadtest::LoadtestArgs),
+    Loadtest(boxoffice_loadtest::LoadtestArgs),
     /// Serve a trivial endpoint: the ceiling the load-test harness is compared against.
     #[command(hide = true)]
     CeilingServer {
@@ -53,7 +56,7 @@ async fn main() -> std::process::ExitCode {
         },
         Command::Migrate => migrate(&config).await,
         Command::Loadtest(args) => loadtest(args, config).await,
-        Command::CeilingServer { addr } => boxoffice::loadtest::trivial_server(addr).await,
+        Command::CeilingServer { addr } => boxoffice_loadtest::trivial_server(addr).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -65,9 +68,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn loadtest(args: boxoffice::loadtest::LoadtestArgs, config: boxoffice::Config) -> anyhow::Result<()> {
+async fn loadtest(args: boxoffice_loadtest::LoadtestArgs, config: boxoffice::Config) -> anyhow::Result<()> {
     let json = args.json.clone();
-    let report = boxoffice::loadtest::run(args, config).await?;
+    let report = boxoffice_loadtest::run(args, &loadtest::BoxofficeHost(config)).await?;
     report.print();
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;

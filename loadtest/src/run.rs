@@ -21,7 +21,7 @@ use super::{
     client::{Conn, Endpoint, Prepared},
     report::{InvariantCheck, Latency, Report},
 };
-use crate::{Application, Config};
+use crate::{Embedded, Host};
 
 /// What every worker needs.
 struct Target {
@@ -61,9 +61,9 @@ struct Live {
     server_errors: AtomicU64,
 }
 
-/// Runs the load test described by `args`; `config` supplies the admin credentials and, for
-/// the embedded mode, the configuration to start Boxoffice with.
-pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
+/// Runs the load test described by `args`; `host` supplies the default admin credentials, the
+/// embedded mode and the database side of the invariant check.
+pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -73,8 +73,9 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
         Some(u) => u.trim_end_matches('/').to_string(),
         None if args.scenario == Scenario::Ceiling => bail!("the ceiling scenario needs --url of a trivial server"),
         None => {
-            let (app, url, db_url) = start_embedded(&config).await?;
-            database_url.get_or_insert(db_url);
+            let app: Embedded = host.start_embedded().await?;
+            database_url.get_or_insert(app.database_url.clone());
+            let url = app.url.clone();
             embedded = Some(app);
             url
         }
@@ -92,7 +93,7 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
             tokens: vec!["ceiling".into()],
         }
     } else {
-        prepare(&args, &config, base.clone(), client, endpoint).await?
+        prepare(&args, host, base.clone(), client, endpoint).await?
     };
     let target = Arc::new(target);
 
@@ -155,11 +156,10 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
         None
     } else {
         let sold_out_seen = total.statuses.get(&409).copied().unwrap_or(0) > 0;
-        Some(check_invariant(&target, database_url.as_deref(), sold_out_seen).await?)
+        Some(check_invariant(&target, host, database_url.as_deref(), sold_out_seen).await?)
     };
-    if let Some((stop_tx, task)) = embedded {
-        let _ = stop_tx.send(());
-        let _ = task.await;
+    if let Some(app) = embedded {
+        (app.stop)().await;
     }
 
     let requests = total.latency.len();
@@ -186,28 +186,6 @@ pub async fn run(args: LoadtestArgs, config: Config) -> anyhow::Result<Report> {
     })
 }
 
-type Embedded = (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>);
-
-/// Starts Boxoffice on a temporary SQLite database, the embedded default.
-async fn start_embedded(config: &Config) -> anyhow::Result<(Embedded, String, String)> {
-    let dir = std::env::temp_dir().join(format!("boxoffice-loadtest-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let mut c = config.clone();
-    c.http.addr = "127.0.0.1:0".parse()?;
-    c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display()).into();
-    c.mail.dir = dir.join("mail");
-    c.seed.demo_data = false;
-    let db_url = c.database.url.expose().to_string();
-    let app = Application::build(c).await.context("starting the embedded Boxoffice")?;
-    let url = format!("http://{}", app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    eprintln!("loadtest: started an embedded Boxoffice at {url} (SQLite in {})", dir.display());
-    Ok(((tx, task), url, db_url))
-}
-
 async fn post(client: &Client, url: String, token: Option<&str>, body: Value) -> anyhow::Result<(StatusCode, Value)> {
     let mut req = client.post(url).json(&body);
     if let Some(t) = token {
@@ -222,14 +200,15 @@ async fn post(client: &Client, url: String, token: Option<&str>, body: Value) ->
 /// Creates the hot event and the users, and logs them in.
 async fn prepare(
     args: &LoadtestArgs,
-    config: &Config,
+    host: &dyn Host,
     base: String,
     client: Client,
     endpoint: Arc<Endpoint>,
 ) -> anyhow::Result<Target> {
     let api = format!("{base}/api/v1");
-    let login = args.admin_login.clone().unwrap_or_else(|| config.admin.username.clone());
-    let password = args.admin_password.clone().unwrap_or_else(|| config.admin.password.expose().to_string());
+    let (default_login, default_password) = host.admin();
+    let login = args.admin_login.clone().unwrap_or(default_login);
+    let password = args.admin_password.clone().unwrap_or(default_password);
     let (s, body) =
         post(&client, format!("{api}/auth/login"), None, json!({"login": login, "password": password})).await?;
     if s != StatusCode::OK {
@@ -430,6 +409,7 @@ fn spawn_progress(live: Arc<Live>, stop: Arc<AtomicBool>, total: Option<u64>) ->
 /// Reads the hot event back from the API and, if reachable, sums its orders in the database.
 async fn check_invariant(
     t: &Target,
+    host: &dyn Host,
     database_url: Option<&str>,
     sold_out_seen: bool,
 ) -> anyhow::Result<InvariantCheck> {
@@ -438,16 +418,8 @@ async fn check_invariant(
     let (total, available, held, sold) = (n("total_slots"), n("available_slots"), n("held_slots"), n("sold_slots"));
     let (mut db_held, mut db_sold) = (None, None);
     if let Some(url) = database_url {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        let db = crate::store::connect(url, 2).await.context("connecting to the database for the invariant check")?;
-        let rows = crate::store::entities::orders::Entity::find()
-            .filter(crate::store::entities::orders::Column::EventId.eq(t.event_id))
-            .all(&db)
-            .await?;
-        let sum =
-            |st: &[&str]| rows.iter().filter(|o| st.contains(&o.status.as_str())).map(|o| o.quantity as u64).sum();
-        db_held = Some(sum(&["pending", "paying"]));
-        db_sold = Some(sum(&["confirmed"]));
+        let (h, s) = host.stored_counts(url, t.event_id).await.context("reading the orders table")?;
+        (db_held, db_sold) = (Some(h), Some(s));
     }
     let api_ok = held + sold <= total && available + held + sold == total;
     let db_ok = db_held.is_none_or(|h| h == held) && db_sold.is_none_or(|s| s == sold);

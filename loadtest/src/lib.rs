@@ -1,5 +1,10 @@
 //! `boxoffice loadtest`: the harness our users and we measure the on-sale rush with.
 //!
+//! Its own crate: an HTTP client of Boxoffice that the server library does not carry. What it
+//! needs from Boxoffice itself (starting an embedded instance, the default admin, reading the
+//! orders table for the invariant check) comes through the [`Host`] port, which the `boxoffice`
+//! binary implements.
+//!
 //! It targets a running Boxoffice (`--url`) or starts one itself in embedded mode, prepares its
 //! own data (a hot event of capacity C, V users with tokens), drives one scenario from N
 //! concurrent connections for a duration or a request count, shows live progress, and ends with
@@ -18,6 +23,25 @@ use std::path::PathBuf;
 
 pub use report::Report;
 pub use run::{run, trivial_server};
+
+/// What the harness needs from the Boxoffice it is built into.
+#[async_trait::async_trait]
+pub trait Host: Send + Sync {
+    /// The admin login and password used when none is given on the command line.
+    fn admin(&self) -> (String, String);
+    /// Starts Boxoffice on a fresh temporary database (the embedded default).
+    async fn start_embedded(&self) -> anyhow::Result<Embedded>;
+    /// Held and sold seats of `event_id`, summed from the orders table at `database_url`.
+    async fn stored_counts(&self, database_url: &str, event_id: uuid::Uuid) -> anyhow::Result<(u64, u64)>;
+}
+
+/// A Boxoffice the harness started itself.
+pub struct Embedded {
+    pub url: String,
+    pub database_url: String,
+    /// Shuts it down; resolves once it has stopped.
+    pub stop: Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
