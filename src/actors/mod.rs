@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod keeper;
 pub mod notifier;
 pub mod payment;
+pub mod registry;
 pub mod saga;
 pub mod supervisor;
 

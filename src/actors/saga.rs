@@ -7,10 +7,10 @@
 //! database on each step (expiry is decided by the inventory, not here), so a saga can stop when
 //! idle and come back without losing anything. Sagas are spawned by [`Sagas`] on demand.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -20,6 +20,7 @@ use super::{
     inventory::{InventoryError, InventoryMsg},
     keeper::Kept,
     payment::{ChargeOutcome, ChargeRequest, PaymentMsg, ProviderError},
+    registry::{Directory, Registry},
 };
 use crate::{
     domain::{
@@ -360,14 +361,15 @@ pub enum SagasMsg {
     Get(Uuid, RpcReplyPort<ActorRef<SagaMsg>>),
 }
 
-/// Spawns and supervises sagas. A failed saga is logged and forgotten: its order's state is in
-/// the database, so the next request for that order starts a fresh one.
+/// Spawns and supervises sagas, kept in a [`Registry`] like the inventories. A failed saga is
+/// logged, counted as a restart and forgotten: its order's state is in the database, so the next
+/// request for that order starts a fresh one (a restart on demand, with nothing to back off from:
+/// a saga holds no state and does no work of its own between requests).
 pub struct Sagas;
 
 pub struct SagasState {
     deps: SagaDeps,
-    live: HashMap<Uuid, ActorRef<SagaMsg>>,
-    by_actor: HashMap<ActorId, Uuid>,
+    children: Registry<Uuid, SagaMsg>,
 }
 
 impl Actor for Sagas {
@@ -376,7 +378,7 @@ impl Actor for Sagas {
     type Arguments = SagaDeps;
 
     async fn pre_start(&self, _myself: ActorRef<Self::Msg>, deps: SagaDeps) -> Result<Self::State, ActorProcessingErr> {
-        Ok(SagasState { deps, live: HashMap::new(), by_actor: HashMap::new() })
+        Ok(SagasState { deps, children: Registry::new(Directory::default()) })
     }
 
     async fn handle(
@@ -386,13 +388,12 @@ impl Actor for Sagas {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let SagasMsg::Get(order_id, reply) = msg;
-        if let Some(saga) = state.live.get(&order_id) {
-            let _ = reply.send(saga.clone());
+        if let Some(saga) = state.children.get(&order_id) {
+            let _ = reply.send(saga);
             return Ok(());
         }
         let (saga, _) = Actor::spawn_linked(None, OrderSaga, (order_id, state.deps.clone()), myself.get_cell()).await?;
-        state.by_actor.insert(saga.get_id(), order_id);
-        state.live.insert(order_id, saga.clone());
+        state.children.add(order_id, saga.clone());
         let _ = reply.send(saga);
         Ok(())
     }
@@ -405,15 +406,12 @@ impl Actor for Sagas {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, ..) => {
-                if let Some(order) = state.by_actor.remove(&cell.get_id()) {
-                    state.live.remove(&order);
-                }
+                state.children.forget(&cell);
             }
             SupervisionEvent::ActorFailed(cell, err) => {
-                if let Some(order) = state.by_actor.remove(&cell.get_id()) {
+                if let Some(order) = state.children.forget(&cell) {
                     tracing::error!(order = %order, error = %err, "order saga failed; it restarts from the store on the next request");
                     metrics::counter!(crate::instruments::ACTOR_RESTARTS, "kind" => "saga").increment(1);
-                    state.live.remove(&order);
                 }
             }
             _ => {}

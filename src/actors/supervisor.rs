@@ -17,16 +17,18 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock},
     time::Duration,
 };
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::inventory::{EventInventory, InventoryArgs, InventoryMsg};
+use super::{
+    inventory::{EventInventory, InventoryArgs, InventoryMsg},
+    registry::{self, Registry},
+};
 use crate::{
     error::{Report, Unavailable},
     retry::{Failures, RestartPolicy, Verdict},
@@ -34,26 +36,7 @@ use crate::{
 };
 
 /// Live inventory actors by event id, readable without the supervisor.
-#[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<HashMap<Uuid, ActorRef<InventoryMsg>>>>);
-
-impl Directory {
-    pub fn get(&self, id: &Uuid) -> Option<ActorRef<InventoryMsg>> {
-        self.0.read().ok()?.get(id).cloned()
-    }
-
-    fn insert(&self, id: Uuid, actor: ActorRef<InventoryMsg>) {
-        if let Ok(mut m) = self.0.write() {
-            m.insert(id, actor);
-        }
-    }
-
-    fn remove(&self, id: &Uuid) {
-        if let Ok(mut m) = self.0.write() {
-            m.remove(id);
-        }
-    }
-}
+pub type Directory = registry::Directory<Uuid, InventoryMsg>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
@@ -80,7 +63,7 @@ pub struct SupervisorArgs {
 
 pub struct SupervisorState {
     args: SupervisorArgs,
-    by_actor: HashMap<ActorId, Uuid>,
+    children: Registry<Uuid, InventoryMsg>,
     /// Recent failure instants per event, pruned to the restart window.
     failures: HashMap<Uuid, Failures>,
     /// Events given up on, until when.
@@ -102,8 +85,8 @@ impl Actor for InventorySupervisor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(SupervisorState {
+            children: Registry::new(args.directory.clone()),
             args,
-            by_actor: HashMap::new(),
             failures: HashMap::new(),
             gave_up: HashMap::new(),
             restarting: HashSet::new(),
@@ -123,7 +106,7 @@ impl Actor for InventorySupervisor {
             }
             SupervisorMsg::Restart(event_id) => {
                 state.restarting.remove(&event_id);
-                if state.args.directory.get(&event_id).is_none() {
+                if state.children.get(&event_id).is_none() {
                     match state.get_or_spawn(&myself, event_id).await {
                         Ok(_) => {}
                         // The event was deleted meanwhile: nothing left to restart.
@@ -151,12 +134,12 @@ impl Actor for InventorySupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if let Some(event_id) = state.forget(&cell) {
+                if let Some(event_id) = state.children.forget(&cell) {
                     tracing::debug!(event = %event_id, ?reason, "inventory stopped");
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
-                if let Some(event_id) = state.forget(&cell) {
+                if let Some(event_id) = state.children.forget(&cell) {
                     tracing::error!(event = %event_id, error = %err, "inventory actor failed");
                     state.on_failure(&myself, event_id);
                 }
@@ -168,15 +151,6 @@ impl Actor for InventorySupervisor {
 }
 
 impl SupervisorState {
-    fn forget(&mut self, cell: &ActorCell) -> Option<Uuid> {
-        let event_id = self.by_actor.remove(&cell.get_id())?;
-        // Only forget the directory entry if it still points at this actor.
-        if self.args.directory.get(&event_id).is_some_and(|a| a.get_id() == cell.get_id()) {
-            self.args.directory.remove(&event_id);
-        }
-        Some(event_id)
-    }
-
     fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, event_id: Uuid) {
         let now = Instant::now();
         match self.args.restart.on_failure(self.failures.entry(event_id).or_default(), now) {
@@ -205,7 +179,7 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         event_id: Uuid,
     ) -> Result<ActorRef<InventoryMsg>, LookupError> {
-        if let Some(actor) = self.args.directory.get(&event_id) {
+        if let Some(actor) = self.children.get(&event_id) {
             return Ok(actor);
         }
         if let Some(until) = self.gave_up.get(&event_id) {
@@ -240,8 +214,7 @@ impl SupervisorState {
                 return Err(Unavailable::because("the inventory failed to start", e).into());
             }
         };
-        self.by_actor.insert(actor.get_id(), event_id);
-        self.args.directory.insert(event_id, actor.clone());
+        self.children.add(event_id, actor.clone());
         Ok(actor)
     }
 }
