@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command. Starts the real servers (scripts/services.sh: PostgreSQL, Kafka, FerretDB,
 # Mailpit) and checks the Prometheus, Grafana and compose files, then runs every test with the
-# embedded database (SQLite), and the HTTP, backbone and inventory
+# embedded database (SQLite), and the HTTP and backbone
 # suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
 # both passes; in CI they fail rather than skip if the servers are missing. Last, the web page's
 # end-to-end tests in Debian's headless Chromium (scripts/web-test.sh).
@@ -19,8 +19,8 @@ pg_url=$BOXOFFICE_TEST_POSTGRES_URL
 echo "== all tests, SQLite (embedded database) =="
 env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets
 
-echo "== HTTP, backbone and inventory suites on PostgreSQL ($pg_url) =="
-BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone --test inventory
+echo "== HTTP and backbone suites on PostgreSQL ($pg_url) =="
+BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone
 
 echo "== web page in headless Chromium (Playwright) =="
 scripts/web-test.sh

@@ -2,7 +2,7 @@
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -19,6 +19,7 @@ use crate::{
     store::{
         self,
         entities::{refresh_tokens, users},
+        sessions::{self, NewSession},
     },
 };
 
@@ -120,19 +121,14 @@ async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterR
 async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Result<TokenPair> {
     let access = state.auth.issue_access(user.id, user.role)?;
     let refresh = new_refresh_token();
-    let now = Utc::now();
-    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-        id: Set(refresh.id),
-        user_id: Set(user.id),
-        family_id: Set(family),
-        token_hash: Set(refresh.hash),
-        expires_at: Set(now + state.auth.refresh_ttl),
-        spent_at: Set(None),
-        revoked_at: Set(None),
-        created_at: Set(now),
-    })
-    .exec_without_returning(&state.db)
-    .await?;
+    let session = NewSession {
+        id: refresh.id,
+        user_id: user.id,
+        family_id: family,
+        token_hash: refresh.hash,
+        expires_at: Utc::now() + state.auth.refresh_ttl,
+    };
+    sessions::insert(&state.db, session).await?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: refresh.token,
@@ -179,16 +175,9 @@ async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshReq
     if token.token_hash != hash || token.revoked_at.is_some() || token.expires_at <= Utc::now() {
         return Err(rejected());
     }
-    // Spend it atomically: of two concurrent uses only one finds it unspent.
-    let spent = refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::SpentAt, Expr::value(Utc::now()))
-        .filter(refresh_tokens::Column::Id.eq(id))
-        .filter(refresh_tokens::Column::SpentAt.is_null())
-        .exec(&state.db)
-        .await?;
-    if spent.rows_affected == 0 {
+    if !sessions::spend(&state.db, id).await? {
         tracing::warn!(family = %token.family_id, user = %token.user_id, "refresh token re-used: revoking its family");
-        revoke_family(&state, token.family_id).await?;
+        sessions::revoke_family(&state.db, token.family_id).await?;
         return Err(rejected());
     }
     let user = users::Entity::find_by_id(token.user_id)
@@ -200,16 +189,6 @@ async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshReq
     Ok(reply(StatusCode::OK, pair))
 }
 
-async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
-    refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_tokens::Column::FamilyId.eq(family))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(&state.db)
-        .await?;
-    Ok(())
-}
-
 /// Ends the session the refresh token belongs to. Unknown tokens are accepted silently.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, security(()),
     responses((status = 204, description = "the session is ended")))]
@@ -218,7 +197,7 @@ async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequ
         && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?
         && token.token_hash == hash
     {
-        revoke_family(&state, token.family_id).await?;
+        sessions::revoke_family(&state.db, token.family_id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

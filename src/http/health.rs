@@ -14,7 +14,8 @@ use axum::{
     routing::get,
 };
 use sea_orm::ConnectionTrait;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{AppState, Error, Result, error::reply};
 use crate::{bridge::bus::Transport, error::Unavailable};
@@ -29,13 +30,32 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "the process answers")))]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// What `/readyz` says about each dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyView {
+    /// Always `ready` (otherwise the answer is a 503 error).
+    pub status: &'static str,
+    pub database: &'static str,
+    /// `ok`, `degraded: ...` (events wait in the outbox) or `not configured (in-process bus)`.
+    pub kafka: &'static str,
+    /// Where the audit log lives: `mongodb` or `database` (the outbox table).
+    pub audit_log: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, body = HealthView, description = "the process answers")))]
 async fn healthz() -> Response {
-    reply(StatusCode::OK, json!({"status": "ok"}))
+    reply(StatusCode::OK, HealthView { status: "ok" })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
-    responses((status = 200, description = "ready: database, and Kafka when configured"),
+    responses((status = 200, body = ReadyView, description = "ready: database, and Kafka when configured"),
         (status = 503, description = "starting, shutting down, or a dependency is unreachable")))]
 async fn readyz(State(state): State<AppState>) -> Result<Response> {
     if !state.ready.load(Ordering::Relaxed) {
@@ -55,5 +75,5 @@ async fn readyz(State(state): State<AppState>) -> Result<Response> {
         Transport::Kafka(_) => "degraded: publishing fails, events wait in the outbox",
     };
     let audit = if state.audit_log.is_some() { "mongodb" } else { "database" };
-    Ok(reply(StatusCode::OK, json!({"status": "ready", "database": "ok", "kafka": kafka, "audit_log": audit})))
+    Ok(reply(StatusCode::OK, ReadyView { status: "ready", database: "ok", kafka, audit_log: audit }))
 }

@@ -90,15 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router())
         .merge(web::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(serde_json::json!({
-                    "error": {"code": "method_not_allowed", "message": "this route does not accept that method"}
-                })),
-            )
-                .into_response()
-        })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         // Only matched routes are measured, labelled by their template, so label values stay few.
         .route_layer(axum::middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(body_limit))

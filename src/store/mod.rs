@@ -1,6 +1,6 @@
 //! Storage: the sea-orm connection (PostgreSQL or SQLite), migrations, entities, the
 //! group-commit [`Committer`] through which every slot-changing write goes, and the other writes
-//! ([`accounts`], [`catalog`], [`idempotency`] keys), each with its domain event. HTTP handlers
+//! ([`accounts`], [`sessions`], [`catalog`], [`idempotency`] keys), each with its domain event. HTTP handlers
 //! validate and call these; they open no transactions of their own.
 
 pub mod accounts;
@@ -9,6 +9,7 @@ pub mod committer;
 pub mod entities;
 pub mod idempotency;
 pub mod mongo;
+pub mod sessions;
 
 use std::time::Duration;
 

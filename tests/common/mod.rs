@@ -28,6 +28,11 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// A SQLite file in `dir`, whatever the environment asks for.
+pub fn sqlite_database(dir: &std::path::Path) -> String {
+    format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display())
+}
+
 /// The database URL for one test: a new database on the test PostgreSQL server, or a SQLite
 /// file in `dir`.
 pub async fn fresh_database(dir: &std::path::Path) -> String {
@@ -39,7 +44,7 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
             let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
             format!("{base}/{name}")
         }
-        _ => format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display()),
+        _ => sqlite_database(dir),
     }
 }
 
