@@ -184,23 +184,112 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()));
+        }
+        // The bytes are kept so an error can say which of the sent fields was meant.
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::MalformedJson(format!("malformed JSON: {}", e.body_text())))?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => {
                 // serde's message names the path and what was wrong with it.
                 let detail = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                let (field, message) = match detail.split_once(": ") {
+                let (field, mut message) = match detail.split_once(": ") {
                     Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
-                    _ => ("body".to_string(), detail),
+                    _ => name_the_field(&detail),
                 };
+                if message == "is required" {
+                    message.push_str(&misnamed_as(&bytes, &field));
+                }
                 Err(Error::Invalid { field, message })
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()))
             }
             Err(e) => Err(Error::MalformedJson(format!("malformed JSON: {}", e.body_text()))),
         }
     }
+}
+
+/// `application/json`, or a `+json` type, whatever its parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// For a missing field: the sent key that looks like it was meant to be that field, if any.
+fn misnamed_as(body: &[u8], missing: &str) -> String {
+    let Ok(serde_json::Value::Object(sent)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let wanted = [missing.to_string()];
+    sent.keys()
+        .find(|k| did_you_mean(k, &wanted).is_some())
+        .map(|k| format!(" (`{k}` is not accepted: did you mean `{missing}`?)"))
+        .unwrap_or_default()
+}
+
+/// For an error about the body as a whole, the field it is about: serde says "unknown field `x`,
+/// expected `a` or `b`" or "missing field `a`"; the client should not have to read that.
+fn name_the_field(detail: &str) -> (String, String) {
+    // serde_json appends the position; the field name says more.
+    let detail = detail.split(" at line ").next().unwrap_or(detail);
+    let quoted = |s: &str| s.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>();
+    if let Some(rest) = detail.strip_prefix("unknown field ") {
+        let names = quoted(rest);
+        if let Some((unknown, expected)) = names.split_first() {
+            let hint = match did_you_mean(unknown, expected) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None if !expected.is_empty() => format!(
+                    "; the accepted fields are {}",
+                    expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                ),
+                None => String::new(),
+            };
+            return (unknown.clone(), format!("`{unknown}` is not accepted here{hint}"));
+        }
+    }
+    if let Some(rest) = detail.strip_prefix("missing field ")
+        && let Some(name) = quoted(rest).into_iter().next()
+    {
+        return (name, "is required".to_string());
+    }
+    ("body".to_string(), detail.to_string())
+}
+
+/// The accepted field a client most likely meant: a known alias of it, or a near spelling.
+fn did_you_mean<'a>(unknown: &str, expected: &'a [String]) -> Option<&'a str> {
+    const ALIASES: &[(&str, &str)] =
+        &[("username", "login"), ("email", "login"), ("user", "login"), ("pass", "password"), ("qty", "quantity")];
+    let lower = unknown.to_ascii_lowercase();
+    if let Some((_, to)) = ALIASES.iter().find(|(from, to)| *from == lower && expected.iter().any(|e| e == to)) {
+        return expected.iter().find(|e| e == to).map(String::as_str);
+    }
+    // camelCase or kebab-case for our snake_case, or a typo of a letter or two.
+    let plain = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+    expected
+        .iter()
+        .map(|e| (e, edit_distance(&plain(unknown), &plain(e))))
+        .filter(|(e, d)| *d <= 2.max(e.len() / 4))
+        .min_by_key(|(_, d)| *d)
+        .map(|(e, _)| e.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// `Path<T>`: an id that cannot be parsed names nothing that exists, so it is a 404.
@@ -234,4 +323,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// A body answered with a status; the shape handlers return.
 pub fn reply<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_the_field;
+
+    #[test]
+    fn an_unknown_field_is_named_with_what_was_meant() {
+        let (field, message) =
+            name_the_field("unknown field `username`, expected `login` or `password` at line 1 column 11");
+        assert_eq!(field, "username");
+        assert_eq!(message, "`username` is not accepted here; did you mean `login`?");
+        let (field, message) = name_the_field("unknown field `quantitty`, expected `event_id` or `quantity`");
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("quantitty", "`quantitty` is not accepted here; did you mean `quantity`?")
+        );
+        let (_, message) = name_the_field("unknown field `eventID`, expected `event_id` or `quantity`");
+        assert!(message.ends_with("did you mean `event_id`?"), "{message}");
+        let (_, message) = name_the_field("unknown field `colour`, expected one of `name`, `kind`");
+        assert!(message.ends_with("the accepted fields are `name`, `kind`"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_the_sent_key_that_meant_it() {
+        assert_eq!(
+            super::misnamed_as(br#"{"username": "ann", "password": "x"}"#, "login"),
+            " (`username` is not accepted: did you mean `login`?)"
+        );
+        assert_eq!(super::misnamed_as(br#"{"password": "x"}"#, "login"), "");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        assert_eq!(name_the_field("missing field `login` at line 1 column 2"), ("login".into(), "is required".into()));
+        assert_eq!(name_the_field("trailing characters").0, "body");
+    }
 }

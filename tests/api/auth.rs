@@ -61,6 +61,16 @@ async fn invalid_sign_up_fields_are_422_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_login_body_with_username_instead_of_login_is_422_naming_both_fields() {
+    let app = TestApp::spawn().await;
+    let (s, body) = app.post("/api/v1/auth/login", None, json!({"username": "ann", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "login", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is required") && message.contains("did you mean `login`"), "{message}");
+}
+
+#[tokio::test]
 async fn login_accepts_username_or_email_and_rejects_a_wrong_password_with_401() {
     let app = TestApp::spawn().await;
     app.signup("ann").await;

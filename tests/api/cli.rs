@@ -63,3 +63,15 @@ async fn loadtest_without_a_url_starts_an_embedded_boxoffice_and_checks_the_inva
     assert_eq!(inv["db_sold"], inv["sold"], "{report}");
     assert!(inv["db_held"].as_u64().unwrap() > 0, "{report}");
 }
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::common::sqlite_database(dir.path());
+    let env = [("BOXOFFICE_DATABASE__URL", url.as_str()), ("RUST_LOG", "info"), ("BOXOFFICE_LOG__FORMAT", "pretty")];
+    let out = run(dir.path(), &["migrate"], &env).await;
+    assert!(out.status.success(), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("migrations applied"), "{log}");
+    assert!(!log.contains('\x1b'), "ANSI escapes in a redirected log: {log:?}");
+}
