@@ -289,6 +289,28 @@ test('an admin creates an event, watches it, reads the audit log and the live st
   await p.context().close();
 });
 
+test('the page opens without a focus frame around the whole main area, and keyboard focus stays visible', async () => {
+  const p = await page();
+  await p.goto(`${base}/`);
+  await p.locator('main h1').waitFor();
+  // The main area takes focus on every view (so screen readers announce it), but it is not a
+  // control: no frame around it.
+  const main = await p.evaluate(() => {
+    const m = document.getElementById('main');
+    return { focused: document.activeElement === m, outline: getComputedStyle(m).outlineStyle };
+  });
+  assert.ok(main.focused, 'the main area has focus after load');
+  assert.equal(main.outline, 'none', 'no focus frame around the main area');
+  // A control reached with the keyboard still shows where focus is.
+  await p.keyboard.press('Tab');
+  const control = await p.evaluate(() => {
+    const el = document.activeElement;
+    return { tag: el.tagName, outline: getComputedStyle(el).outlineStyle };
+  });
+  assert.notEqual(control.outline, 'none', `keyboard focus on ${control.tag} is visible`);
+  await p.context().close();
+});
+
 test('the page is usable on a phone-sized screen with the keyboard', async () => {
   const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true });
   const p = await context.newPage();
