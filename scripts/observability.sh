@@ -3,6 +3,7 @@
 #   promtool check config / check rules / test rules   (prometheus/)
 #   docker-compose config                               (docker-compose.yml; needs no engine)
 #   the dashboards are JSON
+#   every pinned server version matches scripts/versions.env         (scripts/check-versions.sh)
 # Installs Prometheus (with promtool) and docker-compose from Debian's packages when missing.
 # The live check (a real Prometheus scraping Boxoffice and evaluating every dashboard query) is
 # the Rust test tests/backbone/observability.rs, which uses the prometheus binary installed here.
@@ -23,6 +24,7 @@ promtool check config prometheus/prometheus.yml
 promtool check rules prometheus/rules/*.yml
 promtool test rules prometheus/tests/*.yml
 docker-compose -f docker-compose.yml config --quiet && echo "docker-compose.yml: valid"
+scripts/check-versions.sh
 for f in grafana/dashboards/*.json; do
   python3 -m json.tool "$f" >/dev/null && echo "$f: valid JSON"
 done

@@ -12,7 +12,7 @@
 #             from Maven Central by mvn (scripts/kafka/pom.xml)        127.0.0.1:59092
 #   mongodb   FerretDB 1.24 on SQLite, built from the Go module proxy
 #             (scripts/ferretdb/) - a MongoDB wire-protocol server      127.0.0.1:57017
-#   smtp      Mailpit 1.22, built from the Go module proxy
+#   smtp      Mailpit 1.27, built from the Go module proxy
 #             (scripts/mailpit/): SMTP, and an HTTP API to read mail    127.0.0.1:51025, http://127.0.0.1:58025
 #
 # Everything is cached in .services/ (git-ignored): binaries, jars, data, logs and pid files.
@@ -131,8 +131,12 @@ kafka_install() {
   if [ ! -f "$libs/.stamp-$stamp" ]; then
     log "fetching the Kafka broker's jars from Maven Central"
     rm -rf "$libs" && mkdir -p "$libs"
-    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$libs" -DincludeScope=runtime
+    # Maven's own output (with colour codes even in batch mode) goes to a log; shown on failure.
+    if ! mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$libs" -DincludeScope=runtime >"$SVC/mvn.log" 2>&1; then
+      tail -n 40 "$SVC/mvn.log" >&2
+      exit 1
+    fi
     touch "$libs/.stamp-$stamp"
   fi
 }
@@ -252,6 +256,7 @@ reap_orphans() {
 names() { if [ $# -eq 0 ]; then echo postgres kafka mongodb smtp; else echo "$@"; fi; }
 
 up_one() {
+  local started=$SECONDS
   case $1 in
     postgres) pg_up ;;
     kafka) kafka_up ;;
@@ -259,6 +264,7 @@ up_one() {
     smtp) smtp_up ;;
     *) echo "unknown service $1 (postgres, kafka, mongodb, smtp)" >&2; exit 2 ;;
   esac
+  log "$1 ready ($((SECONDS - started)) s)"
 }
 
 down_one() {

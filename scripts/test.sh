@@ -8,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/services.sh up
+# Its output must read well in a CI log: no terminal escape codes (Maven wrote some once).
+services_log=$(mktemp)
+scripts/services.sh up 2>&1 | tee "$services_log"
+if grep -q $'\x1b' "$services_log"; then
+  echo "scripts/services.sh wrote terminal escape codes to its output" >&2
+  exit 1
+fi
 # promtool, docker-compose config, dashboards as JSON; installs the prometheus binary that the
 # backbone suite's live dashboard test runs.
 scripts/observability.sh

@@ -36,8 +36,11 @@ pub struct AuditQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLogView {
     pub event_type: String,
+    /// The domain event's payload. Its `eventId`, where it has one, is the *booked* event (a
+    /// concert, a workshop), not this record's `event_id`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// The id of the domain event itself (the message id: CloudEvents `ce_id`), unique per record.
     pub event_id: Uuid,
     pub occurred_at: DateTime<Utc>,
     /// When the audit log recorded it: on MongoDB, when the Auditor received it; otherwise the
