@@ -61,8 +61,10 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        // From here on the configuration carries the key in use, configured or generated.
+        config.auth.jwt_secret = crate::secrets::jwt_secret(&config.auth)?;
         crate::instruments::install();
         let config = Arc::new(config);
         let db = store::connect(config.database.url.expose(), config.database.max_connections)

@@ -22,6 +22,8 @@ use figment::{
 };
 use serde::Deserialize;
 
+use crate::domain::MAX_PER_PERSON;
+
 /// The built-in defaults: the shipped `config.toml`, compiled in as the first layer.
 pub const DEFAULTS: &str = include_str!("../config.toml");
 
@@ -97,14 +99,19 @@ pub struct DatabaseConfig {
 pub struct AdminConfig {
     pub email: String,
     pub username: String,
+    /// Empty: generated when the account is created (see [`crate::secrets`]).
     pub password: Secret,
+    /// Where a generated password is written.
+    pub password_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// HMAC secret for access tokens (HS256), at least 32 bytes.
+    /// HMAC secret for access tokens (HS256), at least 32 bytes. Empty: generated and kept in
+    /// `jwt_secret_file` (see [`crate::secrets`]).
     pub jwt_secret: Secret,
+    pub jwt_secret_file: PathBuf,
     pub access_ttl_seconds: u64,
     pub refresh_ttl_seconds: u64,
     /// Argon2id memory cost in KiB and passes (OWASP: 19 MiB, 2 passes).
@@ -119,6 +126,8 @@ pub struct BookingConfig {
     pub default_hold_seconds: u32,
     /// Upper bound for an event's `hold_seconds`.
     pub max_hold_seconds: u32,
+    /// `max_per_person` of events that do not set it (0: no limit).
+    pub default_max_per_person: u32,
     /// While a payment is in flight its hold cannot expire, for at most this long.
     pub payment_pin_max_seconds: u32,
     /// Every HTTP handler's call into an actor gives up after this and answers 503.
@@ -288,16 +297,15 @@ impl Default for Config {
     }
 }
 
+/// JWT keys that were ever shipped as samples (in `config.toml` and `docker-compose.yml`): anyone
+/// can mint tokens with them, so a configuration that uses one does not start.
+pub const SAMPLE_JWT_SECRETS: &[&str] =
+    &["boxoffice-dev-secret-change-me-please", "compose-demo-secret-change-me-0123456789"];
+
+/// Admin passwords that were ever shipped as samples.
+pub const SAMPLE_ADMIN_PASSWORDS: &[&str] = &["change-me-admin"];
+
 impl Config {
-    /// Whether a secret is still the value the built-in defaults ship (start-up warns).
-    pub fn uses_default_admin_password(&self) -> bool {
-        self.admin.password == Config::default().admin.password
-    }
-
-    pub fn uses_default_jwt_secret(&self) -> bool {
-        self.auth.jwt_secret == Config::default().auth.jwt_secret
-    }
-
     /// Defaults, then the TOML file (if present), then `BOXOFFICE_*` environment variables.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let path = path.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config.toml"));
@@ -331,8 +339,12 @@ impl Config {
         if self.database.commit_batch_max == 0 {
             return Err(bad("database.commit_batch_max", "must be at least 1"));
         }
-        if self.auth.jwt_secret.expose().len() < 32 {
-            return Err(bad("auth.jwt_secret", "must be at least 32 bytes"));
+        let jwt = self.auth.jwt_secret.expose();
+        if !jwt.is_empty() && jwt.len() < 32 {
+            return Err(bad("auth.jwt_secret", "must be at least 32 bytes (or empty, to generate one)"));
+        }
+        if SAMPLE_JWT_SECRETS.contains(&jwt) {
+            return Err(bad("auth.jwt_secret", "is a published sample value; set a random key of your own"));
         }
         if self.auth.access_ttl_seconds == 0 || self.auth.refresh_ttl_seconds == 0 {
             return Err(bad("auth.access_ttl_seconds", "token lifetimes must be positive"));
@@ -340,8 +352,14 @@ impl Config {
         if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
             return Err(bad("auth.argon2_memory_kib", "argon2 needs at least 8 KiB and 1 pass"));
         }
-        if self.admin.password.expose().len() < 8 {
-            return Err(bad("admin.password", "must be at least 8 characters"));
+        let password = self.admin.password.expose();
+        if SAMPLE_ADMIN_PASSWORDS.contains(&password) {
+            return Err(bad("admin.password", "is a published sample value; set your own, or leave it empty"));
+        }
+        if !password.is_empty()
+            && let Err(why) = crate::domain::Password::parse(password, &[&self.admin.username, &self.admin.email])
+        {
+            return Err(bad("admin.password", why));
         }
         if !self.admin.email.contains('@') {
             return Err(bad("admin.email", "must be an e-mail address"));
@@ -349,6 +367,9 @@ impl Config {
         let b = &self.booking;
         if b.default_hold_seconds == 0 || b.default_hold_seconds > b.max_hold_seconds {
             return Err(bad("booking.default_hold_seconds", "must be between 1 and booking.max_hold_seconds"));
+        }
+        if b.default_max_per_person > MAX_PER_PERSON {
+            return Err(bad("booking.default_max_per_person", format!("must be between 0 and {MAX_PER_PERSON}")));
         }
         if b.payment_pin_max_seconds == 0 {
             return Err(bad("booking.payment_pin_max_seconds", "must be at least 1"));
@@ -427,6 +448,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_carries_no_secret_and_every_published_sample_is_refused() {
+        let c = Config::default();
+        assert_eq!(c.auth.jwt_secret.expose(), "", "config.toml ships no JWT key");
+        assert_eq!(c.admin.password.expose(), "", "config.toml ships no admin password");
+        for sample in SAMPLE_JWT_SECRETS {
+            let mut c = Config::default();
+            c.auth.jwt_secret = (*sample).into();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("auth.jwt_secret") && err.contains("sample"), "{err}");
+        }
+        let mut c = Config::default();
+        c.admin.password = "change-me-admin".into();
+        assert!(c.validate().unwrap_err().to_string().contains("admin.password"));
+        c.admin.password = "admin-rocks-2026".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("username or e-mail"), "the password policy applies: {err}");
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail closures return its (large) error type
     fn environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
@@ -445,7 +485,7 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn string_keys_take_environment_values_verbatim_even_when_they_look_like_numbers_or_arrays() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("BOXOFFICE_ADMIN__PASSWORD", "12345678");
+            jail.set_env("BOXOFFICE_ADMIN__PASSWORD", "20261202173055");
             jail.set_env("BOXOFFICE_MAIL__SMTP_PASSWORD", "007");
             jail.set_env("BOXOFFICE_MAIL__SMTP_USERNAME", "true");
             jail.set_env("BOXOFFICE_AUTH__JWT_SECRET", "[not-an-array, 0123456789abcdefghijklmnop]");
@@ -453,7 +493,7 @@ mod tests {
             jail.set_env("BOXOFFICE_MAIL__SMTP_PORT", "2525");
             jail.set_env("BOXOFFICE_SEED__DEMO_DATA", "false");
             let c = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(c.admin.password.expose(), "12345678");
+            assert_eq!(c.admin.password.expose(), "20261202173055");
             assert_eq!(c.mail.smtp_password.expose(), "007");
             assert_eq!(c.mail.smtp_username, "true");
             assert_eq!(c.auth.jwt_secret.expose(), "[not-an-array, 0123456789abcdefghijklmnop]");
@@ -489,9 +529,9 @@ mod tests {
         c.database.url = "postgres://boxoffice:hunter2-db@127.0.0.1/boxoffice".into();
         c.mail.smtp_password = "hunter2-smtp".into();
         let printed = format!("{c:?}");
-        for secret in ["hunter2", c.auth.jwt_secret.expose(), c.admin.password.expose()] {
-            assert!(!printed.contains(secret), "{secret} printed in {printed}");
-        }
+        c.auth.jwt_secret = "hunter2-jwt-0123456789abcdefghijklmnop".into();
+        c.admin.password = "hunter2-admin".into();
+        assert!(!printed.contains("hunter2"), "a secret printed in {printed}");
     }
 
     #[test]
@@ -504,7 +544,6 @@ mod tests {
             assert_eq!(c.booking.max_restarts, 9);
             assert_eq!(c.booking.restart_window_seconds, d.booking.restart_window_seconds);
             assert_eq!(c.http.addr, d.http.addr);
-            assert!(c.uses_default_admin_password() && c.uses_default_jwt_secret());
             Ok(())
         });
     }

@@ -33,6 +33,24 @@ pub const EMAILS: &str = "boxoffice_emails_total";
 pub const AUDIT_WRITES: &str = "boxoffice_audit_writes_total";
 pub const DLQ_MESSAGES: &str = "boxoffice_dlq_messages_total";
 pub const COMMIT_DURATION: &str = "boxoffice_commit_batch_duration_seconds";
+pub const REFUSALS: &str = "boxoffice_requests_refused_total";
+
+/// Why a request was refused by a protective rule, the `reason` label of [`REFUSALS`] (one series
+/// each, registered at zero): the per-person seat limit, a locked account, the per-address auth
+/// limit, a revoked or dead token.
+pub mod refusal {
+    pub const PERSON_LIMIT: &str = "person_limit";
+    pub const LOGIN_LOCKED: &str = "login_locked";
+    pub const AUTH_RATE: &str = "auth_rate_limited";
+    pub const TOKEN_REVOKED: &str = "token_revoked";
+    pub const ACCOUNT_GONE: &str = "account_gone";
+    pub const ALL: &[&str] = &[PERSON_LIMIT, LOGIN_LOCKED, AUTH_RATE, TOKEN_REVOKED, ACCOUNT_GONE];
+}
+
+/// Counts one refusal (see [`refusal`]).
+pub fn refused(reason: &'static str) {
+    metrics::counter!(REFUSALS, "reason" => reason).increment(1);
+}
 
 /// Sub-millisecond to ten seconds: a hold answers in about a millisecond when idle, and a
 /// payment can take seconds.
@@ -88,6 +106,9 @@ fn register_known() {
     for result in ["ok", "failed"] {
         counter!(AUDIT_WRITES, "result" => result).increment(0);
     }
+    for reason in refusal::ALL {
+        counter!(REFUSALS, "reason" => *reason).increment(0);
+    }
     crate::bridge::outbox::register_counters();
 }
 
@@ -114,4 +135,5 @@ fn describe() {
     describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");
     describe_counter!(DLQ_MESSAGES, "Messages sent to a dead-letter topic, by topic");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit batch duration");
+    describe_counter!(REFUSALS, "Requests refused by a protective rule, by reason");
 }

@@ -13,6 +13,7 @@
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
 //! - [`error`]: what every boundary's error type shares (`Unavailable`, cause-chain reports).
 //! - [`retry`]: the one backoff and the one restart policy every retry loop and supervisor uses.
+//! - [`secrets`]: the JWT key and admin password generated (and kept in `var/`) when none is set.
 
 pub mod actors;
 pub mod app;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod instruments;
 pub mod retry;
+pub mod secrets;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

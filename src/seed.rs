@@ -9,28 +9,44 @@ use crate::{
     auth::AuthKeys,
     config::Config,
     domain::{CategoryKind, Email, Role, Username},
+    secrets,
     store::{
         self,
         entities::{categories, events, users},
     },
 };
 
-/// Creates the admin account if missing; otherwise makes the account with that e-mail a live admin
-/// whose password is the configured one, so changing `BOXOFFICE_ADMIN__PASSWORD` and restarting
-/// takes effect.
+/// The admin account from `[admin]`.
+///
+/// With a configured password: creates the account if missing, otherwise makes the account with
+/// that e-mail a live admin whose password is the configured one, so changing
+/// `BOXOFFICE_ADMIN__PASSWORD` and restarting takes effect. With none: the start that creates the
+/// account gives it a random password (see [`crate::secrets`]), and later starts leave it alone.
 pub async fn ensure_admin(db: &DatabaseConnection, auth: &AuthKeys, config: &Config) -> anyhow::Result<()> {
     let admin = &config.admin;
-    if config.uses_default_admin_password() {
-        tracing::warn!("the admin password is the built-in default: set BOXOFFICE_ADMIN__PASSWORD");
-    }
-    if config.uses_default_jwt_secret() {
-        tracing::warn!("the JWT secret is the built-in default: set BOXOFFICE_AUTH__JWT_SECRET");
-    }
     let email = admin.email.trim().to_lowercase();
-    if let Some(existing) = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(db).await? {
+    let existing = users::Entity::find().filter(users::Column::Email.eq(email.clone())).one(db).await?;
+    let configured = admin.password.expose();
+    if configured.is_empty() {
+        if existing.is_some() {
+            return Ok(());
+        }
+        let password = secrets::random_token(18);
+        // Written before the account exists, so a failure here leaves no account nobody can use.
+        secrets::write_private(&admin.password_file, &password, true)
+            .with_context(|| format!("writing the admin password to {}", admin.password_file.display()))?;
+        create_admin(db, auth, config, &email, &password).await?;
+        tracing::warn!(
+            login = %admin.username,
+            password = %password,
+            file = %admin.password_file.display(),
+            "created the admin account with a generated password (shown only this once; also in the file)"
+        );
+        return Ok(());
+    }
+    if let Some(existing) = existing {
         // Verifying costs one hash, as a re-hash would, but writes nothing when all is as configured.
-        let password_ok =
-            auth.verify_password(admin.password.expose().to_string(), existing.password_hash.clone()).await;
+        let password_ok = auth.verify_password(configured.to_string(), existing.password_hash.clone()).await;
         let role_ok = existing.role == Role::Admin && existing.deleted_at.is_none();
         if password_ok && role_ok {
             return Ok(());
@@ -39,21 +55,34 @@ pub async fn ensure_admin(db: &DatabaseConnection, auth: &AuthKeys, config: &Con
         m.role = Set(Role::Admin);
         m.deleted_at = Set(None);
         if !password_ok {
-            m.password_hash = Set(auth.hash_password(admin.password.expose().to_string()).await?);
+            m.password_hash = Set(auth.hash_password(configured.to_string()).await?);
         }
         m.updated_at = Set(Utc::now());
         store::accounts::update_user(db, m).await?;
         tracing::info!(email = %admin.email, password_changed = !password_ok, "admin account brought in line with [admin]");
         return Ok(());
     }
-    let email = Email::parse(&email).map_err(anyhow::Error::msg).context("admin.email")?;
+    create_admin(db, auth, config, &email, configured).await?;
+    tracing::info!(email = %admin.email, "admin account created");
+    Ok(())
+}
+
+async fn create_admin(
+    db: &DatabaseConnection,
+    auth: &AuthKeys,
+    config: &Config,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let admin = &config.admin;
+    let email = Email::parse(email).map_err(anyhow::Error::msg).context("admin.email")?;
     let username = Username::parse(&admin.username).map_err(anyhow::Error::msg).context("admin.username")?;
     let now = Utc::now();
     let user = users::Model {
         id: Uuid::now_v7(),
         email: email.as_str().to_string(),
         username: username.as_str().to_string(),
-        password_hash: auth.hash_password(admin.password.expose().to_string()).await?,
+        password_hash: auth.hash_password(password.to_string()).await?,
         first_name: Some("Admin".into()),
         last_name: None,
         mobile_phone: None,
@@ -63,7 +92,6 @@ pub async fn ensure_admin(db: &DatabaseConnection, auth: &AuthKeys, config: &Con
         deleted_at: None,
     };
     store::accounts::insert_user(db, user).await.context("another account has the admin's username")?;
-    tracing::info!(email = %admin.email, "admin account created");
     Ok(())
 }
 
@@ -104,6 +132,7 @@ pub async fn demo_data(db: &DatabaseConnection, config: &Config) -> anyhow::Resu
             total_slots: total,
             max_per_order: max,
             hold_seconds: config.booking.default_hold_seconds as i32,
+            max_per_person: config.booking.default_max_per_person as i32,
             created_at: now,
             updated_at: now,
         };

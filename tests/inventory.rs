@@ -64,6 +64,7 @@ async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
         total_slots: Set(total),
         max_per_order: Set(10),
         hold_seconds: Set(hold_seconds),
+        max_per_person: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     })

@@ -27,7 +27,8 @@ pub use run::{run, trivial_server};
 /// What the harness needs from the Boxoffice it is built into.
 #[async_trait::async_trait]
 pub trait Host: Send + Sync {
-    /// The admin login and password used when none is given on the command line.
+    /// The admin login and password of a target given by `--url`, used when none is given on the
+    /// command line.
     fn admin(&self) -> (String, String);
     /// Starts Boxoffice on a fresh temporary database (the embedded default).
     async fn start_embedded(&self) -> anyhow::Result<Embedded>;
@@ -39,6 +40,8 @@ pub trait Host: Send + Sync {
 pub struct Embedded {
     pub url: String,
     pub database_url: String,
+    /// Its admin's login and password.
+    pub admin: (String, String),
     /// Shuts it down; resolves once it has stopped.
     pub stop: Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>,
 }

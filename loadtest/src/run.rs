@@ -69,12 +69,14 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     }
     let mut embedded = None;
     let mut database_url = args.database_url.clone();
+    let mut admin = None;
     let base = match &args.url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None if args.scenario == Scenario::Ceiling => bail!("the ceiling scenario needs --url of a trivial server"),
         None => {
             let app: Embedded = host.start_embedded().await?;
             database_url.get_or_insert(app.database_url.clone());
+            admin = Some(app.admin.clone());
             let url = app.url.clone();
             embedded = Some(app);
             url
@@ -93,7 +95,8 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
             tokens: vec!["ceiling".into()],
         }
     } else {
-        prepare(&args, host, base.clone(), client, endpoint).await?
+        let admin = admin.unwrap_or_else(|| host.admin());
+        prepare(&args, admin, base.clone(), client, endpoint).await?
     };
     let target = Arc::new(target);
 
@@ -200,13 +203,12 @@ async fn post(client: &Client, url: String, token: Option<&str>, body: Value) ->
 /// Creates the hot event and the users, and logs them in.
 async fn prepare(
     args: &LoadtestArgs,
-    host: &dyn Host,
+    (default_login, default_password): (String, String),
     base: String,
     client: Client,
     endpoint: Arc<Endpoint>,
 ) -> anyhow::Result<Target> {
     let api = format!("{base}/api/v1");
-    let (default_login, default_password) = host.admin();
     let login = args.admin_login.clone().unwrap_or(default_login);
     let password = args.admin_password.clone().unwrap_or(default_password);
     let (s, body) =
@@ -231,8 +233,15 @@ async fn prepare(
     let mut event = json!({
         "name": format!("Hot event {run}"), "category_id": cat["id"], "price_cents": price, "currency": "EUR",
         "starts_at": "2030-01-01T20:00:00Z", "total_slots": capacity, "max_per_order": 100, "hold_seconds": 3600,
+        // Every virtual user is the same account: no per-person limit.
+        "max_per_person": 0,
     });
     let (mut s, mut ev) = post(&client, format!("{api}/events"), Some(&admin), event.clone()).await?;
+    if s == StatusCode::UNPROCESSABLE_ENTITY && ev.to_string().contains("max_per_person") {
+        // A target older than per-person limits (an A/B against an earlier build) has none.
+        event.as_object_mut().map(|o| o.remove("max_per_person"));
+        (s, ev) = post(&client, format!("{api}/events"), Some(&admin), event.clone()).await?;
+    }
     if s == StatusCode::UNPROCESSABLE_ENTITY {
         // The target allows shorter holds; take its default.
         event.as_object_mut().map(|o| o.remove("hold_seconds"));

@@ -9,6 +9,7 @@ mod m20261121_000001_booking_core;
 mod m20261121_000002_processed_events;
 mod m20261122_000003_one_registration_per_event;
 mod m20261122_000004_outbox_is_the_audit_log;
+mod m20261202_000005_max_per_person;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_processed_events::Migration),
             Box::new(m20261122_000003_one_registration_per_event::Migration),
             Box::new(m20261122_000004_outbox_is_the_audit_log::Migration),
+            Box::new(m20261202_000005_max_per_person::Migration),
         ]
     }
 }

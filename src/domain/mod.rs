@@ -217,20 +217,66 @@ impl Username {
     }
 }
 
-/// A password of 8 to 128 characters.
+/// The 10,000 most common passwords, most common first: Mark Burnett's list, as published in the
+/// npm package `common-password` 0.1.2 (`lib/10k most common.txt`, ISC; the same list is SecLists'
+/// `10k-most-common.txt`, MIT), line endings made LF, nothing else changed.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+fn is_common(password: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| COMMON_PASSWORDS.lines().collect()).contains(password.to_lowercase().as_str())
+}
+
+/// A password that passes the policy: 10 to 128 characters, not only spaces, not one of the
+/// 10,000 most common passwords, and not containing the account's username or e-mail address.
 pub struct Password(String);
 
 impl Password {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        match raw.chars().count() {
-            8..=128 => Ok(Self(raw.to_string())),
-            _ => Err("must be 8 to 128 characters"),
+    pub const MIN_CHARS: usize = 10;
+
+    /// `personal` are the account's username and e-mail (either may be empty); the error says
+    /// which rule failed.
+    pub fn parse(raw: &str, personal: &[&str]) -> Result<Self, String> {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(format!("must be at least {} characters (this one has {chars})", Self::MIN_CHARS));
         }
+        if chars > 128 {
+            return Err("must be at most 128 characters".into());
+        }
+        if raw.trim().is_empty() {
+            return Err("must not be only spaces".into());
+        }
+        if is_common(raw) {
+            return Err("is one of the 10,000 most common passwords; choose another".into());
+        }
+        let lower = raw.to_lowercase();
+        for p in personal.iter().map(|p| p.trim().to_lowercase()).filter(|p| p.chars().count() >= 3) {
+            let local = p.split_once('@').map(|(local, _)| local).unwrap_or(&p);
+            if lower.contains(p.as_str()) || (local.chars().count() >= 3 && lower.contains(local)) {
+                return Err("must not contain your username or e-mail address".into());
+            }
+        }
+        Ok(Self(raw.to_string()))
     }
 
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// The highest price of one seat, in cents (ten million in any currency): bounded at the edge so
+/// that no sum of money Boxoffice computes can come near `i64::MAX`.
+pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
+
+/// The highest `max_per_person` an event may set (the largest event has a million seats).
+pub const MAX_PER_PERSON: u32 = 1_000_000;
+
+/// What `quantity` seats at `price_cents` cost, or `None` if it does not fit in an `i64`. Every
+/// amount is computed here, checked: an unchecked product once wrapped 4 seats at
+/// 4,611,686,018,427,387,905 cents into an order for 4 cents.
+pub fn order_amount(price_cents: i64, quantity: u32) -> Option<i64> {
+    price_cents.checked_mul(i64::from(quantity)).filter(|a| *a >= 0)
 }
 
 /// Three upper-case ASCII letters (ISO 4217 shape).
@@ -253,6 +299,35 @@ mod tests {
         for bad in ["", "ann", "ann@", "@x.io", "ann@localhost", "a b@x.io", "a@b@c.io"] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn an_order_amount_that_would_wrap_is_refused() {
+        assert_eq!(order_amount(4_500, 4), Some(18_000));
+        assert_eq!(order_amount(MAX_PRICE_CENTS, 100), Some(100_000_000_000));
+        assert_eq!(order_amount(4_611_686_018_427_387_905, 4), None, "wrapped to 4 before");
+        assert_eq!(order_amount(i64::MAX, 2), None, "wrapped to -2 before");
+        assert_eq!(order_amount(-1, 1), None);
+    }
+
+    #[test]
+    fn the_password_policy_names_the_rule_that_failed() {
+        let me = ["ann_01", "ann.smith@example.com"];
+        let fails = |raw: &str, rule: &str| {
+            let err = Password::parse(raw, &me).err().unwrap_or_else(|| panic!("{raw:?} accepted"));
+            assert!(err.contains(rule), "{raw:?}: {err}");
+        };
+        fails("12345678", "at least 10 characters");
+        fails("password", "at least 10 characters");
+        fails("        ", "at least 10 characters");
+        fails("          ", "only spaces");
+        fails("1234567890", "most common");
+        fails("QwertyuioP", "most common");
+        fails("my-ANN_01-rocks", "username or e-mail");
+        fails("ann.smith-forever", "username or e-mail");
+        fails(&"x".repeat(129), "at most 128");
+        assert!(Password::parse("correct horse battery", &me).is_ok());
+        assert!(Password::parse("correct horse battery", &["", ""]).is_ok());
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub struct TokenPair {
 pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> Result<users::Model> {
     let email = Email::parse(&req.email).map_err(|m| Error::invalid("email", m))?;
     let username = Username::parse(&req.username).map_err(|m| Error::invalid("username", m))?;
-    let password = Password::parse(&req.password).map_err(|m| Error::invalid("password", m))?;
+    let password = Password::parse(&req.password, &[username.as_str(), email.as_str()])
+        .map_err(|m| Error::invalid("password", m))?;
     let first_name = optional_text("first_name", req.first_name, 100)?;
     let last_name = optional_text("last_name", req.last_name, 100)?;
     let mobile_phone = optional_text("mobile_phone", req.mobile_phone, 32)?;

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     actors::inventory::{InventoryError, InventoryMsg, Snapshot},
-    domain::{CategoryKind, parse_currency},
+    domain::{CategoryKind, MAX_PER_PERSON, MAX_PRICE_CENTS, parse_currency},
     error::Unavailable,
     store::{
         self,
@@ -88,6 +88,8 @@ pub struct EventView {
     pub currency: String,
     pub starts_at: DateTime<Utc>,
     pub max_per_order: i32,
+    /// Seats one person may hold and have bought for this event; 0 = no limit.
+    pub max_per_person: i32,
     pub hold_seconds: i32,
     pub total_slots: u32,
     pub available_slots: u32,
@@ -107,6 +109,7 @@ impl EventView {
             currency: e.currency,
             starts_at: e.starts_at,
             max_per_order: e.max_per_order,
+            max_per_person: e.max_per_person,
             hold_seconds: e.hold_seconds,
             total_slots: s.total,
             available_slots: s.available,
@@ -138,12 +141,16 @@ pub struct EventSearch {
 pub struct EventInput {
     pub name: String,
     pub category_id: Uuid,
+    /// Per seat, 0 to 1,000,000,000.
     pub price_cents: i64,
     pub currency: String,
     pub starts_at: DateTime<Utc>,
     pub total_slots: i64,
     pub max_per_order: Option<i64>,
     pub hold_seconds: Option<i64>,
+    /// Seats one person may hold and have bought (0 = no limit); default
+    /// `booking.default_max_per_person`.
+    pub max_per_person: Option<i64>,
 }
 
 async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
@@ -199,8 +206,8 @@ async fn validate_event(
         .one(&state.db)
         .await?
         .ok_or_else(|| Error::invalid("category_id", "no such category"))?;
-    if req.price_cents < 0 {
-        return Err(Error::invalid("price_cents", "must not be negative"));
+    if !(0..=MAX_PRICE_CENTS).contains(&req.price_cents) {
+        return Err(Error::invalid("price_cents", format!("must be between 0 and {MAX_PRICE_CENTS}")));
     }
     if category.kind == CategoryKind::Free && req.price_cents != 0 {
         return Err(Error::invalid("price_cents", "events in a free category must cost 0"));
@@ -217,6 +224,10 @@ async fn validate_event(
         return Err(Error::invalid("max_per_order", "must be between 1 and 100"));
     }
     let booking = &state.config.booking;
+    let max_per_person = req.max_per_person.unwrap_or(i64::from(booking.default_max_per_person));
+    if !(0..=i64::from(MAX_PER_PERSON)).contains(&max_per_person) {
+        return Err(Error::invalid("max_per_person", format!("must be between 0 (no limit) and {MAX_PER_PERSON}")));
+    }
     let hold_seconds = req.hold_seconds.unwrap_or(i64::from(booking.default_hold_seconds));
     if !(1..=i64::from(booking.max_hold_seconds)).contains(&hold_seconds) {
         return Err(Error::invalid("hold_seconds", format!("must be between 1 and {}", booking.max_hold_seconds)));
@@ -231,6 +242,7 @@ async fn validate_event(
         total_slots: req.total_slots as i32,
         max_per_order: max_per_order as i32,
         hold_seconds: hold_seconds as i32,
+        max_per_person: max_per_person as i32,
         created_at,
         updated_at: Utc::now(),
     })

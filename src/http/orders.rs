@@ -129,6 +129,11 @@ fn reservation_error(e: InventoryError) -> Error {
             Error::conflict("sold_out", format!("not enough seats left ({available} available)"))
         }
         InventoryError::TooMany { max } => Error::invalid("quantity", format!("must be between 1 and {max}")),
+        InventoryError::PersonLimit { max, has } => Error::conflict(
+            "person_limit",
+            format!("one person may hold and buy at most {max} seats for this event; you have {has}"),
+        ),
+        InventoryError::AmountOutOfRange => Error::invalid("quantity", "the order's total is out of range"),
         InventoryError::NotFree => {
             Error::conflict("not_free", "registration is for free events; this one needs an order and a payment")
         }
@@ -151,7 +156,7 @@ async fn reserve(
 
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
-    responses((status = 201, body = OrderView), (status = 409, description = "sold_out"), (status = 422)))]
+    responses((status = 201, body = OrderView), (status = 409, description = "sold_out, person_limit"), (status = 422)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,

@@ -97,6 +97,16 @@ async fn update(
 ) -> Result<Response> {
     user.require_self_or_admin(id)?;
     let current = find_live(&state, id).await?;
+    // The password may contain neither the account's old names nor its new ones.
+    let personal =
+        [&current.username, &current.email, req.username.as_deref().unwrap_or(""), req.email.as_deref().unwrap_or("")];
+    let personal: Vec<&str> = personal.iter().map(|s| s.as_ref()).collect();
+    let password = req
+        .password
+        .as_deref()
+        .map(|p| Password::parse(p, &personal))
+        .transpose()
+        .map_err(|msg| Error::invalid("password", msg))?;
     let mut m: users::ActiveModel = current.into();
     if let Some(e) = req.email {
         m.email = Set(Email::parse(&e).map_err(|msg| Error::invalid("email", msg))?.as_str().to_string());
@@ -104,8 +114,7 @@ async fn update(
     if let Some(u) = req.username {
         m.username = Set(Username::parse(&u).map_err(|msg| Error::invalid("username", msg))?.as_str().to_string());
     }
-    if let Some(p) = req.password {
-        let p = Password::parse(&p).map_err(|msg| Error::invalid("password", msg))?;
+    if let Some(p) = password {
         m.password_hash = Set(state.auth.hash_password(p.expose().to_string()).await?);
     }
     if req.first_name.is_some() {

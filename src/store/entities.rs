@@ -105,6 +105,8 @@ pub mod events {
         pub hold_seconds: i32,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        /// Seats one person may hold and have bought for this event; 0 = no limit.
+        pub max_per_person: i32,
     }
     no_relations!();
 

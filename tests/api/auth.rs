@@ -264,3 +264,46 @@ async fn deleting_another_user_is_403_for_a_customer() {
     let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "bob", "password": "password-123"})).await;
     assert_eq!(s, StatusCode::OK, "bob's account is untouched");
 }
+
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn with_no_secrets_configured_the_first_start_generates_them_privately_and_later_starts_keep_them() {
+    let app = TestApp::spawn_with(|c| {
+        c.admin.password = "".into();
+        c.auth.jwt_secret = "".into();
+    })
+    .await;
+    // `spawn` logged in as the admin with the password read from its file.
+    let password = app.admin_password();
+    assert!(password.len() >= 20, "a random password: {password}");
+    assert_ne!(password, "change-me-admin");
+    #[cfg(unix)]
+    {
+        assert_eq!(mode_of(&app.config.admin.password_file), 0o600);
+        assert_eq!(mode_of(&app.config.auth.jwt_secret_file), 0o600);
+    }
+    let key = std::fs::read_to_string(&app.config.auth.jwt_secret_file).unwrap();
+    let (user, token) = app.signup("ann").await;
+    let (admin_id, hash, _) = stored_admin(&app).await;
+    // The admin changes the generated password; a restart must not set it back.
+    let (s, body) = app
+        .put(&format!("/api/v1/users/{admin_id}"), Some(&app.admin_token), json!({"password": "my own phrase 2026"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    let (config, dir) = app.stop().await;
+    // Logging in with the changed password proves the restart left the account alone.
+    let app = TestApp::start_with_admin(config.clone(), dir, Some("my own phrase 2026".into())).await;
+    assert_eq!(std::fs::read_to_string(&config.auth.jwt_secret_file).unwrap(), key, "the key is kept");
+    let (s, me) = app.get(&format!("/api/v1/users/{user}"), Some(&token)).await;
+    assert_eq!(s, StatusCode::OK, "a token from before the restart still verifies: {me}");
+    let (_, after, role) = stored_admin(&app).await;
+    assert_ne!(after, hash, "the changed password stayed changed");
+    assert_eq!(role, boxoffice::domain::Role::Admin);
+    assert_eq!(app.admin_password(), password, "the file is not rewritten for an existing account");
+}

@@ -1,7 +1,7 @@
 use boxoffice::store::entities::{idempotency_keys, orders};
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::TestApp;
@@ -338,4 +338,96 @@ async fn an_idempotency_key_on_registrations_replays_the_201_and_rejects_another
     assert_eq!(elsewhere["error"]["field"], "Idempotency-Key");
     assert_eq!(app.counts(event).await, (9, 0, 1, 10));
     assert_eq!(app.counts(other).await, (10, 0, 0, 10));
+}
+
+#[tokio::test]
+async fn a_price_outside_zero_to_a_billion_cents_is_422_so_no_total_can_wrap() {
+    let app = TestApp::spawn().await;
+    let category = app.category("paid").await;
+    let event = |price: i64| {
+        json!({"name": "Overpriced", "category_id": category, "price_cents": price, "currency": "EUR",
+               "starts_at": "2030-01-01T20:00:00Z", "total_slots": 10})
+    };
+    // 4611686018427387905 × 4 wrapped to 4 cents, and (2^63 − 1) × 2 to −2, before prices were bounded.
+    for price in [4_611_686_018_427_387_905_i64, i64::MAX, 1_000_000_001] {
+        let (s, body) = app.post("/api/v1/events", Some(&app.admin_token), event(price)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "price {price}: {body}");
+        assert_eq!(body["error"]["field"], "price_cents");
+    }
+    let (s, body) = app.post("/api/v1/events", Some(&app.admin_token), event(1_000_000_000)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    let (_, token) = app.signup("ann").await;
+    let (s, order) = app.order(&token, id, 10).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!(order["amount_cents"], 10_000_000_000_i64, "the exact total, not a wrapped one");
+}
+
+/// An event with `max_per_person` set to `max` (0: none) and room for more than that.
+async fn limited_event(app: &TestApp, max: Option<i64>) -> (Uuid, Value) {
+    let category = app.category("paid").await;
+    let mut body = json!({"name": "Limited", "category_id": category, "price_cents": 1000, "currency": "EUR",
+        "starts_at": "2030-01-01T20:00:00Z", "total_slots": 1000, "max_per_order": 10});
+    if let Some(max) = max {
+        body["max_per_person"] = json!(max);
+    }
+    let (s, event) = app.post("/api/v1/events", Some(&app.admin_token), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{event}");
+    (Uuid::parse_str(event["id"].as_str().unwrap()).unwrap(), event)
+}
+
+#[tokio::test]
+async fn one_person_cannot_hold_a_whole_event_the_default_limit_is_twenty_seats() {
+    let app = TestApp::spawn().await;
+    let (event, created) = limited_event(&app, None).await;
+    assert_eq!(created["max_per_person"], 20, "{created}");
+    assert_eq!(app.get(&format!("/api/v1/events/{event}"), None).await.1["max_per_person"], 20);
+    let (_, ann) = app.signup("ann").await;
+    assert_eq!(app.order(&ann, event, 10).await.0, StatusCode::CREATED);
+    assert_eq!(app.order(&ann, event, 10).await.0, StatusCode::CREATED);
+    let (s, body) = app.order(&ann, event, 1).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("person_limit")), "{body}");
+    // Someone else is not affected.
+    let (_, bob) = app.signup("bob").await;
+    assert_eq!(app.order(&bob, event, 10).await.0, StatusCode::CREATED);
+    assert_eq!(app.counts(event).await, (970, 30, 0, 1000));
+}
+
+#[tokio::test]
+async fn the_person_limit_counts_held_and_bought_seats_and_frees_what_is_cancelled() {
+    let app = TestApp::spawn().await;
+    let (event, _) = limited_event(&app, Some(3)).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, first) = app.order(&ann, event, 2).await;
+    assert_eq!(app.pay(&ann, &first, "tok_ok").await.0, StatusCode::CREATED, "bought 2");
+    let (s, body) = app.order(&ann, event, 2).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("person_limit")), "{body}");
+    let (s, held) = app.order(&ann, event, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "2 bought + 1 held = 3: {held}");
+    assert_eq!(app.order(&ann, event, 1).await.1["error"]["code"], "person_limit");
+    let id = held["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/api/v1/orders/{id}/cancel"), Some(&ann), json!({})).await.0, StatusCode::OK);
+    assert_eq!(app.order(&ann, event, 1).await.0, StatusCode::CREATED, "the cancelled seat counts no more");
+}
+
+#[tokio::test]
+async fn a_person_limit_of_zero_means_none_and_a_put_can_set_one() {
+    let app = TestApp::spawn().await;
+    let (event, created) = limited_event(&app, Some(0)).await;
+    let (_, ann) = app.signup("ann").await;
+    for _ in 0..3 {
+        assert_eq!(app.order(&ann, event, 10).await.0, StatusCode::CREATED);
+    }
+    let mut input = created.clone();
+    for k in ["id", "created_at", "updated_at", "available_slots", "held_slots", "sold_slots"] {
+        input.as_object_mut().unwrap().remove(k);
+    }
+    input["max_per_person"] = json!(31);
+    let (s, body) = app.put(&format!("/api/v1/events/{event}"), Some(&app.admin_token), input.clone()).await;
+    assert_eq!((s, &body["max_per_person"]), (StatusCode::OK, &json!(31)), "{body}");
+    assert_eq!(app.order(&ann, event, 1).await.0, StatusCode::CREATED);
+    assert_eq!(app.order(&ann, event, 1).await.1["error"]["code"], "person_limit");
+    input["max_per_person"] = json!(-1);
+    let (s, body) = app.put(&format!("/api/v1/events/{event}"), Some(&app.admin_token), input).await;
+    assert_eq!((s, &body["error"]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("max_per_person")));
 }

@@ -96,7 +96,8 @@ async fn acknowledged_holds_survive_kill_dash_nine() {
         "/api/v1/events",
         Some(&admin),
         json!({"name": "Kill test", "category_id": cat["id"], "price_cents": 100, "currency": "EUR",
-               "starts_at": "2030-01-01T00:00:00Z", "total_slots": 1000, "max_per_order": 1}),
+               "starts_at": "2030-01-01T00:00:00Z", "total_slots": 1000, "max_per_order": 1,
+               "max_per_person": 0}),
     )
     .await
     .unwrap()

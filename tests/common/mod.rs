@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const ADMIN_PASSWORD: &str = "tests-only-Passw0rd-9431";
 
 pub struct TestApp {
     pub base: String,
@@ -56,6 +56,10 @@ pub fn test_config(db_url: String, mail_dir: std::path::PathBuf) -> Config {
     c.database.max_connections = 8;
     c.admin.password = ADMIN_PASSWORD.into();
     c.auth.jwt_secret = "a-test-secret-that-is-long-enough-0123456789".into();
+    // Only used by tests that empty the two above; kept beside the mail directory.
+    let var = mail_dir.parent().unwrap_or(&mail_dir).join("var");
+    c.admin.password_file = var.join("admin-password");
+    c.auth.jwt_secret_file = var.join("jwt-secret");
     c.auth.argon2_memory_kib = 64;
     c.auth.argon2_iterations = 1;
     c.seed.demo_data = false;
@@ -79,6 +83,12 @@ impl TestApp {
 
     /// Starts (or restarts) an app on `config`, keeping `dir` alive with it.
     pub async fn start(config: Config, dir: tempfile::TempDir) -> Self {
+        Self::start_with_admin(config, dir, None).await
+    }
+
+    /// [`TestApp::start`], logging the admin in with `admin_password` (default: the configured
+    /// one, or the generated one from its file).
+    pub async fn start_with_admin(config: Config, dir: tempfile::TempDir, admin_password: Option<String>) -> Self {
         let app = Application::build(config.clone()).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.db();
@@ -100,7 +110,8 @@ impl TestApp {
             task: Some(task),
             _dir: dir,
         };
-        t.admin_token = t.login(&t.config.admin.username.clone(), ADMIN_PASSWORD).await;
+        let password = admin_password.unwrap_or_else(|| t.admin_password());
+        t.admin_token = t.login(&t.config.admin.username.clone(), &password).await;
         t
     }
 
@@ -151,6 +162,17 @@ impl TestApp {
         self.request(Method::PUT, path, token, Some(body)).await
     }
 
+    /// The configured admin password, or the generated one from its file.
+    pub fn admin_password(&self) -> String {
+        match self.config.admin.password.expose() {
+            "" => std::fs::read_to_string(&self.config.admin.password_file)
+                .expect("a generated admin password")
+                .trim()
+                .into(),
+            configured => configured.into(),
+        }
+    }
+
     pub async fn login(&self, login: &str, password: &str) -> String {
         let (s, body) = self.post("/api/v1/auth/login", None, json!({"login": login, "password": password})).await;
         assert_eq!(s, StatusCode::OK, "login failed: {body}");
@@ -185,23 +207,33 @@ impl TestApp {
     }
 
     pub async fn event_with(&self, price_cents: i64, total: i64, hold_seconds: i64, max_per_order: i64) -> Uuid {
+        self.event_limited(price_cents, total, hold_seconds, max_per_order, None).await
+    }
+
+    /// An event with an explicit `max_per_person` (0: no limit; `None`: the configured default).
+    pub async fn event_limited(
+        &self,
+        price_cents: i64,
+        total: i64,
+        hold_seconds: i64,
+        max_per_order: i64,
+        max_per_person: Option<i64>,
+    ) -> Uuid {
         let category = self.category(if price_cents == 0 { "free" } else { "paid" }).await;
-        let (s, body) = self
-            .post(
-                "/api/v1/events",
-                Some(&self.admin_token),
-                json!({
-                    "name": format!("Event {}", Uuid::new_v4().simple()),
-                    "category_id": category,
-                    "price_cents": price_cents,
-                    "currency": "EUR",
-                    "starts_at": "2030-01-01T20:00:00Z",
-                    "total_slots": total,
-                    "max_per_order": max_per_order,
-                    "hold_seconds": hold_seconds,
-                }),
-            )
-            .await;
+        let mut event = json!({
+            "name": format!("Event {}", Uuid::new_v4().simple()),
+            "category_id": category,
+            "price_cents": price_cents,
+            "currency": "EUR",
+            "starts_at": "2030-01-01T20:00:00Z",
+            "total_slots": total,
+            "max_per_order": max_per_order,
+            "hold_seconds": hold_seconds,
+        });
+        if let Some(max) = max_per_person {
+            event["max_per_person"] = json!(max);
+        }
+        let (s, body) = self.post("/api/v1/events", Some(&self.admin_token), event).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
         Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
     }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const ADMIN_PASSWORD = 'web-test-admin-password';
+const ADMIN_PASSWORD = 'web-test-secret-passphrase';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR;
 let server, base, dir, browser, adminToken, events = {};

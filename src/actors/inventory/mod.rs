@@ -95,6 +95,12 @@ pub enum InventoryError {
     SoldOut { available: u32 },
     #[error("at most {max} seats per order")]
     TooMany { max: u32 },
+    /// The person would hold and own more than the event's `max_per_person`.
+    #[error("at most {max} seats per person; this person has {has}")]
+    PersonLimit { max: u32, has: u32 },
+    /// The order's total does not fit in the money type (a price stored before prices were bounded).
+    #[error("the order's amount is out of range")]
+    AmountOutOfRange,
     #[error("this event is not free")]
     NotFree,
     #[error("the order holds no seats (expired, cancelled or unknown)")]
@@ -155,6 +161,9 @@ pub struct InventoryState {
     holds: HashMap<Uuid, Hold>,
     /// Sold orders and their quantity, so a cancellation gives back exactly what it bought.
     sold_orders: HashMap<Uuid, OrderFacts>,
+    /// Seats each person holds or has bought here (for `max_per_person`): kept with `holds` and
+    /// `sold_orders` by [`InventoryState::count_in`] and [`InventoryState::count_out`].
+    per_person: HashMap<Uuid, u32>,
     committer: Committer,
     payment_pin_max: Duration,
     passivate_after: Option<Duration>,
@@ -282,7 +291,34 @@ impl InventoryState {
         }
     }
 
+    /// A person's seats here, held or bought.
+    fn seats_of(&self, user: Uuid) -> u32 {
+        self.per_person.get(&user).copied().unwrap_or(0)
+    }
+
+    /// An order starts occupying seats (a new hold, or a sale that was not a hold here).
+    fn count_in(&mut self, facts: &OrderFacts) {
+        *self.per_person.entry(facts.user_id).or_default() += facts.quantity;
+    }
+
+    /// An order stops occupying seats (released or cancelled).
+    fn count_out(&mut self, facts: &OrderFacts) {
+        if let Some(n) = self.per_person.get_mut(&facts.user_id) {
+            *n = n.saturating_sub(facts.quantity);
+            if *n == 0 {
+                self.per_person.remove(&facts.user_id);
+            }
+        }
+    }
+
+    /// Records a sale that was not a hold here before (free events, recovery).
+    fn add_sale(&mut self, facts: OrderFacts) {
+        self.count_in(&facts);
+        self.sold_orders.insert(facts.order_id, facts);
+    }
+
     fn add_hold(&mut self, myself: &ActorRef<InventoryMsg>, facts: OrderFacts, placed: Instant, deadline: Instant) {
+        self.count_in(&facts);
         self.next_token += 1;
         let token = self.next_token;
         let order = facts.order_id;
@@ -316,12 +352,23 @@ impl InventoryState {
             let _ = reply.send(Err(InventoryError::NotFree));
             return;
         }
+        let has = self.seats_of(req.user_id);
+        let max = self.terms.max_per_person;
+        if max > 0 && has.saturating_add(req.quantity) > max {
+            instruments::refused(instruments::refusal::PERSON_LIMIT);
+            let _ = reply.send(Err(InventoryError::PersonLimit { max, has }));
+            return;
+        }
+        let Some(amount_cents) = crate::domain::order_amount(self.terms.price_cents, req.quantity) else {
+            let _ = reply.send(Err(InventoryError::AmountOutOfRange));
+            return;
+        };
         let facts = OrderFacts {
             order_id: req.order_id,
             event_id: self.terms.id,
             user_id: req.user_id,
             quantity: req.quantity,
-            amount_cents: self.terms.price_cents * i64::from(req.quantity),
+            amount_cents,
             currency: self.terms.currency.clone(),
         };
         // Microseconds, as PostgreSQL stores them: the answer shows what a later read will.
@@ -369,7 +416,7 @@ impl InventoryState {
                 expires_at: None,
                 created_at: now,
             };
-            self.sold_orders.insert(facts.order_id, facts);
+            self.add_sale(facts);
         } else {
             if !self.slots.hold(req.quantity) {
                 metrics::counter!(instruments::SOLD_OUT).increment(1);
@@ -534,6 +581,7 @@ impl InventoryState {
             hold.timer.abort();
             let saga = SagaEnd::of(&hold, reason.status());
             self.slots.unhold(hold.facts.quantity);
+            self.count_out(&hold.facts);
             (hold.facts, OrderStatus::Pending, Some(saga))
         } else if reason == ReleaseReason::Cancelled {
             // A sale cancelled later: its saga ended when it was confirmed.
@@ -541,6 +589,7 @@ impl InventoryState {
                 return not_held(reply);
             };
             self.slots.unsell(facts.quantity);
+            self.count_out(&facts);
             (facts, OrderStatus::Confirmed, None)
         } else {
             return not_held(reply);

@@ -48,6 +48,7 @@ pub(super) async fn recover(
         terms,
         holds: HashMap::new(),
         sold_orders: HashMap::new(),
+        per_person: HashMap::new(),
         committer: args.committer.clone(),
         payment_pin_max: args.payment_pin_max,
         passivate_after: args.passivate_after,
@@ -66,7 +67,7 @@ pub(super) async fn recover(
             if !state.slots.sell(facts.quantity) {
                 tracing::error!(event = %event.id, order = %o.id, "stored sales exceed capacity");
             }
-            state.sold_orders.insert(o.id, facts);
+            state.add_sale(facts);
             continue;
         }
         let expires_at = o.expires_at.unwrap_or(now);

@@ -14,6 +14,8 @@ pub struct EventTerms {
     pub currency: String,
     pub max_per_order: u32,
     pub hold_seconds: u32,
+    /// Seats one person may hold and have bought; 0 = no limit.
+    pub max_per_person: u32,
 }
 
 impl EventTerms {
@@ -25,6 +27,7 @@ impl EventTerms {
             currency: m.currency.clone(),
             max_per_order: m.max_per_order.max(1) as u32,
             hold_seconds: m.hold_seconds.max(1) as u32,
+            max_per_person: m.max_per_person.max(0) as u32,
         }
     }
 

@@ -17,8 +17,15 @@ pub struct BoxofficeHost(pub Config);
 
 #[async_trait::async_trait]
 impl Host for BoxofficeHost {
+    /// The configured admin password, or else the one a local Boxoffice generated into
+    /// `admin.password_file` (running the harness beside the server).
     fn admin(&self) -> (String, String) {
-        (self.0.admin.username.clone(), self.0.admin.password.expose().to_string())
+        let admin = &self.0.admin;
+        let password = match admin.password.expose() {
+            "" => std::fs::read_to_string(&admin.password_file).map(|p| p.trim().to_string()).unwrap_or_default(),
+            configured => configured.to_string(),
+        };
+        (admin.username.clone(), password)
     }
 
     async fn start_embedded(&self) -> anyhow::Result<Embedded> {
@@ -29,6 +36,10 @@ impl Host for BoxofficeHost {
         c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display()).into();
         c.mail.dir = dir.join("mail");
         c.seed.demo_data = false;
+        // Its own admin password and key, never a file beside the working directory.
+        c.admin.password = boxoffice::secrets::random_token(18).into();
+        c.auth.jwt_secret = boxoffice::secrets::random_token(48).into();
+        let admin = (c.admin.username.clone(), c.admin.password.expose().to_string());
         let database_url = c.database.url.expose().to_string();
         let app = Application::build(c).await.context("starting the embedded Boxoffice")?;
         let url = format!("http://{}", app.local_addr());
@@ -44,7 +55,7 @@ impl Host for BoxofficeHost {
             }
             .boxed()
         });
-        Ok(Embedded { url, database_url, stop })
+        Ok(Embedded { url, database_url, admin, stop })
     }
 
     async fn stored_counts(&self, database_url: &str, event_id: Uuid) -> anyhow::Result<(u64, u64)> {
