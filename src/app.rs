@@ -226,19 +226,32 @@ impl Application {
         ready.store(true, Ordering::Relaxed);
         let addr = listener.local_addr()?;
         tracing::info!(url = %format!("http://{addr}"), docs = %format!("http://{addr}/docs"), "Boxoffice is listening");
+        let budget = state.config.http.shutdown_timeout();
+        let header_timeout = state.config.http.header_timeout();
         let app = http::router(state);
         let shutdown_ready = ready.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                shutdown_ready.store(false, Ordering::Relaxed);
-                tracing::info!("shutting down: draining HTTP");
-            })
-            .await?;
+        let (began_tx, began) = tokio::sync::oneshot::channel();
+        // Half the shutdown budget for connections to finish, the rest for the relay's last pass
+        // and the consumers: shutdown ends within `http.shutdown_timeout_ms` whatever is down.
+        http::serve(listener, app, header_timeout, budget / 2, async move {
+            shutdown.await;
+            let _ = began_tx.send(tokio::time::Instant::now());
+            shutdown_ready.store(false, Ordering::Relaxed);
+            tracing::info!("shutting down: draining HTTP");
+        })
+        .await;
+        let deadline = began.await.unwrap_or_else(|_| tokio::time::Instant::now()) + budget;
         let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), relay_task).await;
-        if let Some(task) = consumers_task {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let mut relay_task = relay_task;
+        if tokio::time::timeout_at(deadline, &mut relay_task).await.is_err() {
+            tracing::warn!("the outbox relay's last pass did not finish in time; its rows stay for the next start");
+            relay_task.abort();
+        }
+        if let Some(mut task) = consumers_task
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
+        {
+            tracing::warn!("the Kafka consumers did not stop in time; their offsets stay as last committed");
+            task.abort();
         }
         for actor in actors {
             actor.stop(Some("shutdown".into()));

@@ -178,6 +178,13 @@ pub fn parse_refresh_token(token: &str) -> Option<(Uuid, String)> {
     Some((Uuid::parse_str(id).ok()?, sha256_hex(secret)))
 }
 
+/// Whether two secrets are equal, in time that depends only on their lengths (both are hashed
+/// first, so not even on those).
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -82,6 +82,22 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// A request head must arrive within this long (see `http::serve`).
+    pub header_timeout_ms: u64,
+    /// Shutdown finishes within this long.
+    pub shutdown_timeout_ms: u64,
+    /// Empty: `/metrics` is open; set: it requires this bearer token.
+    pub metrics_token: Secret,
+}
+
+impl HttpConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,6 +340,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
             ConfigError::Invalid { key, message: message.into() }
+        }
+        if self.http.header_timeout_ms == 0 {
+            return Err(bad("http.header_timeout_ms", "must be at least 1"));
+        }
+        if self.http.shutdown_timeout_ms == 0 {
+            return Err(bad("http.shutdown_timeout_ms", "must be at least 1"));
         }
         let db = self.database.url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

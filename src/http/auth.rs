@@ -1,9 +1,16 @@
 //! `/auth`: sign-up, log-in, token refresh (rotation with re-use detection) and log-out.
 
-use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+    routing::post,
+};
 use chrono::Utc;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -29,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
+        // These answers carry tokens: no cache, proxy or browser may keep a copy.
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

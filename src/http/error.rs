@@ -27,6 +27,8 @@ pub enum Error {
     MalformedJson(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request body is larger than this server accepts (http.body_limit_bytes)")]
+    PayloadTooLarge,
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{0}")]
@@ -64,6 +66,7 @@ impl Error {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -79,6 +82,7 @@ impl Error {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Invalid { .. } => "validation_failed",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -188,9 +192,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()));
         }
         // The bytes are kept so an error can say which of the sent fields was meant.
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| Error::MalformedJson(format!("malformed JSON: {}", e.body_text())))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            // Over `DefaultBodyLimit`: axum says 413 and so do we (it is not a JSON problem).
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::MalformedJson(format!("malformed JSON: {}", e.body_text()))
+            }
+        })?;
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => {

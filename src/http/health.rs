@@ -24,10 +24,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
-/// Prometheus text exposition (no auth: scrape it from the private network only).
-async fn metrics() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::instruments::render())
-        .into_response()
+/// Prometheus text exposition: open when `http.metrics_token` is empty (scrape it from a private
+/// network only), else for that bearer token alone.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    let expected = state.config.http.metrics_token.expose();
+    if !expected.is_empty() {
+        let given = super::extract::bearer(&headers)?.unwrap_or_default();
+        // Constant-time: the comparison must not tell a guesser how much of the token was right.
+        if !crate::auth::same_secret(given.trim(), expected) {
+            return Err(Error::Unauthorized("GET /metrics needs the bearer token in http.metrics_token".into()));
+        }
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::instruments::render())
+        .into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod orders;
 mod payments;
+mod serve;
 mod streams;
 mod users;
 mod web;
@@ -20,13 +21,21 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, response::IntoResponse};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
 use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
-use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer, trace::TraceLayer,
+};
 
 pub use auth::RegisterRequest;
 pub use error::{Error, Result};
+pub use serve::serve;
 
 use crate::{
     actors::{Inventories, saga::SagasMsg},
@@ -94,6 +103,11 @@ pub fn router(state: AppState) -> Router {
         // Only matched routes are measured, labelled by their template, so label values stay few.
         .route_layer(axum::middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(body_limit))
+        // No answer may be sniffed into something it is not (an error page into HTML, say).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(TraceLayer::new_for_http())

@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod concurrency;
+mod edge;
 mod errors;
 mod metrics;
 mod orders;

@@ -346,7 +346,7 @@ function loginView() {
 
 function signupView() {
   authForm('Sign up', [['email', 'E-mail', 'email', { autocomplete: 'email' }], ['username', 'User name', 'text', { autocomplete: 'username' }],
-    ['password', 'Password (at least 8 characters)', 'password', { autocomplete: 'new-password' }]], 'Create account', async (v) => {
+    ['password', 'Password (at least 10 characters, not a common one)', 'password', { autocomplete: 'new-password', minlength: 10 }]], 'Create account', async (v) => {
     const r = await api('POST', '/auth/register', { email: v.email, username: v.username, password: v.password });
     if (r.status !== 201) return errorText(r);
     return login({ login: v.username, password: v.password });
