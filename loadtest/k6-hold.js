@@ -1,6 +1,6 @@
 // k6 version of the `hold` scenario: every virtual user posts orders for one hot event.
 //
-//   k6 run -e BASE=http://127.0.0.1:8080 -e ADMIN_PASSWORD=change-me-admin loadtest/k6-hold.js
+//   k6 run -e BASE=http://127.0.0.1:8080 -e ADMIN_PASSWORD="$(cat var/admin-password)" loadtest/k6-hold.js
 //
 // setup() creates a category, a hot event and one user per VU; the thresholds fail the run on
 // any 5xx. The built-in `boxoffice loadtest` also checks the seat invariant afterwards.
@@ -25,7 +25,7 @@ function post(path, body, token) {
 }
 
 export function setup() {
-  const admin = post('/auth/login', { login: __ENV.ADMIN_LOGIN || 'admin', password: __ENV.ADMIN_PASSWORD || 'change-me-admin' });
+  const admin = post('/auth/login', { login: __ENV.ADMIN_LOGIN || 'admin', password: __ENV.ADMIN_PASSWORD });
   if (admin.status !== 200) fail(`admin login failed: ${admin.status} ${admin.body}`);
   const adminToken = admin.json('access_token');
   const run = Math.random().toString(36).slice(2, 8);

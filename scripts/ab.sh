@@ -37,6 +37,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -x "$OUT/new" ] || [ ! -x "$OUT/base" ]; t
 fi
 
 scripts/services.sh up postgres
+# A known admin password for the harness (a fresh database would otherwise get a random one).
+ADMIN_PASSWORD=bench-admin-passphrase-2026
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
 PG_BASE=${PG_ADMIN%/*}
 
@@ -45,7 +47,7 @@ stop_server() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || 
 trap stop_server EXIT
 
 serve() { # $1 binary, $2 database url
-  BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_DATABASE__URL="$2" BOXOFFICE_SEED__DEMO_DATA=false \
+  BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_DATABASE__URL="$2" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
     BOXOFFICE_MAIL__DIR="$OUT/mail" BOXOFFICE_DATABASE__MAX_CONNECTIONS=16 RUST_LOG=warn \
     "$1" serve >>"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
@@ -64,7 +66,7 @@ run() { # $1 build (base|new), $2 backend, $3 round
   fi
   serve "$OUT/$1" "$url"
   for c in $CONCURRENCY; do
-    "$OUT/new" loadtest --url "http://127.0.0.1:$PORT" --scenario hold -c "$c" -d "$DURATION" --users 64 --quiet \
+    "$OUT/new" loadtest --url "http://127.0.0.1:$PORT" --scenario hold -c "$c" -d "$DURATION" --users 64 --admin-password "$ADMIN_PASSWORD" --quiet \
       --label "$1 $2 c=$c" --json "$OUT/runs/$1-$2-c$c-r$3.json" --database-url "$url" | tail -n 3
   done
   stop_server

@@ -24,6 +24,8 @@ cargo build --release --quiet
 BIN=target/release/boxoffice
 # Only PostgreSQL: an idle Kafka broker (a JVM) or FerretDB would take CPU from every row.
 scripts/services.sh up postgres
+# A known admin password for the harness (a fresh database would otherwise get a random one).
+ADMIN_PASSWORD=bench-admin-passphrase-2026
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
 PG_BASE=${PG_ADMIN%/*}
 PG_PORT=${PG_BASE##*:}
@@ -40,7 +42,7 @@ wait_ready() {
 }
 
 start_boxoffice() { # $1 = database url
-  BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_DATABASE__URL="$1" BOXOFFICE_SEED__DEMO_DATA=false \
+  BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_DATABASE__URL="$1" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
     BOXOFFICE_MAIL__DIR="$OUT/mail" BOXOFFICE_DATABASE__MAX_CONNECTIONS=16 RUST_LOG=warn \
     "$BIN" serve >>"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
@@ -49,7 +51,7 @@ start_boxoffice() { # $1 = database url
 
 loadtest() { # $1 label, $2 url, $3 scenario, $4 concurrency, [$5 database url]
   local file="$OUT/$(echo "$1" | tr ' =/' '___')-r$ROUND.json"
-  "$BIN" loadtest --url "$2" --scenario "$3" -c "$4" -d "$DURATION" --users 64 --quiet \
+  "$BIN" loadtest --url "$2" --scenario "$3" -c "$4" -d "$DURATION" --users 64 --admin-password "$ADMIN_PASSWORD" --quiet \
     --label "$1" --json "$file" ${5:+--database-url "$5"} | tee -a "$OUT/loadtest.log"
 }
 

@@ -35,7 +35,7 @@ use crate::{
         saga::{SagaDeps, Sagas},
         supervisor::{Directory, InventorySupervisor, SupervisorArgs},
     },
-    auth::AuthKeys,
+    auth::{AuthKeys, Guard},
     bridge::{
         bus::{Bus, Subscriber, Transport},
         kafka::{self, KafkaBridge},
@@ -161,11 +161,14 @@ impl Application {
         };
 
         let auth = Arc::new(AuthKeys::new(&config.auth)?);
+        let guard = Arc::new(Guard::new(db.clone(), &config.limits));
+        guard.sync().await.context("loading token revocations")?;
         let state = AppState::new(AppParts {
             db: db.clone(),
             writer,
             config: config.clone(),
             auth,
+            guard,
             inventories,
             sagas: sagas.clone(),
             bus,
@@ -221,6 +224,7 @@ impl Application {
             }));
         }
         tokio::spawn(crate::bridge::outbox::watch_pending(state.db.clone(), Duration::from_secs(5), stop_rx.clone()));
+        tokio::spawn(state.guard.clone().maintain(stop_rx.clone()));
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);

@@ -64,6 +64,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub admin: AdminConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub booking: BookingConfig,
     pub payment: PaymentConfig,
     pub mail: MailConfig,
@@ -133,6 +134,44 @@ pub struct AuthConfig {
     /// Argon2id memory cost in KiB and passes (OWASP: 19 MiB, 2 passes).
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Failed logins per account within the window before its logins are refused (0: never).
+    pub login_failures_per_account: u32,
+    pub login_failure_window_seconds: u64,
+    /// Logins, sign-ups and refreshes per client address per minute, per node (0: no limit).
+    pub auth_per_address_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A list of addresses or CIDR ranges, as a TOML array or (from the environment) a
+/// comma-separated string.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Form::deserialize(d)? {
+        Form::List(items) => items,
+        Form::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address or a CIDR range")))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -459,6 +498,24 @@ mod tests {
         }
         let parsed: Config = Figment::from(Toml::string(shipped)).extract().expect("config.toml loads");
         parsed.validate().expect("config.toml validates");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn trusted_proxies_take_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.limits.trusted_proxies.len(), 2);
+            assert!(c.limits.trusted_proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+            jail.set_env("BOXOFFICE_LIMITS__TRUSTED_PROXIES", "127.0.0.1, ::1,172.16.0.0/12");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.limits.trusted_proxies.len(), 3);
+            jail.set_env("BOXOFFICE_LIMITS__TRUSTED_PROXIES", "not-an-address");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("not-an-address"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -90,6 +90,7 @@ async fn create_admin(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        token_generation: 0,
     };
     store::accounts::insert_user(db, user).await.context("another account has the admin's username")?;
     Ok(())

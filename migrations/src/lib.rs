@@ -10,6 +10,7 @@ mod m20261121_000002_processed_events;
 mod m20261122_000003_one_registration_per_event;
 mod m20261122_000004_outbox_is_the_audit_log;
 mod m20261202_000005_max_per_person;
+mod m20261202_000006_sessions_end_with_their_user;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_one_registration_per_event::Migration),
             Box::new(m20261122_000004_outbox_is_the_audit_log::Migration),
             Box::new(m20261202_000005_max_per_person::Migration),
+            Box::new(m20261202_000006_sessions_end_with_their_user::Migration),
         ]
     }
 }

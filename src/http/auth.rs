@@ -1,9 +1,15 @@
 //! `/auth`: sign-up, log-in, token refresh (rotation with re-use detection) and log-out.
+//!
+//! Login, sign-up and refresh count against the caller's per-address limit; a login checks the
+//! account's lockout before its password, and a login naming no account spends the time of a
+//! password check all the same (see [`crate::auth::guard`]).
+
+use std::net::SocketAddr;
 
 use axum::{
     Router,
-    extract::State,
-    http::{HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
     routing::post,
 };
@@ -17,7 +23,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, reply},
-    extract::optional_text,
+    extract::{AuthUser, bearer, optional_text, verified},
     users::UserView,
 };
 use crate::{
@@ -114,6 +120,7 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        token_generation: 0,
     };
     store::accounts::insert_user(&state.db, user.clone()).await.map_err(|e| {
         Error::unless_duplicate(e, "duplicate_user", "an account with this e-mail or username already exists")
@@ -123,13 +130,19 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest, security(()),
     responses((status = 201, body = UserView), (status = 409, description = "duplicate_user"), (status = 422)))]
-async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterRequest>) -> Result<Response> {
+async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<Response> {
+    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
     let user = create_user(&state, req, Role::User).await?;
     Ok(reply(StatusCode::CREATED, UserView::from(user)))
 }
 
 async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Result<TokenPair> {
-    let access = state.auth.issue_access(user.id, user.role)?;
+    let access = state.auth.issue_access(user.id, user.role, user.token_generation)?;
     let refresh = new_refresh_token();
     let session = NewSession {
         id: refresh.id,
@@ -148,8 +161,15 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
-    responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password")))]
-async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password"),
+        (status = 429, description = "rate_limited: too many failed logins for the account, or requests from the address")))]
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response> {
+    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
     let login = req.login.trim().to_lowercase();
     if login.is_empty() {
         return Err(Error::invalid("login", "must not be empty"));
@@ -165,11 +185,15 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
         .await?;
     let invalid = || Error::Unauthorized("invalid login or password".into());
     let Some(user) = user else {
+        state.auth.verify_nobody(req.password).await;
         return Err(invalid());
     };
+    state.guard.check_lockout(user.id).await?;
     if !state.auth.verify_password(req.password, user.password_hash.clone()).await {
+        state.guard.login_failed(user.id).await?;
         return Err(invalid());
     }
+    state.guard.login_succeeded(user.id).await?;
     let pair = issue_pair(&state, &user, Uuid::now_v7()).await?;
     Ok(reply(StatusCode::OK, pair))
 }
@@ -178,7 +202,13 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
 /// revokes its whole family.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, security(()),
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid, expired, spent or revoked")))]
-async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Response> {
+async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Response> {
+    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
     let rejected = || Error::Unauthorized("the refresh token is invalid, expired or revoked".into());
     let (id, hash) = parse_refresh_token(&req.refresh_token).ok_or_else(rejected)?;
     let token = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(rejected)?;
@@ -199,10 +229,20 @@ async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshReq
     Ok(reply(StatusCode::OK, pair))
 }
 
-/// Ends the session the refresh token belongs to. Unknown tokens are accepted silently.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, security(()),
+/// Ends the session the refresh token belongs to, and the access token sent as bearer (if any)
+/// before its `exp`. Unknown tokens are accepted silently: logging out twice is not an error.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, security((), ("bearer" = [])),
     responses((status = 204, description = "the session is ended")))]
-async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode> {
+    if let Ok(Some(token)) = bearer(&headers)
+        && let Ok(claims) = verified(&state, token)
+    {
+        state.guard.revoke(&claims).await?;
+    }
     if let Some((id, hash)) = parse_refresh_token(&req.refresh_token)
         && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?
         && token.token_hash == hash

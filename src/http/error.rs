@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::{
     actors::{CallError, saga::SagaError},
+    auth::Refused,
     domain::OrderConflict,
     error::{Report, Unavailable},
     store::WriteError,
@@ -41,6 +42,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: std::time::Duration },
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
     #[error(transparent)]
@@ -73,6 +76,7 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -89,6 +93,7 @@ impl Error {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -115,6 +120,11 @@ impl IntoResponse for Error {
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, Self::Unavailable(_)) {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            // Whole seconds, rounded up: retrying after a shorter wait would be refused again.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(secs.max(1)));
         }
         response
     }
@@ -144,6 +154,18 @@ impl From<WriteError> for Error {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Duplicate(e) | WriteError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Revoked | Refused::AccountGone => Self::Unauthorized(e.to_string()),
+            Refused::Locked { retry_after } | Refused::RateLimited { retry_after } => {
+                Self::TooManyRequests { message: e.to_string(), retry_after }
+            }
+            Refused::Store(db) => db.into(),
         }
     }
 }

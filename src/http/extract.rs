@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer(&parts.headers)?.ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-        Self::from_token(state, token)
+        Self::from_token(state, token).await
     }
 }
 
@@ -71,13 +71,28 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>> {
 }
 
 impl AuthUser {
-    /// The caller a raw access token names (for clients that cannot set headers: WebSockets).
-    pub fn from_token(state: &AppState, token: &str) -> Result<Self> {
-        let claims = state.auth.verify_access(token.trim()).map_err(|e| match e {
-            TokenError::Expired => Error::Unauthorized("the access token has expired".into()),
-            TokenError::Invalid => Error::Unauthorized("the access token is invalid".into()),
-        })?;
-        Ok(Self { id: claims.sub, role: claims.role })
+    /// The caller a raw access token names (for clients that cannot set headers: WebSockets):
+    /// a valid signature, then the live-account and revocation checks of [`crate::auth::guard`].
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self> {
+        let claims = verified(state, token)?;
+        let role = state.guard.admit(&claims).await?;
+        Ok(Self { id: claims.sub, role })
+    }
+}
+
+/// The claims of a token whose signature and expiry check out (nothing more is checked).
+pub fn verified(state: &AppState, token: &str) -> Result<crate::auth::Claims> {
+    state.auth.verify_access(token.trim()).map_err(|e| match e {
+        TokenError::Expired => Error::Unauthorized("the access token has expired".into()),
+        TokenError::Invalid => Error::Unauthorized("the access token is invalid".into()),
+    })
+}
+
+impl AuthUser {
+    /// The client's address: the peer, or who a trusted proxy says it forwards.
+    pub fn client_address(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        state.guard.client_address(peer, forwarded)
     }
 }
 

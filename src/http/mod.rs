@@ -39,7 +39,7 @@ pub use serve::serve;
 
 use crate::{
     actors::{Inventories, saga::SagasMsg},
-    auth::AuthKeys,
+    auth::{AuthKeys, Guard},
     bridge::bus::Bus,
     config::Config,
     store::mongo::MongoAuditLog,
@@ -69,6 +69,8 @@ pub struct AppParts {
     pub writer: DatabaseConnection,
     pub config: Arc<Config>,
     pub auth: Arc<AuthKeys>,
+    /// Who may call: live accounts, revocations, login lockout, per-address limits.
+    pub guard: Arc<Guard>,
     pub inventories: Inventories,
     pub sagas: ActorRef<SagasMsg>,
     /// Live domain events, for streams; also tells readiness which transport is in use.

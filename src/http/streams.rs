@@ -86,7 +86,7 @@ async fn logs(
             q.access_token.ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?
         }
     };
-    AuthUser::from_token(&state, &token)?.require_admin()?;
+    AuthUser::from_token(&state, &token).await?.require_admin()?;
     let live = state.bus.subscribe_live();
     Ok(ws.on_upgrade(move |socket| forward_logs(socket, live)))
 }

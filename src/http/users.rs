@@ -130,16 +130,20 @@ async fn update(
     let updated = store::accounts::update_user(&state.db, m).await.map_err(|e| {
         Error::unless_duplicate(e, "duplicate_user", "that e-mail or username belongs to another account")
     })?;
+    // A new password ended the account's sessions: this node must not trust its cached state.
+    state.guard.forget(id);
     Ok(reply(StatusCode::OK, UserView::from(updated)))
 }
 
 /// Deletion keeps the row (orders and payments refer to it) but ends every session and frees
-/// nothing else: the account can no longer log in and is gone from the API.
+/// nothing else: the account can no longer log in, its tokens are refused, and it is gone from
+/// the API.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
     responses((status = 204, description = "deleted, sessions ended"), (status = 403), (status = 404)))]
 async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
     user.require_self_or_admin(id)?;
     let current = find_live(&state, id).await?;
     store::accounts::delete_user(&state.db, &current, Utc::now()).await?;
+    state.guard.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }

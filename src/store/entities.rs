@@ -29,6 +29,8 @@ pub mod users {
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
         pub deleted_at: Option<ChronoDateTimeUtc>,
+        /// Bumped by a password change or a deletion: access tokens of an older one are dead.
+        pub token_generation: i32,
     }
     no_relations!();
 
@@ -62,6 +64,37 @@ pub mod refresh_tokens {
         pub spent_at: Option<ChronoDateTimeUtc>,
         pub revoked_at: Option<ChronoDateTimeUtc>,
         pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod revoked_tokens {
+    use sea_orm::entity::prelude::*;
+
+    /// Access tokens ended by a logout before their `exp`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "revoked_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub jti: Uuid,
+        pub user_id: Uuid,
+        pub expires_at: ChronoDateTimeUtc,
+        pub revoked_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod login_failures {
+    use sea_orm::entity::prelude::*;
+
+    /// One failed login of an existing account.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_failures")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub failed_at: ChronoDateTimeUtc,
     }
     no_relations!();
 }

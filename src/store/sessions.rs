@@ -1,12 +1,19 @@
-//! Refresh tokens: the stored half of a session. Tokens rotate (each use spends one and issues
-//! the next in the same family); a spent token used again revokes its whole family, since only
-//! a thief would hold an old one. The secret half is never stored, only its SHA-256.
+//! Sessions as stored: refresh tokens, revoked access tokens and failed logins.
+//!
+//! Refresh tokens rotate (each use spends one and issues the next in the same family); a spent
+//! token used again revokes its whole family, since only a thief would hold an old one. The
+//! secret half is never stored, only its SHA-256. An access token ended early by a logout is kept
+//! by `jti` until its `exp`; failed logins are kept for the lockout window (see `auth::guard`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, OnConflict},
+};
 use uuid::Uuid;
 
-use super::entities::refresh_tokens;
+use super::entities::{login_failures, refresh_tokens, revoked_tokens};
 
 /// A refresh token to store.
 pub struct NewSession {
@@ -53,4 +60,72 @@ pub async fn revoke_family(db: &DatabaseConnection, family: Uuid) -> Result<(), 
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Ends one access token before its `exp` (a logout): it stays refused until then.
+pub async fn revoke_access(
+    db: &DatabaseConnection,
+    jti: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = revoked_tokens::ActiveModel {
+        jti: Set(jti),
+        user_id: Set(user_id),
+        expires_at: Set(expires_at),
+        revoked_at: Set(Utc::now()),
+    };
+    // A second logout with the same token changes nothing.
+    let insert = revoked_tokens::Entity::insert(row)
+        .on_conflict(OnConflict::column(revoked_tokens::Column::Jti).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await;
+    match insert {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Revocations recorded at or after `since` whose tokens have not expired yet.
+pub async fn revoked_since(db: &DatabaseConnection, since: DateTime<Utc>) -> Result<Vec<revoked_tokens::Model>, DbErr> {
+    revoked_tokens::Entity::find()
+        .filter(revoked_tokens::Column::RevokedAt.gte(since))
+        .filter(revoked_tokens::Column::ExpiresAt.gt(Utc::now()))
+        .all(db)
+        .await
+}
+
+/// Forgets revocations of tokens that have expired anyway, and login failures older than `keep`.
+pub async fn purge(db: &DatabaseConnection, failures_before: DateTime<Utc>) -> Result<(), DbErr> {
+    revoked_tokens::Entity::delete_many().filter(revoked_tokens::Column::ExpiresAt.lte(Utc::now())).exec(db).await?;
+    login_failures::Entity::delete_many().filter(login_failures::Column::FailedAt.lt(failures_before)).exec(db).await?;
+    Ok(())
+}
+
+/// One failed login of `user`.
+pub async fn record_login_failure(db: &DatabaseConnection, user: Uuid) -> Result<(), DbErr> {
+    let row = login_failures::ActiveModel { id: Set(Uuid::now_v7()), user_id: Set(user), failed_at: Set(Utc::now()) };
+    login_failures::Entity::insert(row).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// A successful login starts the count again.
+pub async fn clear_login_failures(db: &DatabaseConnection, user: Uuid) -> Result<(), DbErr> {
+    login_failures::Entity::delete_many().filter(login_failures::Column::UserId.eq(user)).exec(db).await?;
+    Ok(())
+}
+
+/// When `user`'s failed logins since `since` happened, oldest first.
+pub async fn login_failures_since(
+    db: &DatabaseConnection,
+    user: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, DbErr> {
+    let rows = login_failures::Entity::find()
+        .filter(login_failures::Column::UserId.eq(user))
+        .filter(login_failures::Column::FailedAt.gte(since))
+        .order_by_asc(login_failures::Column::FailedAt)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.failed_at).collect())
 }

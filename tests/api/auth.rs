@@ -131,6 +131,7 @@ async fn missing_expired_and_forged_tokens_are_401() {
             iat: now - 100,
             exp: now - 10,
             jti: Uuid::new_v4(),
+            generation: 0,
         })
         .unwrap();
     let (s, body) = app.get("/api/v1/orders", Some(&expired)).await;
@@ -139,8 +140,10 @@ async fn missing_expired_and_forged_tokens_are_401() {
 
     let mut forged_cfg = app.config.auth.clone();
     forged_cfg.jwt_secret = "another-secret-that-is-long-enough-for-hs256".into();
-    let forged =
-        boxoffice::auth::AuthKeys::new(&forged_cfg).unwrap().issue_access(id, boxoffice::domain::Role::Admin).unwrap();
+    let forged = boxoffice::auth::AuthKeys::new(&forged_cfg)
+        .unwrap()
+        .issue_access(id, boxoffice::domain::Role::Admin, 0)
+        .unwrap();
     let (s, _) = app.get("/api/v1/users", Some(&forged)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

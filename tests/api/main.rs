@@ -14,4 +14,5 @@ mod metrics;
 mod orders;
 mod payments;
 mod recovery;
+mod sessions;
 mod streams;

@@ -17,16 +17,25 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub mod guard;
+
+pub use guard::{Guard, Refused};
+
 use crate::{config::AuthConfig, domain::Role};
 
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
+    /// The role when issued; the guard uses the account's current one.
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The account's token generation when issued (see [`guard`]); tokens from before this claim
+    /// existed count as generation 0.
+    #[serde(default, rename = "gen")]
+    pub generation: i32,
 }
 
 /// Keys and parameters, built once at start-up.
@@ -38,6 +47,8 @@ pub struct AuthKeys {
     pub access_ttl: chrono::Duration,
     pub refresh_ttl: chrono::Duration,
     params: Params,
+    /// A hash of a random password with the same parameters (see [`AuthKeys::verify_nobody`]).
+    dummy_hash: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +64,21 @@ impl AuthKeys {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let params = Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let dummy_hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password(new_refresh_token().token.as_bytes(), &SaltString::generate(&mut OsRng))
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
+            .to_string();
         Ok(Self {
+            dummy_hash,
             encoding: EncodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(cfg.jwt_secret.expose().as_bytes()),
             validation,
             verified: VerifiedTokens::default(),
             access_ttl: chrono::Duration::seconds(cfg.access_ttl_seconds as i64),
             refresh_ttl: chrono::Duration::seconds(cfg.refresh_ttl_seconds as i64),
-            params: Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
-                .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+            params,
         })
     }
 
@@ -82,6 +99,13 @@ impl AuthKeys {
         .await?
     }
 
+    /// Spends the time of a password check for a login that names no account, so that the
+    /// answer time does not tell whether an account exists (a known login took 25 times longer).
+    pub async fn verify_nobody(&self, password: String) {
+        let hash = self.dummy_hash.clone();
+        let _ = self.verify_password(password, hash).await;
+    }
+
     pub async fn verify_password(&self, password: String, hash: String) -> bool {
         let argon = self.argon2();
         tokio::task::spawn_blocking(move || {
@@ -91,7 +115,7 @@ impl AuthKeys {
         .unwrap_or(false)
     }
 
-    pub fn issue_access(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+    pub fn issue_access(&self, user_id: Uuid, role: Role, generation: i32) -> anyhow::Result<String> {
         let now = Utc::now();
         let claims = Claims {
             sub: user_id,
@@ -99,6 +123,7 @@ impl AuthKeys {
             iat: now.timestamp(),
             exp: (now + self.access_ttl).timestamp(),
             jti: Uuid::new_v4(),
+            generation,
         };
         Ok(encode(&Header::default(), &claims, &self.encoding)?)
     }
@@ -211,9 +236,17 @@ mod tests {
     fn access_tokens_round_trip_and_expired_ones_are_told_apart() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, Role::User).unwrap();
+        let t = k.issue_access(id, Role::User, 3).unwrap();
         assert_eq!(k.verify_access(&t).unwrap().sub, id);
-        let past = Claims { sub: id, role: Role::User, iat: 0, exp: Utc::now().timestamp() - 10, jti: Uuid::new_v4() };
+        assert_eq!(k.verify_access(&t).unwrap().generation, 3);
+        let past = Claims {
+            sub: id,
+            role: Role::User,
+            iat: 0,
+            exp: Utc::now().timestamp() - 10,
+            jti: Uuid::new_v4(),
+            generation: 0,
+        };
         assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
         assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
     }
@@ -222,7 +255,7 @@ mod tests {
     fn a_remembered_token_still_expires_and_a_tampered_copy_is_still_checked() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, Role::User).unwrap();
+        let t = k.issue_access(id, Role::User, 0).unwrap();
         let claims = k.verify_access(&t).unwrap();
         assert!(matches!(k.verified.get(&t, claims.exp), Some(Ok(_))), "valid up to and including exp");
         assert!(matches!(k.verified.get(&t, claims.exp + 1), Some(Err(TokenError::Expired))));

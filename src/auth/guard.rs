@@ -1,0 +1,304 @@
+//! The rules every entry point applies to who is calling, in one place (REST, the web page, and
+//! any other API on the same core):
+//!
+//! - **Live accounts.** A valid signature is not enough: the token's subject must be a live
+//!   account whose token generation is the token's (a password change or a deletion moves it on,
+//!   ending every older access token), and its `jti` must not have been revoked by a logout. The
+//!   account's role is read from the account, not trusted from the token. Accounts are cached for
+//!   [`ACCOUNT_TTL`] and dropped from the cache when this node changes them, so the hot path costs
+//!   a map lookup; another node's change is seen within that TTL.
+//! - **Revoked access tokens** are kept in memory until their `exp`, loaded from the database at
+//!   start and every [`SYNC_EVERY`] (so a logout on another node counts here within seconds).
+//! - **Failed logins** are counted per account in the database: after
+//!   `limits.login_failures_per_account` within `limits.login_failure_window_seconds`, logins to
+//!   that account are refused with 429 until the oldest of them leaves the window.
+//! - **Per-address limits** on login, register and refresh (`limits.auth_per_address_per_minute`),
+//!   in memory per node, with `governor`. The address is the peer's, or the client named by
+//!   `X-Forwarded-For` when the peer is one of `limits.trusted_proxies`.
+//!
+//! Every refusal is counted in `boxoffice_requests_refused_total{reason}`.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use ipnet::IpNet;
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::Claims;
+use crate::{
+    config::LimitsConfig,
+    domain::Role,
+    instruments::{refusal, refused},
+    store::{entities::users, sessions},
+};
+
+/// How long an account's state is trusted from the cache.
+pub const ACCOUNT_TTL: Duration = Duration::from_secs(2);
+/// How often revocations recorded by other nodes are loaded.
+pub const SYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// Why a caller is turned away.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("the access token has been revoked")]
+    Revoked,
+    #[error("the account no longer exists")]
+    AccountGone,
+    #[error("too many failed logins for this account; try again later")]
+    Locked { retry_after: Duration },
+    #[error("too many requests from this address; slow down")]
+    RateLimited { retry_after: Duration },
+    #[error("checking the caller")]
+    Store(#[from] DbErr),
+}
+
+/// What the account says about itself now.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    role: Role,
+    generation: i32,
+}
+
+pub struct Guard {
+    db: DatabaseConnection,
+    /// `None`: no such live account.
+    accounts: Mutex<HashMap<Uuid, (Option<Live>, Instant)>>,
+    /// Revoked `jti`s and their tokens' `exp`.
+    revoked: Mutex<HashMap<Uuid, i64>>,
+    /// Revocations up to here are loaded (less an overlap, see [`Guard::sync`]).
+    synced_to: Mutex<DateTime<Utc>>,
+    max_failures: u32,
+    failure_window: chrono::Duration,
+    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+impl Guard {
+    pub fn new(db: DatabaseConnection, limits: &LimitsConfig) -> Self {
+        Self {
+            db,
+            accounts: Mutex::default(),
+            revoked: Mutex::default(),
+            synced_to: Mutex::new(DateTime::<Utc>::UNIX_EPOCH),
+            max_failures: limits.login_failures_per_account,
+            failure_window: chrono::Duration::seconds(limits.login_failure_window_seconds as i64),
+            per_address: NonZeroU32::new(limits.auth_per_address_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            trusted_proxies: limits.trusted_proxies.clone(),
+        }
+    }
+
+    /// Admits the holder of a verified access token, or says why not; the role is the account's.
+    pub async fn admit(&self, claims: &Claims) -> Result<Role, Refused> {
+        if self.is_revoked(claims.jti) {
+            refused(refusal::TOKEN_REVOKED);
+            return Err(Refused::Revoked);
+        }
+        match self.account(claims.sub).await? {
+            None => {
+                refused(refusal::ACCOUNT_GONE);
+                Err(Refused::AccountGone)
+            }
+            Some(live) if live.generation != claims.generation => {
+                refused(refusal::TOKEN_REVOKED);
+                Err(Refused::Revoked)
+            }
+            Some(live) => Ok(live.role),
+        }
+    }
+
+    /// The account's current generation, for a token about to be issued.
+    pub async fn generation(&self, user: Uuid) -> Result<Option<i32>, DbErr> {
+        Ok(self.account(user).await?.map(|l| l.generation))
+    }
+
+    async fn account(&self, user: Uuid) -> Result<Option<Live>, DbErr> {
+        if let Some((live, at)) = lock(&self.accounts).get(&user)
+            && at.elapsed() < ACCOUNT_TTL
+        {
+            return Ok(*live);
+        }
+        let row = users::Entity::find_by_id(user).one(&self.db).await?;
+        let live =
+            row.filter(|u| u.deleted_at.is_none()).map(|u| Live { role: u.role, generation: u.token_generation });
+        lock(&self.accounts).insert(user, (live, Instant::now()));
+        Ok(live)
+    }
+
+    /// This node changed the account (password, role, deletion): read it afresh next time.
+    pub fn forget(&self, user: Uuid) {
+        lock(&self.accounts).remove(&user);
+    }
+
+    fn is_revoked(&self, jti: Uuid) -> bool {
+        lock(&self.revoked).contains_key(&jti)
+    }
+
+    /// Ends one access token now (logout), on every node within [`SYNC_EVERY`].
+    pub async fn revoke(&self, claims: &Claims) -> Result<(), DbErr> {
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+        sessions::revoke_access(&self.db, claims.jti, claims.sub, expires_at).await?;
+        lock(&self.revoked).insert(claims.jti, claims.exp);
+        Ok(())
+    }
+
+    /// Loads revocations recorded since the last sync (by any node).
+    pub async fn sync(&self) -> Result<(), DbErr> {
+        let now = Utc::now();
+        // Rows committed late (a slow transaction, another node's clock) are caught by looking
+        // back a little further than the last sync.
+        let since = *lock(&self.synced_to) - chrono::Duration::seconds(30);
+        let rows = sessions::revoked_since(&self.db, since).await?;
+        let mut revoked = lock(&self.revoked);
+        for r in rows {
+            revoked.insert(r.jti, r.expires_at.timestamp());
+        }
+        *lock(&self.synced_to) = now;
+        Ok(())
+    }
+
+    /// Refuses a login to `user` while it has too many recent failures.
+    pub async fn check_lockout(&self, user: Uuid) -> Result<(), Refused> {
+        if self.max_failures == 0 {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let failures = sessions::login_failures_since(&self.db, user, now - self.failure_window).await?;
+        let max = self.max_failures as usize;
+        if failures.len() < max {
+            return Ok(());
+        }
+        // Logins open again when enough failures have left the window to be under the limit.
+        let reopens = failures[failures.len() - max] + self.failure_window;
+        refused(refusal::LOGIN_LOCKED);
+        Err(Refused::Locked { retry_after: (reopens - now).to_std().unwrap_or(Duration::from_secs(1)) })
+    }
+
+    pub async fn login_failed(&self, user: Uuid) -> Result<(), DbErr> {
+        sessions::record_login_failure(&self.db, user).await
+    }
+
+    pub async fn login_succeeded(&self, user: Uuid) -> Result<(), DbErr> {
+        sessions::clear_login_failures(&self.db, user).await
+    }
+
+    /// Counts one login, register or refresh from `client` against the per-address limit.
+    pub fn check_address(&self, client: IpAddr) -> Result<(), Refused> {
+        let Some(limiter) = &self.per_address else { return Ok(()) };
+        limiter.check_key(&client).map_err(|not_until| {
+            refused(refusal::AUTH_RATE);
+            Refused::RateLimited { retry_after: not_until.wait_time_from(limiter.clock().now()) }
+        })
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
+    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn client_address(&self, peer: SocketAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let peer = peer.ip().to_canonical();
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else { return peer };
+        let mut client = peer;
+        for hop in header.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip.to_canonical();
+                    if !self.is_trusted(client) {
+                        break;
+                    }
+                }
+                // A hop we cannot read ends the chain we can believe.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Keeps the in-memory state current and small: loads other nodes' revocations, forgets
+    /// expired ones and stale cache entries, and purges the tables, until `stop`.
+    pub async fn maintain(self: std::sync::Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(SYNC_EVERY);
+        let mut rounds = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %crate::error::Report(&e), "loading token revocations failed");
+            }
+            rounds += 1;
+            if rounds.is_multiple_of(30) {
+                let now = Utc::now().timestamp();
+                lock(&self.revoked).retain(|_, exp| *exp >= now);
+                lock(&self.accounts).retain(|_, (_, at)| at.elapsed() < ACCOUNT_TTL);
+                if let Some(limiter) = &self.per_address {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+                if let Err(e) = sessions::purge(&self.db, Utc::now() - self.failure_window).await {
+                    tracing::warn!(error = %crate::error::Report(&e), "purging old sessions data failed");
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(trusted: &[&str]) -> Guard {
+        let limits = LimitsConfig {
+            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            ..crate::Config::default().limits
+        };
+        Guard::new(DatabaseConnection::default(), &limits)
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let xff = Some("203.0.113.9, 10.0.0.7");
+        assert_eq!(guard(&[]).client_address(peer, xff), peer.ip(), "untrusted peer: the header is ignored");
+        let g = guard(&["10.0.0.0/8"]);
+        assert_eq!(g.client_address(peer, xff), "203.0.113.9".parse::<IpAddr>().unwrap(), "proxies skipped");
+        assert_eq!(g.client_address(peer, None), peer.ip());
+        assert_eq!(g.client_address(peer, Some("garbage")), peer.ip());
+        let v4_in_v6: SocketAddr = "[::ffff:10.0.0.5]:4000".parse().unwrap();
+        assert_eq!(g.client_address(v4_in_v6, Some("198.51.100.1")), "198.51.100.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_per_address_limit_refuses_with_a_wait_and_counts_addresses_apart() {
+        let limits = LimitsConfig { auth_per_address_per_minute: 3, ..crate::Config::default().limits };
+        let g = Guard::new(DatabaseConnection::default(), &limits);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..3 {
+            g.check_address(a).unwrap();
+        }
+        match g.check_address(a) {
+            Err(Refused::RateLimited { retry_after }) => assert!(retry_after > Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+        g.check_address(b).expect("another address has its own allowance");
+    }
+}
