@@ -7,26 +7,29 @@
 #   scripts/services.sh env              print the variables that point Boxoffice and the tests at them
 #
 # NAME is postgres, kafka, mongodb or smtp; none means all four.
-#   postgres  PostgreSQL from Debian's packages                       127.0.0.1:55432
+#   postgres  PostgreSQL from Debian's packages                       127.0.0.1:25432
 #   kafka     Apache Kafka 4.1 (KRaft, one node), its jars fetched
-#             from Maven Central by mvn (scripts/kafka/pom.xml)        127.0.0.1:59092
+#             from Maven Central by mvn (scripts/kafka/pom.xml)        127.0.0.1:29092
 #   mongodb   FerretDB 1.24 on SQLite, built from the Go module proxy
-#             (scripts/ferretdb/) - a MongoDB wire-protocol server      127.0.0.1:57017
+#             (scripts/ferretdb/) - a MongoDB wire-protocol server      127.0.0.1:27117
 #   smtp      Mailpit 1.27, built from the Go module proxy
-#             (scripts/mailpit/): SMTP, and an HTTP API to read mail    127.0.0.1:51025, http://127.0.0.1:58025
+#             (scripts/mailpit/): SMTP, and an HTTP API to read mail    127.0.0.1:21025, http://127.0.0.1:28025
 #
 # Everything is cached in .services/ (git-ignored): binaries, jars, data, logs and pid files.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SVC=${BOXOFFICE_SERVICES_DIR:-$ROOT/.services}
-PG_PORT=${BOXOFFICE_PG_PORT:-55432}
+# Below the kernel's ephemeral range (32768-60999): a client retrying a stopped server's port
+# from an ephemeral port can connect to itself (TCP simultaneous open) and then hold the port, so
+# the server cannot bind it again when an outage test restarts it.
+PG_PORT=${BOXOFFICE_PG_PORT:-25432}
 PG_DATA=${BOXOFFICE_PG_DATA:-$SVC/postgres}
-KAFKA_PORT=${BOXOFFICE_KAFKA_PORT:-59092}
+KAFKA_PORT=${BOXOFFICE_KAFKA_PORT:-29092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
-MONGO_PORT=${BOXOFFICE_MONGO_PORT:-57017}
-SMTP_PORT=${BOXOFFICE_SMTP_PORT:-51025}
-MAILPIT_HTTP_PORT=${BOXOFFICE_MAILPIT_HTTP_PORT:-58025}
+MONGO_PORT=${BOXOFFICE_MONGO_PORT:-27117}
+SMTP_PORT=${BOXOFFICE_SMTP_PORT:-21025}
+MAILPIT_HTTP_PORT=${BOXOFFICE_MAILPIT_HTTP_PORT:-28025}
 
 log() { echo "services: $*" >&2; }
 

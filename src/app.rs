@@ -225,6 +225,12 @@ impl Application {
         }
         tokio::spawn(crate::bridge::outbox::watch_pending(state.db.clone(), Duration::from_secs(5), stop_rx.clone()));
         tokio::spawn(state.guard.clone().maintain(stop_rx.clone()));
+        if let Transport::Kafka(bridge) = state.bus.transport() {
+            tokio::spawn(bridge.clone().watch_health(stop_rx.clone()));
+        }
+        if let Some(log) = &state.audit_log {
+            tokio::spawn(log.clone().watch_health(stop_rx.clone()));
+        }
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);

@@ -9,9 +9,46 @@
 //! (the actor's callers get 503 meanwhile) and then tries again: a fault that a restart cannot
 //! cure does not spin, and one that clears (a database back, a disk freed) heals by itself.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
+
+/// How often an outside service Boxoffice can run without (Kafka, MongoDB) is probed, so that
+/// readiness says `degraded` within seconds of an outage even while idle, and `ok` again within
+/// seconds of its return.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps `up` set to what `probe` finds every [`PROBE_EVERY`] until `stop`, logging changes.
+/// `on_return` runs when the service comes back.
+pub async fn keep_probing<F, Fut>(
+    what: &'static str,
+    up: &AtomicBool,
+    mut probe: F,
+    on_return: impl Fn(),
+    mut stop: watch::Receiver<bool>,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        let now_up = probe().await;
+        let was_up = up.swap(now_up, Ordering::Relaxed);
+        if was_up && !now_up {
+            tracing::warn!(service = what, "unreachable: degraded until it answers again");
+        } else if !was_up && now_up {
+            tracing::info!(service = what, "reachable again");
+            on_return();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
 
 /// A delay that doubles on every [`Backoff::next_delay`] up to a cap, until [`Backoff::reset`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

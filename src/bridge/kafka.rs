@@ -52,6 +52,8 @@ use crate::{
 pub const SOURCE: &str = "/boxoffice";
 /// Most messages a consumer hands to its subscriber at once.
 const CONSUMER_BATCH: usize = 256;
+/// A metadata probe that takes longer than this counts as no answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often each consumer group reports its lag.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -85,6 +87,8 @@ pub struct KafkaBridge {
     topics_ready: AtomicBool,
     /// False after a publish failed, until one succeeds: the broker is away, the outbox grows.
     healthy: AtomicBool,
+    /// Whether the cluster answered the last metadata probe ([`KafkaBridge::watch_health`]).
+    reachable: AtomicBool,
 }
 
 impl KafkaBridge {
@@ -94,6 +98,7 @@ impl KafkaBridge {
             config: c.clone(),
             topics_ready: AtomicBool::new(false),
             healthy: AtomicBool::new(true),
+            reachable: AtomicBool::new(true),
         })
     }
 
@@ -116,8 +121,25 @@ impl KafkaBridge {
         self.topics_ready.load(Ordering::Relaxed)
     }
 
+    /// Reachable, and the last publish (if any since it came back) succeeded.
     pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.reachable.load(Ordering::Relaxed) && self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Asks the cluster for its metadata every few seconds until `stop`, so an outage shows while
+    /// nothing is being published, and a return shows before the relay's next try.
+    pub async fn watch_health(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let this = self.clone();
+        let probe = move || {
+            let producer = this.producer();
+            async move {
+                let ask = move || producer.client().fetch_metadata(None, Timeout::After(PROBE_TIMEOUT)).is_ok();
+                tokio::task::spawn_blocking(ask).await.unwrap_or(false)
+            }
+        };
+        // Back: the relay's next publish will say whether publishing works again.
+        let on_return = || self.healthy.store(true, Ordering::Relaxed);
+        crate::retry::keep_probing("kafka", &self.reachable, probe, on_return, stop).await;
     }
 
     /// Every event topic and its dead-letter topic.
@@ -306,22 +328,38 @@ pub async fn run_consumer(
         return;
     }
     tracing::info!(group, subscriber = subscriber.name(), "kafka consumer started");
-    tokio::spawn(watch_lag(consumer.clone(), group.clone(), shutdown.clone()));
+    tokio::spawn(watch_lag(consumer.clone(), group.clone(), topics.clone(), shutdown.clone()));
     for t in &topics {
         metrics::counter!(instruments::DLQ_MESSAGES, "topic" => dlq_topic(t)).increment(0);
     }
+    // Errors in a row: only the first of a streak is a warning.
+    let mut failing = 0u64;
     loop {
         let first = tokio::select! {
             m = consumer.recv() => m,
             _ = shutdown.changed() => return,
         };
         let first = match first {
-            Ok(m) => m.detach(),
-            Err(e) => {
-                tracing::warn!(group, error = %e, "kafka receive failed");
-                if sleep_or_shutdown(Duration::from_millis(500), &mut shutdown).await {
-                    return;
+            Ok(m) => {
+                if failing > 0 {
+                    tracing::info!(group, errors = failing, "kafka receiving again");
+                    failing = 0;
                 }
+                m.detach()
+            }
+            Err(e) => {
+                // librdkafka queues an error event per failed connection attempt while the broker
+                // is away, and hands them over one by one before the messages behind them. They
+                // are reports, not a reason to wait: sleeping after each (500 ms, as this loop
+                // once did) replayed a 71 s outage's errors for ten minutes after the broker was
+                // back. librdkafka reconnects by itself; this loop only has to keep reading.
+                if failing == 0 {
+                    tracing::warn!(group, error = %e, "kafka receive failed; librdkafka keeps reconnecting");
+                } else {
+                    tracing::debug!(group, error = %e, "kafka receive failed");
+                }
+                failing += 1;
+                tokio::task::yield_now().await;
                 continue;
             }
         };
@@ -386,14 +424,18 @@ where
     }
 }
 
-/// Reports how far the group is behind the end of each topic it is assigned. It runs beside the
-/// consumer loop (on a blocking thread: the offset queries block), so the lag keeps being reported
-/// while the loop is stuck retrying a subscriber, which is when it matters.
-async fn watch_lag(consumer: Arc<StreamConsumer>, group: String, mut shutdown: watch::Receiver<bool>) {
-    let mut reported: Vec<String> = Vec::new();
+/// Reports how far the group is behind the end of each topic it consumes, as the broker sees it.
+/// It runs beside the consumer loop (on a blocking thread: the offset queries block), so the lag
+/// keeps being reported while the loop is stuck retrying a subscriber, which is when it matters.
+async fn watch_lag(
+    consumer: Arc<StreamConsumer>,
+    group: String,
+    topics: Vec<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     while !sleep_or_shutdown(LAG_EVERY, &mut shutdown).await {
-        let c = consumer.clone();
-        let lags = match tokio::task::spawn_blocking(move || lag_by_topic(&c)).await {
+        let (c, t) = (consumer.clone(), topics.clone());
+        let lags = match tokio::task::spawn_blocking(move || lag_by_topic(&c, &t)).await {
             Ok(Ok(lags)) => lags,
             Ok(Err(e)) => {
                 tracing::debug!(group, error = %e, "consumer lag unknown");
@@ -401,27 +443,40 @@ async fn watch_lag(consumer: Arc<StreamConsumer>, group: String, mut shutdown: w
             }
             Err(_) => continue,
         };
-        // A topic whose partitions moved to another instance is no longer this one's lag.
-        for gone in reported.iter().filter(|t| !lags.contains_key(*t)) {
-            metrics::gauge!(instruments::CONSUMER_LAG, "group" => group.clone(), "topic" => gone.clone()).set(0.0);
-        }
         for (topic, lag) in &lags {
             metrics::gauge!(instruments::CONSUMER_LAG, "group" => group.clone(), "topic" => topic.clone())
                 .set(*lag as f64);
         }
-        reported = lags.into_keys().collect();
     }
 }
 
-/// Messages between the group's committed offset and the end of each assigned partition, summed
-/// per topic. A partition whose offsets cannot be read now is left out (its topic keeps the
-/// other partitions' sum) rather than failing the whole report.
-fn lag_by_topic(consumer: &StreamConsumer) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
+/// The group's lag per topic as the broker sees it (what `kafka-consumer-groups --describe`
+/// sums): over every partition of the topics, between the group's committed offset and the end.
+///
+/// Every partition counts, whichever instance (if any) holds it now: counting only this
+/// instance's assignment reported 0 for a group whose assignment was lost in a broker outage
+/// while the broker showed 29 messages waiting. Several instances of one group therefore report
+/// the same lag (take `max by (group, topic)`). A topic whose offsets cannot all be read now is
+/// not reported this round (its gauge keeps the last full reading).
+fn lag_by_topic(consumer: &StreamConsumer, topics: &[String]) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
     const TIMEOUT: Duration = Duration::from_secs(2);
-    let committed = consumer.committed(TIMEOUT)?;
+    let mut all = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                all.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(all, TIMEOUT)?;
     let mut lags = HashMap::new();
+    let mut unreadable = Vec::new();
     for p in committed.elements() {
-        let Ok((low, high)) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT) else { continue };
+        let Ok((low, high)) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT) else {
+            unreadable.push(p.topic().to_string());
+            continue;
+        };
         // Nothing committed yet, or retention deleted past the commit: count from the oldest
         // message still on the partition.
         let done = match p.offset() {
@@ -429,6 +484,9 @@ fn lag_by_topic(consumer: &StreamConsumer) -> rdkafka::error::KafkaResult<HashMa
             _ => low,
         };
         *lags.entry(p.topic().to_string()).or_insert(0) += (high - done).max(0);
+    }
+    for topic in unreadable {
+        lags.remove(&topic);
     }
     Ok(lags)
 }

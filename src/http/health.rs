@@ -1,8 +1,11 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: start-up finished, the
 //! database answers, and with Kafka configured, the broker has been reached and the topics exist).
 //!
-//! A Kafka outage after that does not make the instance unready: booking goes on and the outbox
-//! holds the events until the broker is back; `/readyz` reports `kafka: "degraded"` meanwhile.
+//! A Kafka or MongoDB outage after that does not make the instance unready (a load balancer must
+//! not drain every node for it): booking goes on, the outbox holds the events until the broker is
+//! back, and audit documents wait. `/readyz` says `degraded` for them meanwhile: both are probed
+//! every two seconds, so it says so within seconds of an outage even while idle, and `ok` within
+//! seconds of the return.
 
 use std::sync::atomic::Ordering;
 
@@ -53,7 +56,8 @@ pub struct ReadyView {
     pub database: &'static str,
     /// `ok`, `degraded: ...` (events wait in the outbox) or `not configured (in-process bus)`.
     pub kafka: &'static str,
-    /// Where the audit log lives: `mongodb` or `database` (the outbox table).
+    /// Where the audit log lives: `mongodb`, `mongodb: degraded ...` (unreachable), or `database`
+    /// (the outbox table).
     pub audit_log: &'static str,
 }
 
@@ -83,6 +87,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Response> {
         Transport::Kafka(k) if k.healthy() => "ok",
         Transport::Kafka(_) => "degraded: publishing fails, events wait in the outbox",
     };
-    let audit = if state.audit_log.is_some() { "mongodb" } else { "database" };
+    let audit = match &state.audit_log {
+        Some(log) if log.reachable() => "mongodb",
+        Some(_) => "mongodb: degraded (unreachable; audit documents wait and are written on its return)",
+        None => "database",
+    };
     Ok(reply(StatusCode::OK, ReadyView { status: "ready", database: "ok", kafka, audit_log: audit }))
 }

@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use crate::domain::DomainEvent;
 
+/// A probe that takes longer than this counts as no answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// MongoDB's error code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -39,6 +42,8 @@ fn doing(what: &'static str) -> impl FnOnce(mongodb::error::Error) -> AuditLogEr
 pub struct MongoAuditLog {
     coll: Collection<Document>,
     indexed: AtomicBool,
+    /// Whether the server answered the last probe ([`MongoAuditLog::watch_health`]).
+    reachable: AtomicBool,
 }
 
 /// One audit document as read back.
@@ -61,7 +66,29 @@ impl MongoAuditLog {
         options.server_selection_timeout.get_or_insert(std::time::Duration::from_secs(5));
         options.connect_timeout.get_or_insert(std::time::Duration::from_secs(5));
         let client = Client::with_options(options).map_err(doing("creating the client for mongodb.url"))?;
-        Ok(Self { coll: client.database(database).collection("auditlogs"), indexed: AtomicBool::new(false) })
+        Ok(Self {
+            coll: client.database(database).collection("auditlogs"),
+            indexed: AtomicBool::new(false),
+            reachable: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether MongoDB answered its last probe.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
+    /// Pings the server until `stop` (see [`crate::retry::keep_probing`]).
+    pub async fn watch_health(self: std::sync::Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let this = self.clone();
+        let ping = move || {
+            let db = this.coll.client().database("admin");
+            async move {
+                let ping = db.run_command(doc! {"ping": 1});
+                matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(_)))
+            }
+        };
+        crate::retry::keep_probing("mongodb", &self.reachable, ping, || {}, stop).await;
     }
 
     async fn ensure_index(&self) -> Result<(), AuditLogError> {

@@ -73,6 +73,36 @@ impl Services {
         let out = std::process::Command::new("bash").arg(script).args([cmd, name]).output().unwrap();
         assert!(out.status.success(), "services.sh {cmd} {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
+
+    /// Stops server `name` until the returned guard is ended or dropped, so a failing assertion
+    /// during the outage does not leave it down for the tests after it.
+    pub fn outage(&self, name: &'static str) -> Outage {
+        self.script("down", name);
+        Outage { services: self.clone(), name, over: false }
+    }
+}
+
+/// A stopped server, started again by [`Outage::end`] or on drop.
+pub struct Outage {
+    services: Services,
+    name: &'static str,
+    over: bool,
+}
+
+impl Outage {
+    pub fn end(mut self) {
+        self.over = true;
+        self.services.script("up", self.name);
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        if !self.over {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
+            let _ = std::process::Command::new("bash").arg(script).args(["up", self.name]).output();
+        }
+    }
 }
 
 /// One test's private slice of the servers.
