@@ -38,7 +38,7 @@ fi
 
 scripts/services.sh up postgres
 # A known admin password for the harness (a fresh database would otherwise get a random one).
-ADMIN_PASSWORD=bench-admin-passphrase-2026
+ADMIN_PASSWORD=bench-passphrase-2026
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
 PG_BASE=${PG_ADMIN%/*}
 

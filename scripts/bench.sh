@@ -25,7 +25,7 @@ BIN=target/release/boxoffice
 # Only PostgreSQL: an idle Kafka broker (a JVM) or FerretDB would take CPU from every row.
 scripts/services.sh up postgres
 # A known admin password for the harness (a fresh database would otherwise get a random one).
-ADMIN_PASSWORD=bench-admin-passphrase-2026
+ADMIN_PASSWORD=bench-passphrase-2026
 PG_ADMIN=$(scripts/services.sh env | sed -n 's/^export BOXOFFICE_TEST_POSTGRES_URL=//p')
 PG_BASE=${PG_ADMIN%/*}
 PG_PORT=${PG_BASE##*:}

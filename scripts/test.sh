@@ -3,7 +3,8 @@
 # Mailpit) and checks the Prometheus, Grafana and compose files, then runs every test with the
 # embedded database (SQLite), and the HTTP and backbone
 # suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
-# both passes; in CI they fail rather than skip if the servers are missing. Last, the web page's
+# both passes; in CI they fail rather than skip if the servers are missing. Then the API is fuzzed
+# from its OpenAPI document (scripts/fuzz.sh, schemathesis), and last come the web page's
 # end-to-end tests in Debian's headless Chromium (scripts/web-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets
 
 echo "== HTTP and backbone suites on PostgreSQL ($pg_url) =="
 BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone
+
+echo "== the API fuzzed from its OpenAPI document (schemathesis): no 5xx =="
+scripts/fuzz.sh
 
 echo "== web page in headless Chromium (Playwright) =="
 scripts/web-test.sh

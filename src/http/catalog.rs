@@ -184,7 +184,7 @@ async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<E
     Ok(reply(StatusCode::OK, Page { items, next_token: page.next_token, previous_token: page.previous_token }))
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog",
     responses((status = 200, body = EventView), (status = 404)))]
 async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let e = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
@@ -261,7 +261,7 @@ async fn create_event(
     Ok(reply(StatusCode::CREATED, with_counts(&state, event).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/events/{id}", tag = "catalog", request_body = EventInput,
+#[utoipa::path(put, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", request_body = EventInput,
     responses((status = 200, body = EventView), (status = 409, description = "capacity below held + sold")))]
 async fn update_event(
     State(state): State<AppState>,

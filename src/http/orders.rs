@@ -283,7 +283,7 @@ async fn order_view(state: &AppState, o: orders::Model) -> Result<OrderView> {
     Ok(OrderView::new(o, tickets))
 }
 
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", responses((status = 200, body = OrderView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders", responses((status = 200, body = OrderView), (status = 404)))]
 async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let o = visible_order(&state, user, id).await?;
     Ok(reply(StatusCode::OK, order_view(&state, o).await?))
@@ -307,7 +307,7 @@ pub async fn ask_saga<R: Send + 'static>(
     Err(Unavailable::new("the order's saga is not running").into())
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders",
     responses((status = 200, body = OrderView), (status = 409, description = "wrong state")))]
 async fn cancel(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     visible_order(&state, user, id).await?;

@@ -139,7 +139,7 @@ async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): Api
     Ok(reply(StatusCode::OK, page.map(|p| PaymentView::new(p, None))))
 }
 
-#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", responses((status = 200, body = PaymentView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/payments/{id}", params(("id" = Uuid, Path, description = "the payment's id")), tag = "payments", responses((status = 200, body = PaymentView), (status = 404)))]
 async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let p = payments::Entity::find_by_id(id)
         .one(&state.db)

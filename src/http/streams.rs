@@ -113,7 +113,7 @@ async fn forward_logs(mut socket: WebSocket, mut live: tokio::sync::broadcast::R
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog",
     responses((status = 200, description = "text/event-stream of `availability` events: \
         {eventId, total, available, held, sold}", content_type = "text/event-stream"), (status = 404)))]
 async fn availability(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {

@@ -79,14 +79,14 @@ async fn find_live(state: &AppState, id: Uuid) -> Result<users::Model> {
         .ok_or_else(|| Error::not_found("user"))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users",
     responses((status = 200, body = UserView), (status = 403, description = "neither that user nor an admin"), (status = 404)))]
 async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     user.require_self_or_admin(id)?;
     Ok(reply(StatusCode::OK, UserView::from(find_live(&state, id).await?)))
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUser,
+#[utoipa::path(put, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users", request_body = UpdateUser,
     responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409, description = "duplicate_user"),
         (status = 422)))]
 async fn update(
@@ -138,7 +138,7 @@ async fn update(
 /// Deletion keeps the row (orders and payments refer to it) but ends every session and frees
 /// nothing else: the account can no longer log in, its tokens are refused, and it is gone from
 /// the API.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users",
     responses((status = 204, description = "deleted, sessions ended"), (status = 403), (status = 404)))]
 async fn remove(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
     user.require_self_or_admin(id)?;
