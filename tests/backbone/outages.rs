@@ -262,3 +262,71 @@ async fn sigterm_with_kafka_down_ends_the_process_within_the_shutdown_timeout() 
     eprintln!("stopped {took:?} after SIGTERM with Kafka down");
     assert!(took < Duration::from_secs(5), "shutdown took {took:?} (timeout 3 s)");
 }
+
+/// The group's lag on `topic` as the broker sees it: the end of each partition less the group's
+/// committed offset (or the start, with nothing committed).
+fn broker_lag(bb: &Backbone, group: &str, topic: &str) -> Option<i64> {
+    use rdkafka::{
+        ClientConfig, Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+    };
+    let timeout = Duration::from_secs(5);
+    // A client in the group that never subscribes: it only reads the group's committed offsets.
+    let reader: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &bb.services.kafka).set("group.id", group).create().ok()?;
+    let metadata = reader.fetch_metadata(Some(topic), timeout).ok()?;
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics().first()?.partitions() {
+        partitions.add_partition(topic, p.id());
+    }
+    let committed = reader.committed_offsets(partitions, timeout).ok()?;
+    let mut lag = 0;
+    for p in committed.elements() {
+        let (low, high) = reader.fetch_watermarks(topic, p.partition(), timeout).ok()?;
+        let done = match p.offset() {
+            Offset::Offset(o) => o.max(low),
+            _ => low,
+        };
+        lag += (high - done).max(0);
+    }
+    Some(lag)
+}
+
+/// `boxoffice_consumer_lag_messages` for one group and topic, from `/metrics`.
+async fn reported_lag(app: &crate::common::TestApp, group: &str, topic: &str) -> Option<i64> {
+    let text = app.client.get(format!("{}/metrics", app.base)).send().await.ok()?.text().await.ok()?;
+    let series = format!("boxoffice_consumer_lag_messages{{group=\"{group}\",topic=\"{topic}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse::<f64>().ok()).map(|v| v as i64)
+}
+
+#[tokio::test]
+async fn the_consumer_lag_metric_matches_the_brokers_view_while_mail_waits() {
+    let Some(services) = Services::get() else { return };
+    let _exclusive = SERVERS.write().await;
+    let bb = Backbone::new(services.clone()).await;
+    let app = bb.app().await;
+    let first = bb.user("ivy");
+    app.signup(&first).await;
+    app.eventually(60, "the first welcome e-mail", || async {
+        !bb.mail_subjects(&format!("{first}@example.com")).await.is_empty()
+    })
+    .await;
+    let group = format!("notifier-{}", bb.id);
+    let topic = bb.topic("user.created");
+    let smtp = services.outage("smtp");
+    for n in 0..4 {
+        app.signup(&bb.user(&format!("jo{n}"))).await;
+    }
+    // The notifier is stuck retrying its batch: the broker sees the new users waiting.
+    app.eventually(30, "the reported lag to match the broker's", || async {
+        let broker = broker_lag(&bb, &group, &topic);
+        let reported = reported_lag(&app, &group, &topic).await;
+        broker.is_some_and(|b| b >= 4) && reported == broker
+    })
+    .await;
+    smtp.end();
+    app.eventually(60, "the lag to drain to 0", || async {
+        broker_lag(&bb, &group, &topic) == Some(0) && reported_lag(&app, &group, &topic).await == Some(0)
+    })
+    .await;
+}
