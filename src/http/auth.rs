@@ -4,11 +4,9 @@
 //! account's lockout before its password, and a login naming no account spends the time of a
 //! password check all the same (see [`crate::auth::guard`]).
 
-use std::net::SocketAddr;
-
 use axum::{
     Router,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
     routing::post,
@@ -23,7 +21,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, reply},
-    extract::{AuthUser, bearer, optional_text, verified},
+    extract::{AuthAttempt, bearer, optional_text, verified},
     users::UserView,
 };
 use crate::{
@@ -132,11 +130,9 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
     responses((status = 201, body = UserView), (status = 409, description = "duplicate_user"), (status = 422)))]
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: AuthAttempt,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Response> {
-    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
     let user = create_user(&state, req, Role::User).await?;
     Ok(reply(StatusCode::CREATED, UserView::from(user)))
 }
@@ -163,13 +159,7 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password"),
         (status = 429, description = "rate_limited: too many failed logins for the account, or requests from the address")))]
-async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Response> {
-    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
+async fn login(State(state): State<AppState>, _: AuthAttempt, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
     let login = req.login.trim().to_lowercase();
     if login.is_empty() {
         return Err(Error::invalid("login", "must not be empty"));
@@ -204,11 +194,9 @@ async fn login(
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid, expired, spent or revoked")))]
 async fn refresh(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: AuthAttempt,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Response> {
-    state.guard.check_address(AuthUser::client_address(&state, peer, &headers))?;
     let rejected = || Error::Unauthorized("the refresh token is invalid, expired or revoked".into());
     let (id, hash) = parse_refresh_token(&req.refresh_token).ok_or_else(rejected)?;
     let token = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(rejected)?;

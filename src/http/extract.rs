@@ -88,13 +88,25 @@ pub fn verified(state: &AppState, token: &str) -> Result<crate::auth::Claims> {
     })
 }
 
-impl AuthUser {
-    /// The client's address: the peer, or who a trusted proxy says it forwards.
-    pub fn client_address(state: &AppState, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        state.guard.client_address(peer, forwarded)
+/// One login, sign-up or refresh, counted against the caller's per-address limit: extracting it
+/// answers 429 when the address is over (see [`crate::auth::guard`]).
+pub struct AuthAttempt;
+
+impl FromRequestParts<AppState> for AuthAttempt {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let axum::extract::ConnectInfo(peer) =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().copied().ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("the server loop gives every request its peer address"))
+            })?;
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        state.guard.check_address(state.guard.client_address(peer, forwarded))?;
+        Ok(Self)
     }
 }
+
+impl AuthUser {}
 
 /// `?limit=&next_token=&previous_token=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
