@@ -269,6 +269,7 @@ test('an admin creates an event, watches it, reads the audit log and the live st
   await p.getByLabel('Price').fill('12.50');
   await p.getByLabel('Starts at').fill('2031-09-01T18:00');
   await p.getByLabel('Seats').fill('40');
+  await p.getByLabel('Max per person').fill('6');
   await p.getByRole('button', { name: 'Create event' }).click();
   await toast(p, 'Event "Night Market Tour" created');
   const card = p.locator('.card', { hasText: 'Night Market Tour' });
@@ -279,6 +280,7 @@ test('an admin creates an event, watches it, reads the audit log and the live st
   await p.getByRole('button', { name: 'Start live stream' }).click();
   await p.getByRole('button', { name: 'Stop live stream' }).waitFor();
   const created = (await call('GET', '/api/v1/events?q=Night%20Market')).body.items[0];
+  assert.equal(created.max_per_person, 6, 'the per-person limit set in the form');
   const buyer = await apiUser('gus');
   const r = await call('POST', '/api/v1/orders', buyer, { event_id: created.id, quantity: 4 });
   assert.equal(r.status, 201);

@@ -368,6 +368,7 @@ async function adminView() {
       name: v.name, category_id: v.category_id, price_cents: Math.round(Number(v.price) * 100), currency: v.currency,
       starts_at: new Date(v.starts_at).toISOString(), total_slots: Number(v.total_slots),
       max_per_order: Number(v.max_per_order), hold_seconds: Number(v.hold_seconds),
+      max_per_person: Number(v.max_per_person),
     });
     if (r.status === 201) { toast(`Event "${r.body.name}" created.`); adminView(); } else toast(errorText(r), 'bad');
   } },
@@ -377,6 +378,7 @@ async function adminView() {
   field('Starts at', input('starts_at', 'datetime-local')),
   h('div', { class: 'row' }, field('Seats', input('total_slots', 'number', { min: 1, value: 100 })),
     field('Max per order', input('max_per_order', 'number', { min: 1, value: 10 })),
+    field('Max per person (0 = no limit)', input('max_per_person', 'number', { min: 0, value: 20 })),
     field('Hold (seconds)', input('hold_seconds', 'number', { min: 1, value: 600 }))),
   h('button', { type: 'submit' }, 'Create event'));
 
