@@ -12,7 +12,7 @@
 
 use std::{
     io::{ErrorKind, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context;
@@ -60,33 +60,53 @@ pub fn jwt_secret(auth: &AuthConfig) -> anyhow::Result<Secret> {
 }
 
 /// Writes `text` to `path` readable by its owner only (0600), creating the parent directory.
-/// `replace = false` fails with `AlreadyExists` rather than overwrite.
+/// `replace = false` fails with `AlreadyExists` rather than overwrite. The file appears whole or
+/// not at all (see [`Staged`]): a process starting at the same moment never reads half a key.
 pub fn write_private(path: &Path, text: &str, replace: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    Staged::write(path, text)?.put(replace)
+}
+
+/// A private file written beside its final path, not yet in place: [`Staged::put`] moves it
+/// there in one step (a rename, or a hard link that fails if the path exists); dropped unput, it
+/// is removed.
+pub struct Staged {
+    staged: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    pub fn write(path: &Path, text: &str) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let staged = path.with_file_name(format!(".{name}.{}", random_token(6)));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let this = Self { staged, path: path.to_path_buf() };
+        let mut file = options.open(&this.staged)?;
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        Ok(this)
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+
+    /// Puts the file in place; `replace = false` fails with `AlreadyExists` if the path exists.
+    pub fn put(self, replace: bool) -> std::io::Result<()> {
+        if replace { std::fs::rename(&self.staged, &self.path) } else { std::fs::hard_link(&self.staged, &self.path) }
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After a rename there is nothing left here; after a link, the staged name goes.
+        let _ = std::fs::remove_file(&self.staged);
     }
-    let mut file = options.open(path)?;
-    // A file that existed keeps its old mode through `open`: tighten it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

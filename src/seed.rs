@@ -32,10 +32,14 @@ pub async fn ensure_admin(db: &DatabaseConnection, auth: &AuthKeys, config: &Con
             return Ok(());
         }
         let password = secrets::random_token(18);
-        // Written before the account exists, so a failure here leaves no account nobody can use.
-        secrets::write_private(&admin.password_file, &password, true)
-            .with_context(|| format!("writing the admin password to {}", admin.password_file.display()))?;
+        // Staged before the account exists and put in place once it does: neither an account
+        // whose password is nowhere, nor a file whose password no account has.
+        let file = |e: std::io::Error| {
+            anyhow::Error::new(e).context(format!("writing the admin password to {}", admin.password_file.display()))
+        };
+        let staged = secrets::Staged::write(&admin.password_file, &password).map_err(file)?;
         create_admin(db, auth, config, &email, &password).await?;
+        staged.put(true).map_err(file)?;
         tracing::warn!(
             login = %admin.username,
             password = %password,

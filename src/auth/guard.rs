@@ -9,9 +9,13 @@
 //!   a map lookup; another node's change is seen within that TTL.
 //! - **Revoked access tokens** are kept in memory until their `exp`, loaded from the database at
 //!   start and every [`SYNC_EVERY`] (so a logout on another node counts here within seconds).
-//! - **Failed logins** are counted per account in the database: after
-//!   `limits.login_failures_per_account` within `limits.login_failure_window_seconds`, logins to
-//!   that account are refused with 429 until the oldest of them leaves the window.
+//! - **Logins** go through [`Guard::authenticate`], the one place their rules live: every attempt
+//!   is recorded in the database *before* the password is checked (so parallel guesses all count)
+//!   and cleared by a success; past `limits.login_failures_per_account` attempts within
+//!   `limits.login_failure_window_seconds` the subject's logins are refused with 429 until the
+//!   oldest leaves the window. The subject is the account, or the login text when no account has
+//!   it, and a login for nobody spends the time of a password check: a login for an account that
+//!   does not exist is answered exactly like one for an account that does, in time and in status.
 //! - **Per-address limits** on login, register and refresh (`limits.auth_per_address_per_minute`),
 //!   in memory per node, with `governor`. The address is the peer's, or the client named by
 //!   `X-Forwarded-For` when the peer is one of `limits.trusted_proxies`.
@@ -29,11 +33,11 @@ use std::{
 use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use ipnet::IpNet;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::Claims;
+use super::{AuthKeys, Claims};
 use crate::{
     config::LimitsConfig,
     domain::Role,
@@ -57,6 +61,8 @@ pub enum Refused {
     Locked { retry_after: Duration },
     #[error("too many requests from this address; slow down")]
     RateLimited { retry_after: Duration },
+    #[error("invalid login or password")]
+    BadCredentials,
     #[error("checking the caller")]
     Store(#[from] DbErr),
 }
@@ -166,29 +172,58 @@ impl Guard {
         Ok(())
     }
 
-    /// Refuses a login to `user` while it has too many recent failures.
-    pub async fn check_lockout(&self, user: Uuid) -> Result<(), Refused> {
-        if self.max_failures == 0 {
-            return Ok(());
+    /// The live account a login (username, or e-mail in any case) names and its password opens,
+    /// with every rule of a login applied (see the module docs).
+    pub async fn authenticate(&self, keys: &AuthKeys, login: &str, password: String) -> Result<users::Model, Refused> {
+        let login = login.trim();
+        let user = users::Entity::find()
+            .filter(users::Column::DeletedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(users::Column::Email.eq(login.to_lowercase()))
+                    .add(users::Column::Username.eq(login)),
+            )
+            .one(&self.db)
+            .await?;
+        let subject = match &user {
+            Some(u) => u.id.to_string(),
+            None => format!("login:{}", login.to_lowercase()),
+        };
+        if self.max_failures > 0 {
+            sessions::record_login_attempt(&self.db, &subject).await?;
+            self.check_lockout(&subject).await?;
         }
+        let opened = match &user {
+            Some(u) => keys.verify_password(password, u.password_hash.clone()).await,
+            None => {
+                keys.verify_nobody(password).await;
+                false
+            }
+        };
+        match user {
+            Some(u) if opened => {
+                if self.max_failures > 0 {
+                    sessions::clear_login_failures(&self.db, &subject).await?;
+                }
+                Ok(u)
+            }
+            _ => Err(Refused::BadCredentials),
+        }
+    }
+
+    /// Refuses a login while its subject has more attempts in the window than allowed (the
+    /// attempt being checked is already counted).
+    async fn check_lockout(&self, subject: &str) -> Result<(), Refused> {
         let now = Utc::now();
-        let failures = sessions::login_failures_since(&self.db, user, now - self.failure_window).await?;
+        let failures = sessions::login_failures_since(&self.db, subject, now - self.failure_window).await?;
         let max = self.max_failures as usize;
-        if failures.len() < max {
+        if failures.len() <= max {
             return Ok(());
         }
         // Logins open again when enough failures have left the window to be under the limit.
         let reopens = failures[failures.len() - max] + self.failure_window;
         refused(refusal::LOGIN_LOCKED);
         Err(Refused::Locked { retry_after: (reopens - now).to_std().unwrap_or(Duration::from_secs(1)) })
-    }
-
-    pub async fn login_failed(&self, user: Uuid) -> Result<(), DbErr> {
-        sessions::record_login_failure(&self.db, user).await
-    }
-
-    pub async fn login_succeeded(&self, user: Uuid) -> Result<(), DbErr> {
-        sessions::clear_login_failures(&self.db, user).await
     }
 
     /// Counts one login, register or refresh from `client` against the per-address limit.

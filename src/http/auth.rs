@@ -143,6 +143,7 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
     let session = NewSession {
         id: refresh.id,
         user_id: user.id,
+        generation: user.token_generation,
         family_id: family,
         token_hash: refresh.hash,
         expires_at: Utc::now() + state.auth.refresh_ttl,
@@ -160,30 +161,10 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password"),
         (status = 429, description = "rate_limited: too many failed logins for the account, or requests from the address")))]
 async fn login(State(state): State<AppState>, _: AuthAttempt, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
-    let login = req.login.trim().to_lowercase();
-    if login.is_empty() {
+    if req.login.trim().is_empty() {
         return Err(Error::invalid("login", "must not be empty"));
     }
-    let user = users::Entity::find()
-        .filter(users::Column::DeletedAt.is_null())
-        .filter(
-            Condition::any()
-                .add(users::Column::Email.eq(login.clone()))
-                .add(users::Column::Username.eq(req.login.trim())),
-        )
-        .one(&state.db)
-        .await?;
-    let invalid = || Error::Unauthorized("invalid login or password".into());
-    let Some(user) = user else {
-        state.auth.verify_nobody(req.password).await;
-        return Err(invalid());
-    };
-    state.guard.check_lockout(user.id).await?;
-    if !state.auth.verify_password(req.password, user.password_hash.clone()).await {
-        state.guard.login_failed(user.id).await?;
-        return Err(invalid());
-    }
-    state.guard.login_succeeded(user.id).await?;
+    let user = state.guard.authenticate(&state.auth, &req.login, req.password).await?;
     let pair = issue_pair(&state, &user, Uuid::now_v7()).await?;
     Ok(reply(StatusCode::OK, pair))
 }
@@ -213,6 +194,11 @@ async fn refresh(
         .one(&state.db)
         .await?
         .ok_or_else(rejected)?;
+    // Issued before a password change that raced it (the change revokes only what it sees).
+    if token.generation != user.token_generation {
+        sessions::revoke_family(&state.db, token.family_id).await?;
+        return Err(rejected());
+    }
     let pair = issue_pair(&state, &user, token.family_id).await?;
     Ok(reply(StatusCode::OK, pair))
 }

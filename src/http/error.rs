@@ -161,7 +161,7 @@ impl From<WriteError> for Error {
 impl From<Refused> for Error {
     fn from(e: Refused) -> Self {
         match e {
-            Refused::Revoked | Refused::AccountGone => Self::Unauthorized(e.to_string()),
+            Refused::Revoked | Refused::AccountGone | Refused::BadCredentials => Self::Unauthorized(e.to_string()),
             Refused::Locked { retry_after } | Refused::RateLimited { retry_after } => {
                 Self::TooManyRequests { message: e.to_string(), retry_after }
             }

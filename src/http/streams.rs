@@ -88,12 +88,33 @@ async fn logs(
     };
     AuthUser::from_token(&state, &token).await?.require_admin()?;
     let live = state.bus.subscribe_live();
-    Ok(ws.on_upgrade(move |socket| forward_logs(socket, live)))
+    Ok(ws.on_upgrade(move |socket| forward_logs(socket, live, state, token)))
 }
 
-async fn forward_logs(mut socket: WebSocket, mut live: tokio::sync::broadcast::Receiver<DomainEvent>) {
+/// How often an open log socket checks that its token still opens it (a logout, a deletion or a
+/// demotion ends the socket within this long).
+const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn forward_logs(
+    mut socket: WebSocket,
+    mut live: tokio::sync::broadcast::Receiver<DomainEvent>,
+    state: AppState,
+    token: String,
+) {
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.tick().await;
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                let still_admin = AuthUser::from_token(&state, &token).await.is_ok_and(|u| u.is_admin());
+                if !still_admin {
+                    let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: axum::extract::ws::close_code::POLICY,
+                        reason: "the token no longer opens this stream".into(),
+                    }))).await;
+                    return;
+                }
+            }
             event = live.recv() => {
                 let line = match event {
                     Ok(e) => log_line(&e),

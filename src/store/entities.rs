@@ -64,6 +64,8 @@ pub mod refresh_tokens {
         pub spent_at: Option<ChronoDateTimeUtc>,
         pub revoked_at: Option<ChronoDateTimeUtc>,
         pub created_at: ChronoDateTimeUtc,
+        /// The account's token generation when issued: a token from an older one is refused.
+        pub generation: i32,
     }
     no_relations!();
 }
@@ -87,13 +89,13 @@ pub mod revoked_tokens {
 pub mod login_failures {
     use sea_orm::entity::prelude::*;
 
-    /// One failed login of an existing account.
+    /// One login attempt that has not succeeded, by subject (an account id, or `login:<text>`).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "login_failures")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
-        pub user_id: Uuid,
+        pub subject: String,
         pub failed_at: ChronoDateTimeUtc,
     }
     no_relations!();

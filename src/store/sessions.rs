@@ -19,6 +19,8 @@ use super::entities::{login_failures, refresh_tokens, revoked_tokens};
 pub struct NewSession {
     pub id: Uuid,
     pub user_id: Uuid,
+    /// The account's token generation it is issued under.
+    pub generation: i32,
     pub family_id: Uuid,
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
@@ -34,18 +36,21 @@ pub async fn insert(db: &DatabaseConnection, s: NewSession) -> Result<(), DbErr>
         spent_at: Set(None),
         revoked_at: Set(None),
         created_at: Set(Utc::now()),
+        generation: Set(s.generation),
     })
     .exec_without_returning(db)
     .await?;
     Ok(())
 }
 
-/// Spends a token atomically: of two concurrent uses only one gets `true`.
+/// Spends a token atomically: of two concurrent uses only one gets `true`, and a token revoked
+/// meanwhile (a password change, a logout) is not spent at all.
 pub async fn spend(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
     let spent = refresh_tokens::Entity::update_many()
         .col_expr(refresh_tokens::Column::SpentAt, Expr::value(Utc::now()))
         .filter(refresh_tokens::Column::Id.eq(id))
         .filter(refresh_tokens::Column::SpentAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
     Ok(spent.rows_affected == 1)
@@ -102,27 +107,32 @@ pub async fn purge(db: &DatabaseConnection, failures_before: DateTime<Utc>) -> R
     Ok(())
 }
 
-/// One failed login of `user`.
-pub async fn record_login_failure(db: &DatabaseConnection, user: Uuid) -> Result<(), DbErr> {
-    let row = login_failures::ActiveModel { id: Set(Uuid::now_v7()), user_id: Set(user), failed_at: Set(Utc::now()) };
+/// One login attempt for `subject`, recorded before the password is checked (so that parallel
+/// guesses all count); a success clears them.
+pub async fn record_login_attempt(db: &DatabaseConnection, subject: &str) -> Result<(), DbErr> {
+    let row = login_failures::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        subject: Set(subject.to_string()),
+        failed_at: Set(Utc::now()),
+    };
     login_failures::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
 
 /// A successful login starts the count again.
-pub async fn clear_login_failures(db: &DatabaseConnection, user: Uuid) -> Result<(), DbErr> {
-    login_failures::Entity::delete_many().filter(login_failures::Column::UserId.eq(user)).exec(db).await?;
+pub async fn clear_login_failures(db: &DatabaseConnection, subject: &str) -> Result<(), DbErr> {
+    login_failures::Entity::delete_many().filter(login_failures::Column::Subject.eq(subject)).exec(db).await?;
     Ok(())
 }
 
-/// When `user`'s failed logins since `since` happened, oldest first.
+/// When `subject`'s unsuccessful logins since `since` happened, oldest first.
 pub async fn login_failures_since(
     db: &DatabaseConnection,
-    user: Uuid,
+    subject: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DbErr> {
     let rows = login_failures::Entity::find()
-        .filter(login_failures::Column::UserId.eq(user))
+        .filter(login_failures::Column::Subject.eq(subject))
         .filter(login_failures::Column::FailedAt.gte(since))
         .order_by_asc(login_failures::Column::FailedAt)
         .all(db)

@@ -431,3 +431,45 @@ async fn a_person_limit_of_zero_means_none_and_a_put_can_set_one() {
     let (s, body) = app.put(&format!("/api/v1/events/{event}"), Some(&app.admin_token), input).await;
     assert_eq!((s, &body["error"]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("max_per_person")));
 }
+
+#[tokio::test]
+async fn the_person_limit_is_rebuilt_after_a_restart_and_an_expired_hold_frees_it() {
+    let app = TestApp::spawn().await;
+    let (event, _) = limited_event(&app, Some(3)).await;
+    let (_, ann) = app.signup("ann").await;
+    let (_, first) = app.order(&ann, event, 1).await;
+    assert_eq!(app.pay(&ann, &first, "tok_ok").await.0, StatusCode::CREATED);
+    assert_eq!(app.order(&ann, event, 2).await.0, StatusCode::CREATED);
+    let (config, dir) = app.stop().await;
+    let app = TestApp::start(config, dir).await;
+    let ann = app.login("ann", "password-123").await;
+    let (s, body) = app.order(&ann, event, 1).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("person_limit")), "{body}");
+
+    let short = app.event_limited(1000, 10, 1, 10, Some(2)).await;
+    assert_eq!(app.order(&ann, short, 2).await.0, StatusCode::CREATED);
+    assert_eq!(app.order(&ann, short, 1).await.1["error"]["code"], "person_limit");
+    app.eventually(5, "the hold to expire", || async { app.counts(short).await == (10, 0, 0, 10) }).await;
+    assert_eq!(app.order(&ann, short, 2).await.0, StatusCode::CREATED, "expired seats count no more");
+}
+
+#[tokio::test]
+async fn a_stored_price_too_large_to_multiply_is_refused_not_wrapped() {
+    use boxoffice::store::entities::events;
+    use sea_orm::sea_query::Expr;
+    let app = TestApp::spawn().await;
+    let event = app.event_limited(1000, 10, 600, 10, Some(0)).await;
+    // A price written before prices were bounded; the inventory reads it on its next start.
+    events::Entity::update_many()
+        .col_expr(events::Column::PriceCents, Expr::value(4_611_686_018_427_387_905_i64))
+        .filter(events::Column::Id.eq(event))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let (config, dir) = app.stop().await;
+    let app = TestApp::start(config, dir).await;
+    let (_, ann) = app.signup("ann").await;
+    let (s, body) = app.order(&ann, event, 4).await;
+    assert_eq!((s, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("quantity")), "{body}");
+    assert_eq!(app.counts(event).await, (10, 0, 0, 10), "nothing held");
+}

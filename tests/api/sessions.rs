@@ -211,3 +211,57 @@ async fn a_login_for_an_unknown_account_takes_as_long_as_one_for_a_known_account
         "unknown account {unknown:?} against known {known:?}: the difference tells who has an account"
     );
 }
+
+#[tokio::test]
+async fn parallel_guesses_all_count_toward_the_lockout() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    let guesses = (0..30).map(|i| {
+        let app = &app;
+        async move {
+            let body = json!({"login": "ann", "password": format!("guess number {i}")});
+            app.post("/api/v1/auth/login", None, body).await.0
+        }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let let_through = answers.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let locked = answers.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(let_through + locked, 30, "{answers:?}");
+    assert!(let_through <= 10, "{let_through} guesses were checked, the limit is 10");
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_login_for_nobody_is_answered_like_one_for_somebody_even_when_locked() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    for login in ["ann", "nobody-at-all"] {
+        let mut answers = Vec::new();
+        for _ in 0..11 {
+            answers
+                .push(app.post("/api/v1/auth/login", None, json!({"login": login, "password": "wrong guess"})).await.0);
+        }
+        assert!(answers[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{login}: {answers:?}");
+        assert_eq!(answers[10], StatusCode::TOO_MANY_REQUESTS, "{login}: the 11th");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_token_issued_under_an_older_generation_is_refused() {
+    use boxoffice::store::entities::users;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.signup("ann").await;
+    let pair = login_pair(&app, "ann", "password-123").await;
+    // What a login racing a password change leaves: a refresh token the change did not revoke,
+    // issued under the generation before it.
+    users::Entity::update_many()
+        .col_expr(users::Column::TokenGeneration, Expr::value(7))
+        .filter(users::Column::Id.eq(ann))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let (s, body) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": pair["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+}

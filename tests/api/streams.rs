@@ -138,3 +138,35 @@ async fn the_log_socket_wants_an_admin_token() {
     request.headers_mut().insert("Authorization", format!("Bearer {}", app.admin_token).parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_log_socket_closes_within_seconds_once_its_token_is_revoked() {
+    let app = TestApp::spawn().await;
+    let pair = app.post(
+        "/api/v1/auth/login",
+        None,
+        serde_json::json!({"login": app.config.admin.username, "password": app.admin_password()}),
+    );
+    let (_, pair) = pair.await;
+    let token = pair["access_token"].as_str().unwrap().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, &format!("?access_token={token}"))).await.unwrap();
+    let res = app
+        .client
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"refresh_token": pair["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(6), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket still streams to a logged-out admin");
+}
