@@ -11,6 +11,7 @@ mod m20261122_000003_one_registration_per_event;
 mod m20261122_000004_outbox_is_the_audit_log;
 mod m20261202_000005_max_per_person;
 mod m20261202_000006_sessions_end_with_their_user;
+mod m20261202_000007_event_leases;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_outbox_is_the_audit_log::Migration),
             Box::new(m20261202_000005_max_per_person::Migration),
             Box::new(m20261202_000006_sessions_end_with_their_user::Migration),
+            Box::new(m20261202_000007_event_leases::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod committer;
 pub mod entities;
 pub mod idempotency;
+pub mod leases;
 pub mod mongo;
 pub mod sessions;
 

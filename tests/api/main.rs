@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod edge;
 mod errors;
+mod leases;
 mod metrics;
 mod orders;
 mod payments;
