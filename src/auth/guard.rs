@@ -122,11 +122,6 @@ impl Guard {
         }
     }
 
-    /// The account's current generation, for a token about to be issued.
-    pub async fn generation(&self, user: Uuid) -> Result<Option<i32>, DbErr> {
-        Ok(self.account(user).await?.map(|l| l.generation))
-    }
-
     async fn account(&self, user: Uuid) -> Result<Option<Live>, DbErr> {
         if let Some((live, at)) = lock(&self.accounts).get(&user)
             && at.elapsed() < ACCOUNT_TTL

@@ -9,10 +9,8 @@ use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -67,7 +65,7 @@ impl AuthKeys {
         let params = Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy_hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-            .hash_password(new_refresh_token().token.as_bytes(), &SaltString::generate(&mut OsRng))
+            .hash_password(crate::secrets::random_token(32).as_bytes(), &SaltString::generate(&mut OsRng))
             .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
             .to_string();
         Ok(Self {
@@ -191,9 +189,7 @@ pub struct NewRefreshToken {
 
 pub fn new_refresh_token() -> NewRefreshToken {
     let id = Uuid::now_v7();
-    let mut secret = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let secret = URL_SAFE_NO_PAD.encode(secret);
+    let secret = crate::secrets::random_token(32);
     NewRefreshToken { id, hash: sha256_hex(&secret), token: format!("{id}.{secret}") }
 }
 
