@@ -34,6 +34,7 @@ pub const AUDIT_WRITES: &str = "boxoffice_audit_writes_total";
 pub const DLQ_MESSAGES: &str = "boxoffice_dlq_messages_total";
 pub const COMMIT_DURATION: &str = "boxoffice_commit_batch_duration_seconds";
 pub const REFUSALS: &str = "boxoffice_requests_refused_total";
+pub const FENCED_COMMITS: &str = "boxoffice_cluster_fenced_commits_total";
 
 /// Why a request was refused by a protective rule, the `reason` label of [`REFUSALS`] (one series
 /// each, registered at zero): the per-person seat limit, a locked account, the per-address auth
@@ -135,5 +136,9 @@ fn describe() {
     describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");
     describe_counter!(DLQ_MESSAGES, "Messages sent to a dead-letter topic, by topic");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit batch duration");
+    describe_counter!(
+        FENCED_COMMITS,
+        "Writes refused because their event's lease had moved to a newer epoch (a stale owner)"
+    );
     describe_counter!(REFUSALS, "Requests refused by a protective rule, by reason");
 }

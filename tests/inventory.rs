@@ -25,7 +25,9 @@ use boxoffice::{
     retry::{Backoff, RestartPolicy},
     store::{
         self, Committer,
+        committer::Fence,
         entities::{categories, events, orders},
+        leases,
     },
 };
 
@@ -77,12 +79,18 @@ async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
 
 impl Fixture {
     async fn inventory(&self, pin_max: Duration) -> ActorRef<InventoryMsg> {
+        self.inventory_fenced(pin_max, None).await
+    }
+
+    /// An inventory acting under a lease (cluster mode).
+    async fn inventory_fenced(&self, pin_max: Duration, fence: Option<Fence>) -> ActorRef<InventoryMsg> {
         let args = InventoryArgs {
             event_id: self.event_id,
             db: self.db.clone(),
             committer: self.committer.clone(),
             payment_pin_max: pin_max,
             passivate_after: None,
+            fence,
         };
         Actor::spawn(None, EventInventory, args).await.unwrap().0
     }
@@ -290,7 +298,11 @@ async fn the_supervisor_restarts_a_failed_inventory_with_its_state() {
     inventories.reserve(f.event_id, req(4)).await.unwrap().unwrap();
     let before = inventories.snapshot(f.event_id).await.unwrap();
     let failed = directory.get(&f.event_id).unwrap();
-    failed.cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into())))).unwrap();
+    failed
+        .cast(InventoryMsg::CommitFailed(boxoffice::store::committer::CommitError::Store(std::sync::Arc::new(
+            sea_orm::DbErr::Custom("injected".into()),
+        ))))
+        .unwrap();
     for _ in 0..200 {
         if directory.get(&f.event_id).is_some_and(|a| a.get_id() != failed.get_id()) {
             break;
@@ -317,7 +329,9 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         current
-            .cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into()))))
+            .cast(InventoryMsg::CommitFailed(boxoffice::store::committer::CommitError::Store(std::sync::Arc::new(
+                sea_orm::DbErr::Custom("injected".into()),
+            ))))
             .unwrap();
         for _ in 0..100 {
             if directory.get(&f.event_id).is_none_or(|a| a.get_id() != current.get_id()) {
@@ -344,7 +358,9 @@ async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_startin
     directory
         .get(&f.event_id)
         .unwrap()
-        .cast(InventoryMsg::CommitFailed(std::sync::Arc::new(sea_orm::DbErr::Custom("injected".into()))))
+        .cast(InventoryMsg::CommitFailed(boxoffice::store::committer::CommitError::Store(std::sync::Arc::new(
+            sea_orm::DbErr::Custom("injected".into()),
+        ))))
         .unwrap();
     for _ in 0..200 {
         if directory.get(&f.event_id).is_none() {
@@ -446,4 +462,28 @@ async fn a_recovered_hold_keeps_its_original_expiry() {
     // expiry is cleared.
     let stored = f.stored_as(order, OrderStatus::Expired).await;
     assert_eq!((stored.status, stored.expires_at), (OrderStatus::Expired, None), "stored as expired");
+}
+
+#[tokio::test]
+async fn an_inventory_whose_lease_moved_on_grants_nothing_more_and_stops() {
+    let f = fixture(10, 600).await;
+    let ttl = Duration::from_secs(30);
+    let lease = leases::acquire(&f.db, f.event_id, "node-a", ttl).await.unwrap().unwrap();
+    let fence = Fence { event_id: f.event_id, epoch: lease.epoch };
+    let inv = f.inventory_fenced(Duration::from_secs(60), Some(fence)).await;
+    let first = reserve(&inv, 2).await.expect("granted under a current lease");
+    // node-a is cut off; node-b takes the event over (epoch 2). node-a's actor still believes
+    // eight seats are free.
+    assert!(leases::release(&f.db, &lease).await.unwrap());
+    assert_eq!(leases::acquire(&f.db, f.event_id, "node-b", ttl).await.unwrap().unwrap().epoch, 2);
+    assert_eq!(reserve(&inv, 1).await, Err(InventoryError::Moved), "a fenced hold is refused, not granted");
+    for _ in 0..250 {
+        if inv.get_status() == ractor::ActorStatus::Stopped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inv.get_status(), ractor::ActorStatus::Stopped, "the stale actor stops");
+    let stored = orders::Entity::find().all(&f.db).await.unwrap();
+    assert_eq!(stored.iter().map(|o| o.id).collect::<Vec<_>>(), vec![first], "only the first hold was written");
 }

@@ -29,6 +29,7 @@ use crate::{
     error::{Cause, Report},
     store::{
         Committer, WriteOp,
+        committer::CommitError,
         entities::{events, processed_events, users},
     },
 };
@@ -51,7 +52,7 @@ pub enum NotifyError {
     #[error("reading the database")]
     Db(#[from] DbErr),
     #[error("recording the sent e-mail")]
-    Record(#[source] Arc<DbErr>),
+    Record(#[source] CommitError),
     #[error("bad recipient {0}")]
     Recipient(String, #[source] lettre::address::AddressError),
     #[error("building the message")]

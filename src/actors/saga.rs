@@ -7,11 +7,11 @@
 //! database on each step (expiry is decided by the inventory, not here), so a saga can stop when
 //! idle and come back without losing anything. Sagas are spawned by [`Sagas`] on demand.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ use crate::{
     error::{Report, Unavailable},
     store::{
         Committer, WriteOp,
+        committer::CommitError,
         entities::{orders, payments, refunds},
     },
 };
@@ -61,8 +62,8 @@ impl From<CallError> for SagaError {
 }
 
 /// The booking store could not commit a step of the saga.
-fn store_down(e: Arc<DbErr>) -> SagaError {
-    SagaError::Unavailable(Unavailable::shared("the booking store", e))
+fn store_down(e: CommitError) -> SagaError {
+    SagaError::Unavailable(Unavailable::because("the booking store", e))
 }
 
 fn inventory_down(e: InventoryError) -> SagaError {

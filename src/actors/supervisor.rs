@@ -204,6 +204,7 @@ impl SupervisorState {
             committer: self.args.committer.clone(),
             payment_pin_max: self.args.payment_pin_max,
             passivate_after: self.args.passivate_after,
+            fence: None,
         };
         let (actor, _) = match Actor::spawn_linked(None, EventInventory, args, myself.get_cell()).await {
             Ok(spawned) => spawned,

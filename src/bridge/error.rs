@@ -2,8 +2,6 @@
 //! what comes back from the outbox or a topic. Each keeps its cause as a `#[source]`; the loops
 //! that retry them log the whole chain with [`crate::error::Report`].
 
-use std::sync::Arc;
-
 use rdkafka::{error::KafkaError, types::RDKafkaErrorCode};
 use sea_orm::DbErr;
 
@@ -14,7 +12,7 @@ pub enum BridgeError {
     #[error("reading the outbox")]
     ReadOutbox(#[source] DbErr),
     #[error("marking outbox rows published")]
-    MarkPublished(#[source] Arc<DbErr>),
+    MarkPublished(#[source] crate::store::committer::CommitError),
     #[error("delivering to {consumer}")]
     Delivery {
         consumer: String,

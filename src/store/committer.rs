@@ -5,6 +5,16 @@
 //! have hundreds of holds in flight and the committer folds all waiting jobs into one
 //! transaction: one fsync for many holds. Nobody is answered before their job has committed.
 //! After each commit the outbox relay is woken so domain events leave promptly.
+//!
+//! **The fence (cluster mode).** A job that changes an event's slots on a cluster node carries a
+//! [`WriteOp::Fence`]: the epoch of the lease under which its owner acts. Before writing, the
+//! committer reads the current epochs of the batch's fenced events inside the transaction, with
+//! `FOR SHARE` on PostgreSQL: a node taking the lease over (which updates that row) waits until
+//! this transaction is over, so the epoch read is still the epoch at commit, and the new owner
+//! then rebuilds from a store that includes these writes. A job whose epoch is stale is left out of
+//! the batch and answered [`CommitError::Fenced`]; the other jobs of the batch, other events' or
+//! unfenced ones, commit as usual. Checking up front costs one indexed read per batch that holds
+//! fenced jobs, and nothing at all in single-node mode, which never fences.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -57,14 +67,49 @@ pub enum WriteOp {
     MarkProcessed(Vec<processed_events::ActiveModel>),
     /// Writes nothing; its commit means every job queued before it has finished.
     Barrier,
+    /// The job may only commit while `event`'s lease is still at this epoch (see the module docs).
+    Fence(Fence),
+}
+
+/// The lease epoch under which a cluster node changes an event's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub event_id: Uuid,
+    pub epoch: i64,
+}
+
+/// Why a job did not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The event's lease moved on to a newer epoch: another node owns it now, and this job's
+    /// writes were left out (the rest of its batch committed).
+    #[error("event {event_id} is owned under a newer lease than epoch {epoch}; the write was refused")]
+    Fenced { event_id: Uuid, epoch: i64 },
+    /// The transaction failed (the whole batch with it).
+    #[error("the booking store did not commit")]
+    Store(#[source] Arc<DbErr>),
 }
 
 /// What the committer reports back to one job.
-pub type CommitResult = Result<(), Arc<DbErr>>;
+pub type CommitResult = Result<(), CommitError>;
 
 struct Job {
     ops: Vec<WriteOp>,
     done: Done,
+}
+
+impl Job {
+    /// A job of barriers only (its commit is only an ordering point).
+    fn writes_nothing(&self) -> bool {
+        self.ops.iter().all(|op| matches!(op, WriteOp::Barrier))
+    }
+
+    fn fence(&self) -> Option<Fence> {
+        self.ops.iter().find_map(|op| match op {
+            WriteOp::Fence(f) => Some(*f),
+            _ => None,
+        })
+    }
 }
 
 /// Who hears about a job's commit.
@@ -89,7 +134,7 @@ impl Done {
 
 /// The result for a job the committer will never run.
 pub fn stopped() -> CommitResult {
-    Err(Arc::new(DbErr::Custom("committer stopped".into())))
+    Err(CommitError::Store(Arc::new(DbErr::Custom("committer stopped".into()))))
 }
 
 /// Handle to the committer task. Cheap to clone.
@@ -162,18 +207,32 @@ async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, comm
     let mut batch = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let started = std::time::Instant::now();
+        let fences = fences_of(&batch);
         let result = match &mut sink {
-            Sink::SeaOrm(db) => write_batch(db, &batch).await,
-            Sink::Sqlite(conn) => conn.write(build_statements(DbBackend::Sqlite, &batch)),
+            Sink::SeaOrm(db) => write_batch(db, &batch, &fences).await,
+            Sink::Sqlite(conn) => conn.write(&batch, &fences),
         };
         metrics::histogram!(crate::instruments::COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         tracing::debug!(jobs = batch.len(), elapsed_us = started.elapsed().as_micros() as u64, "group commit");
-        if let Err(e) = &result {
-            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
-        }
         let result = result.map_err(Arc::new);
+        match &result {
+            Err(e) => tracing::error!(error = %e, jobs = batch.len(), "group commit failed"),
+            Ok(stale) => {
+                for f in stale {
+                    tracing::warn!(event = %f.event_id, epoch = f.epoch, "FENCED: a stale owner's writes were refused");
+                    metrics::counter!(crate::instruments::FENCED_COMMITS).increment(1);
+                }
+            }
+        }
         for job in batch.drain(..) {
-            job.done.send(result.clone());
+            let outcome = match &result {
+                Err(e) => Err(CommitError::Store(e.clone())),
+                Ok(stale) => match job.fence() {
+                    Some(f) if stale.contains(&f) => Err(CommitError::Fenced { event_id: f.event_id, epoch: f.epoch }),
+                    _ => Ok(()),
+                },
+            };
+            job.done.send(outcome);
         }
         if result.is_ok() {
             committed.notify_one();
@@ -196,17 +255,66 @@ fn chunk_len(backend: DbBackend, n: usize) -> usize {
     }
 }
 
-/// Writes one batch atomically through sea-orm (PostgreSQL).
-async fn write_batch(db: &DatabaseConnection, jobs: &[Job]) -> Result<(), DbErr> {
-    let statements = build_statements(db.get_database_backend(), jobs);
-    if statements.is_empty() {
-        return Ok(());
+/// The distinct fences of a batch, in first-seen order.
+fn fences_of(jobs: &[Job]) -> Vec<Fence> {
+    let mut fences: Vec<Fence> = Vec::new();
+    for f in jobs.iter().filter_map(Job::fence) {
+        if !fences.contains(&f) {
+            fences.push(f);
+        }
+    }
+    fences
+}
+
+/// The fences whose epoch is no longer the event's current one (or whose event has no lease).
+fn stale_fences(fences: &[Fence], current: &HashMap<Uuid, i64>) -> Vec<Fence> {
+    fences.iter().filter(|f| current.get(&f.event_id) != Some(&f.epoch)).copied().collect()
+}
+
+/// The jobs that may commit: unfenced ones, and fenced ones whose epoch is current.
+fn admitted<'a>(jobs: &'a [Job], stale: &'a [Fence]) -> impl Iterator<Item = &'a Job> + 'a {
+    jobs.iter().filter(move |j| j.fence().is_none_or(|f| !stale.contains(&f)))
+}
+
+/// The query for the current epochs of `fences`' events (`FOR SHARE` on PostgreSQL).
+fn epochs_query(backend: DbBackend, fences: &[Fence]) -> String {
+    let marks: Vec<String> = match backend {
+        DbBackend::Postgres => (1..=fences.len()).map(|i| format!("${i}")).collect(),
+        _ => vec!["?".to_owned(); fences.len()],
+    };
+    let lock = if backend == DbBackend::Postgres { " FOR SHARE" } else { "" };
+    format!("SELECT event_id, epoch FROM event_leases WHERE event_id IN ({}){lock}", marks.join(", "))
+}
+
+/// Writes one batch atomically through sea-orm (PostgreSQL); the fences it refused.
+async fn write_batch(db: &DatabaseConnection, jobs: &[Job], fences: &[Fence]) -> Result<Vec<Fence>, DbErr> {
+    let backend = db.get_database_backend();
+    if fences.is_empty() && jobs.iter().all(Job::writes_nothing) {
+        return Ok(Vec::new());
     }
     let txn = db.begin().await?;
+    let mut stale = Vec::new();
+    if !fences.is_empty() {
+        let values: Vec<sea_orm::Value> = fences.iter().map(|f| f.event_id.into()).collect();
+        let rows =
+            txn.query_all_raw(Statement::from_sql_and_values(backend, epochs_query(backend, fences), values)).await?;
+        let mut current = HashMap::new();
+        for row in rows {
+            current.insert(row.try_get::<Uuid>("", "event_id")?, row.try_get::<i64>("", "epoch")?);
+        }
+        stale = stale_fences(fences, &current);
+    }
+    let statements = build_statements(backend, admitted(jobs, &stale));
+    if statements.is_empty() {
+        // Nothing to write; ending the transaction releases the share locks.
+        txn.rollback().await?;
+        return Ok(stale);
+    }
     for s in statements {
         txn.execute_raw(s).await?;
     }
-    txn.commit().await
+    txn.commit().await?;
+    Ok(stale)
 }
 
 /// The committer's SQLite connection: synchronous, on the committer's own thread.
@@ -247,12 +355,28 @@ impl SqliteSink {
         Ok(Self { conn })
     }
 
-    fn write(&mut self, statements: Vec<Statement>) -> Result<(), DbErr> {
-        if statements.is_empty() {
-            return Ok(());
+    /// Writes one batch atomically; the fences it refused. The transaction takes SQLite's write
+    /// lock up front (immediate), so the epochs it reads cannot change before it commits.
+    fn write(&mut self, jobs: &[Job], fences: &[Fence]) -> Result<Vec<Fence>, DbErr> {
+        if fences.is_empty() && jobs.iter().all(Job::writes_nothing) {
+            return Ok(Vec::new());
         }
         // Dropped without commit on an error: rolled back.
         let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sqlite_err)?;
+        let mut stale = Vec::new();
+        if !fences.is_empty() {
+            let mut query = txn.prepare(&epochs_query(DbBackend::Sqlite, fences)).map_err(sqlite_err)?;
+            let ids = fences.iter().map(|f| f.event_id.as_bytes().to_vec());
+            let mut current = HashMap::new();
+            let mut rows = query.query(rusqlite::params_from_iter(ids)).map_err(sqlite_err)?;
+            while let Some(row) = rows.next().map_err(sqlite_err)? {
+                let id: Vec<u8> = row.get(0).map_err(sqlite_err)?;
+                let id = Uuid::from_slice(&id).map_err(|e| DbErr::Custom(format!("a lease's event id: {e}")))?;
+                current.insert(id, row.get::<_, i64>(1).map_err(sqlite_err)?);
+            }
+            stale = stale_fences(fences, &current);
+        }
+        let statements = build_statements(DbBackend::Sqlite, admitted(jobs, &stale));
         for s in statements {
             let values = s.values.map(|v| v.0).unwrap_or_default();
             let params = values.into_iter().map(sqlite_value).collect::<Result<Vec<_>, _>>()?;
@@ -261,7 +385,8 @@ impl SqliteSink {
                 .execute(rusqlite::params_from_iter(params))
                 .map_err(sqlite_err)?;
         }
-        txn.commit().map_err(sqlite_err)
+        txn.commit().map_err(sqlite_err)?;
+        Ok(stale)
     }
 }
 
@@ -311,7 +436,7 @@ fn sqlite_value(v: sea_orm::Value) -> Result<rusqlite::types::Value, DbErr> {
 /// The statements for a batch: inserts first (orders, tickets, payments, refunds), then
 /// updates in submission order, then the outbox rows — last, so their ids follow commit order,
 /// which is what the relay publishes by.
-fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
+fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a Job>) -> Vec<Statement> {
     let mut new_orders = Vec::new();
     let mut new_tickets = Vec::new();
     let mut new_payments = Vec::new();
@@ -323,7 +448,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
     let now = Utc::now();
     let mut counts: Vec<SlotCounts> = Vec::new();
     let mut counts_at: HashMap<Uuid, usize> = HashMap::new();
-    for op in jobs.iter().flat_map(|j| j.ops.iter()) {
+    for op in jobs.into_iter().flat_map(|j| j.ops.iter()) {
         match op {
             WriteOp::InsertOrder(m) => new_orders.push(m.clone()),
             WriteOp::InsertTickets(ts) => new_tickets.extend(ts.iter().cloned()),
@@ -338,7 +463,7 @@ fn build_statements(backend: DbBackend, jobs: &[Job]) -> Vec<Statement> {
                 }
             },
             WriteOp::MarkProcessed(rows) => new_processed.extend(rows.iter().cloned()),
-            WriteOp::Barrier => {}
+            WriteOp::Barrier | WriteOp::Fence(_) => {}
             other => updates.push(other),
         }
     }
@@ -441,7 +566,7 @@ mod tests {
     use tokio::sync::oneshot;
     use uuid::Uuid;
 
-    use super::{INSERT_CHUNK, Job, WriteOp, build_statements, chunk_len};
+    use super::{Fence, INSERT_CHUNK, Job, WriteOp, admitted, build_statements, chunk_len, fences_of, stale_fences};
     use crate::domain::{DomainEvent, Payload, SlotCounts, events::UserFacts};
 
     fn job(ops: Vec<WriteOp>) -> Job {
@@ -474,6 +599,28 @@ mod tests {
         assert!(written(7) && written(4), "the last counts of each event are kept");
         assert!(!written(9), "earlier counts of the same event in the batch are dropped");
         assert_eq!(values.matches("inventory.changed").count(), 2, "one row per event");
+    }
+
+    #[test]
+    fn a_fenced_job_is_left_out_of_its_batch_and_only_it() {
+        let (moved, kept) = (Uuid::now_v7(), Uuid::now_v7());
+        let fence = |event_id, epoch| WriteOp::Fence(Fence { event_id, epoch });
+        let jobs = vec![
+            job(vec![counts(moved, 9), fence(moved, 1)]),
+            job(vec![counts(kept, 4), fence(kept, 3)]),
+            job(vec![counts(moved, 8), fence(moved, 1)]),
+            job(vec![counts(Uuid::now_v7(), 2)]),
+        ];
+        let fences = fences_of(&jobs);
+        assert_eq!(fences.len(), 2, "one check per fenced event, however many jobs it has");
+        let current = [(moved, 2), (kept, 3)].into_iter().collect();
+        let stale = stale_fences(&fences, &current);
+        assert_eq!(stale, vec![Fence { event_id: moved, epoch: 1 }]);
+        assert_eq!(admitted(&jobs, &stale).count(), 2, "the current owner's job and the unfenced one");
+        let values = format!("{:?}", build_statements(DbBackend::Postgres, admitted(&jobs, &stale))[0].values);
+        assert!(!values.contains(&moved.to_string()), "nothing of the stale owner's jobs is written");
+        assert!(values.contains(&kept.to_string()));
+        assert!(stale_fences(&fences, &Default::default()).len() == 2, "an event without a lease is fenced");
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! If a commit fails the actor fails on purpose: its supervisor restarts it and the new instance
 //! rebuilds its counts from the database, which is the truth ([`recovery`]).
 //!
+//! In cluster mode the actor acts under a lease ([`crate::store::leases`]) and every job it
+//! commits carries that lease's epoch as a [`Fence`]. If the committer refuses a job because the
+//! lease moved on (this node was paused or cut off past its lease, and another node took the
+//! event), the caller hears [`InventoryError::Moved`] and the actor stops for good: its memory is
+//! stale, and the event lives on the node that holds the lease now.
+//!
 //! Parts: [`slots`] (the arithmetic and its invariant), [`recovery`], [`rows`] (what is written),
 //! and this module: the messages, the actor, its timers and the commit path.
 
@@ -17,7 +23,7 @@ mod recovery;
 mod rows;
 pub mod slots;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, concurrency::JoinHandle};
@@ -33,6 +39,7 @@ use crate::{
     instruments,
     store::{
         Committer, WriteOp,
+        committer::{CommitError, Fence},
         entities::{events, tickets},
     },
 };
@@ -109,17 +116,20 @@ pub enum InventoryError {
     CapacityBelowCommitted { committed: u32 },
     #[error("the booking store is unavailable")]
     Unavailable,
+    /// This node no longer owns the event (its lease moved on): nothing was written; retry.
+    #[error("the event moved to another node")]
+    Moved,
 }
 
 /// Why an inventory actor stops itself for its supervisor to restart it.
 #[derive(Debug, thiserror::Error)]
 enum InventoryFailure {
     #[error("a commit failed; restarting from the store")]
-    Commit(#[source] Arc<DbErr>),
+    Commit(#[source] CommitError),
     #[error("the barrier commit before recovery failed")]
-    Barrier(#[source] Arc<DbErr>),
+    Barrier(#[source] CommitError),
     #[error("releasing holds that lapsed while stopped failed")]
-    Lapsed(#[source] Arc<DbErr>),
+    Lapsed(#[source] CommitError),
     #[error("event {0} not found")]
     NoEvent(Uuid),
     #[error("loading the event and its orders")]
@@ -142,8 +152,9 @@ pub enum InventoryMsg {
     Reconfigure(events::Model, RpcReplyPort<Result<(), InventoryError>>),
     Snapshot(RpcReplyPort<Snapshot>),
     HoldTimer(Uuid, u64),
-    /// A commit of this actor's writes failed: it restarts from the store.
-    CommitFailed(Arc<DbErr>),
+    /// A commit of this actor's writes failed: it restarts from the store, or, if it was fenced,
+    /// stops (another node owns the event now).
+    CommitFailed(CommitError),
     IdleCheck,
 }
 
@@ -153,6 +164,8 @@ pub struct InventoryArgs {
     pub committer: Committer,
     pub payment_pin_max: Duration,
     pub passivate_after: Option<Duration>,
+    /// Cluster mode: the lease this actor acts under (every commit is fenced by it).
+    pub fence: Option<Fence>,
 }
 
 pub struct InventoryState {
@@ -165,6 +178,7 @@ pub struct InventoryState {
     /// `sold_orders` by [`InventoryState::count_in`] and [`InventoryState::count_out`].
     per_person: HashMap<Uuid, u32>,
     committer: Committer,
+    fence: Option<Fence>,
     payment_pin_max: Duration,
     passivate_after: Option<Duration>,
     last_activity: Instant,
@@ -254,6 +268,11 @@ impl Actor for EventInventory {
                 let _ = reply.send(state.snapshot());
             }
             InventoryMsg::HoldTimer(order, token) => state.on_timer(&myself, order, token).await,
+            InventoryMsg::CommitFailed(CommitError::Fenced { event_id, epoch }) => {
+                // Not a failure to restart from: this node lost the event (see the module docs).
+                tracing::warn!(event = %event_id, epoch, "the lease moved on; this inventory stops");
+                myself.stop(Some("fenced".into()));
+            }
             InventoryMsg::CommitFailed(why) => {
                 // Restart from the database; see the module docs.
                 return Err(Box::new(InventoryFailure::Commit(why)));
@@ -461,6 +480,8 @@ impl InventoryState {
         reply: Reply<R>,
     ) {
         let myself = myself.clone();
+        let mut ops = ops;
+        ops.extend(self.fence.map(WriteOp::Fence));
         self.committer
             .submit_then(ops, move |result| match result {
                 Ok(()) => {
@@ -472,9 +493,13 @@ impl InventoryState {
                     }
                 }
                 Err(e) => {
+                    let answer = match e {
+                        CommitError::Fenced { .. } => InventoryError::Moved,
+                        CommitError::Store(_) => InventoryError::Unavailable,
+                    };
                     let _ = myself.cast(InventoryMsg::CommitFailed(e));
                     if let Some((port, _)) = reply {
-                        let _ = port.send(Err(InventoryError::Unavailable));
+                        let _ = port.send(Err(answer));
                     }
                 }
             })

@@ -50,6 +50,7 @@ pub(super) async fn recover(
         sold_orders: HashMap::new(),
         per_person: HashMap::new(),
         committer: args.committer.clone(),
+        fence: args.fence,
         payment_pin_max: args.payment_pin_max,
         passivate_after: args.passivate_after,
         last_activity: Instant::now(),
@@ -96,12 +97,12 @@ pub(super) async fn recover(
         }
     }
     // Holds that lapsed while nobody was watching are released now, durably.
-    let mut ops = Vec::new();
+    let mut ops: Vec<WriteOp> = args.fence.map(WriteOp::Fence).into_iter().collect();
     for facts in lapsed {
         state.slots.unhold(facts.quantity);
         ops.extend(release_ops(&facts, ReleaseReason::Expired, OrderStatus::Pending));
     }
-    if !ops.is_empty() {
+    if ops.iter().any(|op| !matches!(op, WriteOp::Fence(_))) {
         args.committer.commit(ops).await.map_err(InventoryFailure::Lapsed)?;
     }
     if let Some(every) = state.passivate_after {
