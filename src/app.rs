@@ -41,6 +41,7 @@ use crate::{
         kafka::{self, KafkaBridge},
         outbox::OutboxRelay,
     },
+    cluster::Cluster,
     config::Config,
     http::{self, AppParts, AppState},
     seed,
@@ -58,6 +59,8 @@ pub struct Application {
     /// With Kafka: the consumer groups and the subscriber each one feeds.
     consumers: Vec<(String, Arc<dyn Subscriber>)>,
     actors: Vec<ractor::ActorCell>,
+    cluster: Cluster,
+    supervisor: ractor::ActorRef<crate::actors::supervisor::SupervisorMsg>,
 }
 
 impl Application {
@@ -82,6 +85,11 @@ impl Application {
         let timeout = config.actor_timeout();
         let booking = &config.booking;
 
+        let cluster = if config.cluster.enabled {
+            Cluster::prepare(&config.cluster, db.clone())
+        } else {
+            Cluster::single(config.http.addr.to_string())
+        };
         let directory = Directory::default();
         let (supervisor, _) = Actor::spawn(
             None,
@@ -94,10 +102,15 @@ impl Application {
                 passivate_after: (booking.passivate_after_seconds > 0)
                     .then(|| Duration::from_secs(booking.passivate_after_seconds)),
                 restart: booking.restart_policy(),
+                ownership: cluster.ownership(),
             },
         )
         .await?;
-        let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout };
+        let forward = cluster.enabled().then(|| cluster.forwarder(timeout));
+        let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout, forward };
+        if cluster.enabled() {
+            cluster.start(&config.cluster, inventories.clone()).await?;
+        }
 
         let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
         let payments = keep("payment", PaymentActor, provider, booking.restart_policy()).await?;
@@ -171,6 +184,7 @@ impl Application {
             guard,
             inventories,
             sagas: sagas.clone(),
+            cluster: cluster.clone(),
             bus,
             audit_log,
             ready: Arc::new(AtomicBool::new(false)),
@@ -187,7 +201,7 @@ impl Application {
         let mut actors = vec![sagas.get_cell(), supervisor.get_cell()];
         actors.extend([payments.cells(), notifier.cells()].into_iter().flatten());
         actors.extend(auditor.iter().flat_map(|a| a.cells()));
-        Ok(Self { listener, state, relay, consumers, actors })
+        Ok(Self { listener, state, relay, consumers, actors, cluster, supervisor })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -208,7 +222,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and stops everything.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, relay, consumers, actors } = self;
+        let Self { listener, state, relay, consumers, actors, cluster, supervisor } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut consumers_task = None;
         if let Transport::Kafka(bridge) = state.bus.transport() {
@@ -231,6 +245,7 @@ impl Application {
         if let Some(log) = &state.audit_log {
             tokio::spawn(log.clone().watch_health(stop_rx.clone()));
         }
+        tokio::spawn(cluster.clone().upkeep(supervisor, stop_rx.clone()));
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);
@@ -263,6 +278,9 @@ impl Application {
             tracing::warn!("the Kafka consumers did not stop in time; their offsets stay as last committed");
             task.abort();
         }
+        // Cluster mode: the leases go back first, so the other nodes take the events over at
+        // once (the fence keeps any write still in flight here from landing after that).
+        cluster.leave().await;
         for actor in actors {
             actor.stop(Some("shutdown".into()));
         }

@@ -72,6 +72,7 @@ pub struct Config {
     pub mongodb: MongoConfig,
     pub seed: SeedConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,9 +150,9 @@ pub struct LimitsConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// A list of addresses or CIDR ranges, as a TOML array or (from the environment) a
-/// comma-separated string.
-fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+/// A list of strings as a TOML array or (from the environment) a comma-separated string; items
+/// are trimmed and empty ones dropped.
+fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Form {
@@ -162,10 +163,13 @@ fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>,
         Form::List(items) => items,
         Form::Text(text) => text.split(',').map(str::to_string).collect(),
     };
-    items
+    Ok(items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// A list of addresses or CIDR ranges (see [`list`] for its forms).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    list(d)?
         .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
@@ -271,6 +275,107 @@ pub struct MongoConfig {
 impl MongoConfig {
     pub fn enabled(&self) -> bool {
         !self.url.expose().trim().is_empty()
+    }
+}
+
+/// Cluster mode (see [`crate::cluster`]): several nodes on one PostgreSQL, one owner per event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// Unique in the cluster; empty: the host name ([`ClusterConfig::node_name`]).
+    pub node_name: String,
+    /// The node server's address (`host:port`).
+    pub listen: String,
+    /// What peers dial; empty: `listen`.
+    pub advertise: String,
+    /// Peers to dial (`host:port`), as a TOML array or a comma-separated string.
+    #[serde(deserialize_with = "list")]
+    pub seeds: Vec<String>,
+    /// Shared secret every node proves it knows when a connection opens.
+    pub cookie: Secret,
+    pub lease_ttl_ms: u64,
+    /// PEM files for TLS between nodes (all three, or none for plain TCP).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub tls_ca: PathBuf,
+}
+
+/// This machine's host name (the default node name).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "boxoffice".to_owned())
+}
+
+impl ClusterConfig {
+    /// The configured name, or the host name.
+    pub fn node_name(&self) -> String {
+        let name = self.node_name.trim();
+        if name.is_empty() { host_name() } else { name.to_owned() }
+    }
+
+    /// The address peers dial.
+    pub fn advertise(&self) -> &str {
+        if self.advertise.trim().is_empty() { self.listen.trim() } else { self.advertise.trim() }
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
+
+    /// Whether the TLS files are configured (then all three are).
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
+    fn validate(&self, database_url: &str, jwt_secret: &str) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid { key, message: message.into() }
+        }
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.cookie.expose().trim().is_empty() {
+            return Err(bad("cluster.cookie", "is required in cluster mode (the same secret on every node)"));
+        }
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(bad(
+                "database.url",
+                "cluster mode needs PostgreSQL (every node on the same database); SQLite is single-node only",
+            ));
+        }
+        if jwt_secret.is_empty() {
+            return Err(bad(
+                "auth.jwt_secret",
+                "cluster mode needs an explicit key shared by every node (a generated one would differ per node)",
+            ));
+        }
+        let name = self.node_name();
+        if name.contains(['@', ' ', '/']) {
+            return Err(bad("cluster.node_name", format!("`{name}` may not contain '@', '/' or spaces")));
+        }
+        if self.listen.trim().parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad("cluster.listen", format!("`{}` is not an ip:port address", self.listen)));
+        }
+        let host_port = |s: &str| s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !host_port(self.advertise()) {
+            return Err(bad("cluster.advertise", format!("`{}` is not host:port", self.advertise())));
+        }
+        if let Some(seed) = self.seeds.iter().find(|s| !host_port(s)) {
+            return Err(bad("cluster.seeds", format!("`{seed}` is not host:port")));
+        }
+        if self.lease_ttl_ms < 500 {
+            return Err(bad("cluster.lease_ttl_ms", "must be at least 500"));
+        }
+        let files = [&self.tls_cert, &self.tls_key, &self.tls_ca].map(|p| p.as_os_str().is_empty());
+        if files.iter().any(|&empty| empty != files[0]) {
+            return Err(bad("cluster.tls_cert", "tls_cert, tls_key and tls_ca go together: set all three or none"));
+        }
+        Ok(())
     }
 }
 
@@ -461,6 +566,7 @@ impl Config {
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(bad("log.format", "must be \"pretty\" or \"json\""));
         }
+        self.cluster.validate(db, jwt)?;
         Ok(())
     }
 
@@ -498,6 +604,58 @@ mod tests {
         }
         let parsed: Config = Figment::from(Toml::string(shipped)).extract().expect("config.toml loads");
         parsed.validate().expect("config.toml validates");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn cluster_seeds_take_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[cluster]\nseeds = [\"127.0.0.1:4701\", \"node-c:4702\"]\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.cluster.seeds, ["127.0.0.1:4701", "node-c:4702"]);
+            jail.set_env("BOXOFFICE_CLUSTER__SEEDS", "127.0.0.1:4701,127.0.0.1:4702");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.cluster.seeds, ["127.0.0.1:4701", "127.0.0.1:4702"]);
+            Ok(())
+        });
+    }
+
+    /// A configuration that would run as a cluster node, for the refusals below to break one key.
+    fn cluster_node() -> Config {
+        let mut c = Config::default();
+        c.cluster.enabled = true;
+        c.cluster.node_name = "node-a".into();
+        c.cluster.cookie = "a-cookie-of-our-own".into();
+        c.database.url = "postgres://boxoffice@127.0.0.1/boxoffice".into();
+        c.auth.jwt_secret = "a-shared-key-of-our-own-0123456789abcdef".into();
+        c
+    }
+
+    #[test]
+    fn cluster_mode_starts_only_with_a_cookie_postgresql_and_a_shared_jwt_key() {
+        cluster_node().validate().expect("a complete cluster node validates");
+        let refused = |change: fn(&mut Config), key: &str, says: &str| {
+            let mut c = cluster_node();
+            change(&mut c);
+            let err = c.validate().expect_err(key).to_string();
+            assert!(err.contains(key) && err.contains(says), "{key}: {err}");
+        };
+        refused(|c| c.cluster.cookie = "".into(), "cluster.cookie", "required");
+        refused(|c| c.database.url = "sqlite://var/x.db?mode=rwc".into(), "database.url", "PostgreSQL");
+        refused(|c| c.auth.jwt_secret = "".into(), "auth.jwt_secret", "shared by every node");
+        refused(|c| c.cluster.seeds = vec!["no-port".into()], "cluster.seeds", "no-port");
+        refused(|c| c.cluster.listen = "localhost".into(), "cluster.listen", "ip:port");
+        refused(|c| c.cluster.node_name = "a@b".into(), "cluster.node_name", "'@'");
+        refused(|c| c.cluster.lease_ttl_ms = 10, "cluster.lease_ttl_ms", "500");
+        refused(|c| c.cluster.tls_cert = "node.pem".into(), "cluster.tls_cert", "all three");
+        // Single-node mode checks none of it.
+        let mut single = cluster_node();
+        single.cluster.enabled = false;
+        single.cluster.cookie = "".into();
+        single.database.url = "sqlite://var/x.db?mode=rwc".into();
+        single.validate().expect("cluster keys are not checked when the cluster is off");
+        assert_eq!(cluster_node().cluster.advertise(), "127.0.0.1:4700", "advertise defaults to listen");
+        assert!(!Config::default().cluster.node_name().is_empty(), "the host name by default");
     }
 
     #[test]

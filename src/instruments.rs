@@ -35,6 +35,13 @@ pub const DLQ_MESSAGES: &str = "boxoffice_dlq_messages_total";
 pub const COMMIT_DURATION: &str = "boxoffice_commit_batch_duration_seconds";
 pub const REFUSALS: &str = "boxoffice_requests_refused_total";
 pub const FENCED_COMMITS: &str = "boxoffice_cluster_fenced_commits_total";
+pub const CLUSTER_MEMBERS_UP: &str = "boxoffice_cluster_members_up";
+pub const CLUSTER_LEASES: &str = "boxoffice_cluster_leases_held";
+pub const CLUSTER_TAKEOVERS: &str = "boxoffice_cluster_takeovers_total";
+pub const CLUSTER_FORWARDED: &str = "boxoffice_cluster_forwarded_calls_total";
+pub const CLUSTER_FORWARD_DURATION: &str = "boxoffice_cluster_forward_duration_seconds";
+pub const CLUSTER_REFUSED_SESSIONS: &str = "boxoffice_cluster_refused_sessions_total";
+pub const CLUSTER_BAD_MESSAGES: &str = "boxoffice_cluster_bad_messages_total";
 
 /// Why a request was refused by a protective rule, the `reason` label of [`REFUSALS`] (one series
 /// each, registered at zero): the per-person seat limit, a locked account, the per-address auth
@@ -136,6 +143,16 @@ fn describe() {
     describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");
     describe_counter!(DLQ_MESSAGES, "Messages sent to a dead-letter topic, by topic");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit batch duration");
+    describe_gauge!(CLUSTER_MEMBERS_UP, "Other cluster nodes that are connected and answer pings");
+    describe_gauge!(CLUSTER_LEASES, "Event leases this node holds (the events it owns)");
+    describe_counter!(CLUSTER_TAKEOVERS, "Event leases this node took (a first owner or a takeover)");
+    describe_counter!(CLUSTER_FORWARDED, "Calls forwarded to the node that owns the event, by outcome");
+    describe_histogram!(CLUSTER_FORWARD_DURATION, Unit::Seconds, "Round trip of a forwarded call");
+    describe_counter!(
+        CLUSTER_REFUSED_SESSIONS,
+        "Cluster connections closed before they were ready (wrong cookie, stalled handshake, garbage)"
+    );
+    describe_counter!(CLUSTER_BAD_MESSAGES, "Cluster messages that could not be read (answered with an error)");
     describe_counter!(
         FENCED_COMMITS,
         "Writes refused because their event's lease had moved to a newer epoch (a stale owner)"

@@ -10,6 +10,8 @@
 //! - [`store`]: sea-orm entities and the group committer: every slot change and its outbox row
 //!   commit together, many holds per transaction, and nobody is answered before the commit.
 //! - [`bridge`]: the outbox relay and the in-process bus that carry domain events to consumers.
+//! - [`cluster`]: cluster mode: leases and the commit fence, membership over ractor_cluster,
+//!   forwarding a request to the node that owns its event.
 //! - [`config`]: typed, layered configuration; [`app`]: start-up and graceful shutdown.
 //! - [`error`]: what every boundary's error type shares (`Unavailable`, cause-chain reports).
 //! - [`retry`]: the one backoff and the one restart policy every retry loop and supervisor uses.
@@ -19,6 +21,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod bridge;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -33,7 +36,7 @@ pub mod telemetry;
 pub use app::Application;
 pub use config::Config;
 
-/// The dependency rule of the layout above, checked: domain ← store ← bridge ← actors ← http ←
+/// The dependency rule of the layout above, checked: domain ← store ← bridge ← actors ← cluster ← http ←
 /// app. A module may use those to its left, never those to its right.
 #[cfg(test)]
 mod layering {
@@ -41,10 +44,11 @@ mod layering {
 
     /// Each layer and the crate paths its files must not mention.
     const FORBIDDEN: &[(&str, &[&str])] = &[
-        ("domain", &["crate::store", "crate::bridge", "crate::actors", "crate::http", "crate::app"]),
-        ("store", &["crate::bridge", "crate::actors", "crate::http", "crate::app"]),
-        ("bridge", &["crate::actors", "crate::http", "crate::app"]),
-        ("actors", &["crate::http", "crate::app"]),
+        ("domain", &["crate::store", "crate::bridge", "crate::actors", "crate::cluster", "crate::http", "crate::app"]),
+        ("store", &["crate::bridge", "crate::actors", "crate::cluster", "crate::http", "crate::app"]),
+        ("bridge", &["crate::actors", "crate::cluster", "crate::http", "crate::app"]),
+        ("actors", &["crate::cluster", "crate::http", "crate::app"]),
+        ("cluster", &["crate::http", "crate::app"]),
         ("http", &["crate::app", "crate::seed"]),
     ];
 

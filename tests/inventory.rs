@@ -283,6 +283,7 @@ fn supervisor_args(f: &Fixture, directory: Directory, max_restarts: u32) -> Supe
             window: Duration::from_secs(60),
             max_restarts,
         },
+        ownership: None,
     }
 }
 
@@ -291,7 +292,7 @@ async fn the_supervisor_restarts_a_failed_inventory_with_its_state() {
     let f = fixture(20, 600).await;
     let directory = Directory::default();
     let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 5)).await.unwrap();
-    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T, forward: None };
     let req =
         |q| ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: q, registration: false };
     inventories.reserve(f.event_id, req(3)).await.unwrap().unwrap();
@@ -319,7 +320,7 @@ async fn the_supervisor_gives_up_after_repeated_failures() {
     let f = fixture(20, 600).await;
     let directory = Directory::default();
     let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 2)).await.unwrap();
-    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T, forward: None };
     inventories.snapshot(f.event_id).await.unwrap();
     for _ in 0..3 {
         let current = loop {
@@ -353,7 +354,7 @@ async fn requests_during_a_restart_backoff_answer_unavailable_instead_of_startin
     let mut args = supervisor_args(&f, directory.clone(), 5);
     args.restart.backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(60));
     let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
-    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T, forward: None };
     inventories.snapshot(f.event_id).await.unwrap();
     directory
         .get(&f.event_id)
@@ -378,7 +379,7 @@ async fn an_inventory_that_cannot_recover_is_given_up_on_even_under_traffic() {
     let f = fixture(20, 600).await;
     let directory = Directory::default();
     let (sup, _) = Actor::spawn(None, InventorySupervisor, supervisor_args(&f, directory.clone(), 2)).await.unwrap();
-    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T, forward: None };
     // Recovery reads the orders table; without it every start fails.
     f.db.execute_unprepared("ALTER TABLE orders RENAME TO orders_gone").await.unwrap();
     // Requests keep coming: each one that starts the actor and fails counts, so the give-up comes.
@@ -402,7 +403,7 @@ async fn an_idle_inventory_passivates_and_the_next_call_brings_it_back_with_the_
         ..supervisor_args(&f, directory.clone(), 5)
     };
     let (sup, _) = Actor::spawn(None, InventorySupervisor, args).await.unwrap();
-    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T };
+    let inventories = Inventories { supervisor: sup, directory: directory.clone(), timeout: T, forward: None };
     // Sold seats only: an inventory with live holds never passivates (their timers live in it).
     let order = ReserveRequest { order_id: Uuid::now_v7(), user_id: Uuid::now_v7(), quantity: 3, registration: false };
     let sold = inventories.reserve(f.event_id, order).await.unwrap().unwrap().order_id;

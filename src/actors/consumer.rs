@@ -19,6 +19,9 @@ pub enum ConsumerMsg {
     Deliver(Vec<DomainEvent>, RpcReplyPort<Result<(), Cause>>),
 }
 
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for ConsumerMsg {}
+
 /// A consumer actor as a subscriber; the call is bounded by `timeout`.
 pub struct ActorSubscriber {
     pub name: String,

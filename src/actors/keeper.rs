@@ -84,6 +84,9 @@ pub enum KeeperMsg {
     Restart,
 }
 
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for KeeperMsg {}
+
 pub struct KeeperState<A: Actor> {
     kind: &'static str,
     actor: A,
@@ -214,6 +217,7 @@ mod tests {
         Ping(RpcReplyPort<u32>),
         Boom,
     }
+    impl ractor::Message for FragileMsg {}
 
     impl Actor for Fragile {
         type Msg = FragileMsg;

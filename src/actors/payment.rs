@@ -95,6 +95,9 @@ pub enum PaymentMsg {
     Charge(ChargeRequest, RpcReplyPort<Result<ChargeOutcome, ProviderError>>),
 }
 
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for PaymentMsg {}
+
 #[derive(Clone)]
 pub struct PaymentActor;
 

@@ -87,6 +87,9 @@ pub enum SagaMsg {
     IdleCheck,
 }
 
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for SagaMsg {}
+
 #[derive(Clone)]
 pub struct SagaDeps {
     pub db: DatabaseConnection,
@@ -361,6 +364,9 @@ fn refund_row(order: &orders::Model, payment_id: Option<Uuid>, reason: &str) -> 
 pub enum SagasMsg {
     Get(Uuid, RpcReplyPort<ActorRef<SagaMsg>>),
 }
+
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for SagasMsg {}
 
 /// Spawns and supervises sagas, kept in a [`Registry`] like the inventories. A failed saga is
 /// logged, counted as a restart and forgotten: its order's state is in the database, so the next

@@ -14,6 +14,10 @@
 //!
 //! Handlers find live inventories through the shared [`Directory`] without a round trip to the
 //! supervisor; only a miss goes through its mailbox.
+//!
+//! In cluster mode an inventory starts only under this node's lease on the event
+//! ([`Ownership::take`]); otherwise the lookup answers [`LookupError::Elsewhere`] with the node to
+//! ask. An inventory that stops (idle, fenced, handed over) gives its lease back.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -27,6 +31,7 @@ use uuid::Uuid;
 
 use super::{
     inventory::{EventInventory, InventoryArgs, InventoryMsg},
+    ownership::{Ownership, Take},
     registry::{self, Registry},
 };
 use crate::{
@@ -42,14 +47,25 @@ pub type Directory = registry::Directory<Uuid, InventoryMsg>;
 pub enum LookupError {
     #[error("event not found")]
     NotFound,
+    /// Cluster mode: another node runs this event.
+    #[error("event owned by node {0}")]
+    Elsewhere(String),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
 
 pub enum SupervisorMsg {
-    Get(Uuid, RpcReplyPort<Result<ActorRef<InventoryMsg>, LookupError>>),
+    /// The event's inventory, started if needed. The flag: the request was placed here already
+    /// (by this node's placement or by another node), so it is not sent on by placement.
+    Get(Uuid, bool, RpcReplyPort<Result<ActorRef<InventoryMsg>, LookupError>>),
     Restart(Uuid),
+    /// Cluster mode: stop the event's inventory and give its lease back (it belongs elsewhere
+    /// now), or, if the lease was lost already, only stop it.
+    HandOver(Uuid),
 }
+
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for SupervisorMsg {}
 
 #[derive(Clone)]
 pub struct SupervisorArgs {
@@ -59,6 +75,8 @@ pub struct SupervisorArgs {
     pub payment_pin_max: Duration,
     pub passivate_after: Option<Duration>,
     pub restart: RestartPolicy,
+    /// Cluster mode: this node's leases.
+    pub ownership: Option<Ownership>,
 }
 
 pub struct SupervisorState {
@@ -100,17 +118,25 @@ impl Actor for InventorySupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Get(event_id, reply) => {
-                let result = state.get_or_spawn(&myself, event_id).await;
+            SupervisorMsg::Get(event_id, placed, reply) => {
+                let result = state.get_or_spawn(&myself, event_id, placed).await;
                 let _ = reply.send(result);
+            }
+            SupervisorMsg::HandOver(event_id) => {
+                if let Some(actor) = state.children.get(&event_id) {
+                    // Its lease is released when it has stopped (below).
+                    actor.stop(Some("handed over".into()));
+                } else if let Some(ownership) = &state.args.ownership {
+                    ownership.release(event_id).await;
+                }
             }
             SupervisorMsg::Restart(event_id) => {
                 state.restarting.remove(&event_id);
                 if state.children.get(&event_id).is_none() {
-                    match state.get_or_spawn(&myself, event_id).await {
+                    match state.get_or_spawn(&myself, event_id, true).await {
                         Ok(_) => {}
-                        // The event was deleted meanwhile: nothing left to restart.
-                        Err(LookupError::NotFound) => {}
+                        // The event was deleted meanwhile, or another node runs it now.
+                        Err(LookupError::NotFound | LookupError::Elsewhere(_)) => {}
                         Err(e) => {
                             tracing::warn!(event = %event_id, error = %Report(&e), "inventory restart failed");
                             // A failed start was counted where it happened (a restart is pending again
@@ -136,6 +162,9 @@ impl Actor for InventorySupervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(event_id) = state.children.forget(&cell) {
                     tracing::debug!(event = %event_id, ?reason, "inventory stopped");
+                    if let Some(ownership) = &state.args.ownership {
+                        ownership.release(event_id).await;
+                    }
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
@@ -178,6 +207,7 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         event_id: Uuid,
+        placed: bool,
     ) -> Result<ActorRef<InventoryMsg>, LookupError> {
         if let Some(actor) = self.children.get(&event_id) {
             return Ok(actor);
@@ -198,13 +228,21 @@ impl SupervisorState {
         if exists.is_none() {
             return Err(LookupError::NotFound);
         }
+        let fence = match &self.args.ownership {
+            None => None,
+            Some(ownership) => match ownership.take(event_id, placed).await {
+                Ok(Take::Mine(fence)) => Some(fence),
+                Ok(Take::Elsewhere(node)) => return Err(LookupError::Elsewhere(node)),
+                Err(e) => return Err(Unavailable::because("the event leases", e).into()),
+            },
+        };
         let args = InventoryArgs {
             event_id,
             db: self.args.db.clone(),
             committer: self.args.committer.clone(),
             payment_pin_max: self.args.payment_pin_max,
             passivate_after: self.args.passivate_after,
-            fence: None,
+            fence,
         };
         let (actor, _) = match Actor::spawn_linked(None, EventInventory, args, myself.get_cell()).await {
             Ok(spawned) => spawned,

@@ -23,6 +23,7 @@ use super::AppState;
         super::orders::cancel,
         super::payments::create, super::payments::list, super::payments::read,
         super::audit::list, super::streams::availability, super::streams::availability_of_many,
+        super::cluster::view, super::cluster::owner,
     ),
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod catalog;
+mod cluster;
 mod docs;
 mod error;
 mod extract;
@@ -73,6 +74,8 @@ pub struct AppParts {
     pub guard: Arc<Guard>,
     pub inventories: Inventories,
     pub sagas: ActorRef<SagasMsg>,
+    /// This node's view of the cluster (single-node mode: itself alone).
+    pub cluster: crate::cluster::Cluster,
     /// Live domain events, for streams; also tells readiness which transport is in use.
     pub bus: Bus,
     /// The audit log on MongoDB, when configured (else the `audit_logs` table).
@@ -91,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(payments::router())
         .merge(audit::router())
+        .merge(cluster::router())
         .merge(streams::api_router());
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let body_limit = state.config.http.body_limit_bytes;

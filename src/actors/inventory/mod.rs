@@ -64,7 +64,7 @@ struct Hold {
 }
 
 /// Numbers for readers: the live counts of one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub total: u32,
     pub available: u32,
@@ -96,7 +96,9 @@ pub struct Reservation {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// Also an answer between cluster nodes (the cluster wire format), hence serde.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
 pub enum InventoryError {
     #[error("not enough seats left")]
     SoldOut { available: u32 },
@@ -157,6 +159,9 @@ pub enum InventoryMsg {
     CommitFailed(CommitError),
     IdleCheck,
 }
+
+// Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
+impl ractor::Message for InventoryMsg {}
 
 pub struct InventoryArgs {
     pub event_id: Uuid,

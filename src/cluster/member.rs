@@ -1,0 +1,132 @@
+//! `ClusterMember`: this node's one remotely reachable actor. Other nodes call it with
+//! [`ClusterMsg::Call`]; it decodes the envelope itself (a bad one is answered
+//! [`Response::BadRequest`]), drops requests whose sender stopped waiting (a node waking from a
+//! pause must not work through a backlog nobody waits for), and serves each request in a task
+//! of its own, so one slow event never holds up another event's calls.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
+use tokio::sync::Semaphore;
+
+use super::{
+    membership::GROUP,
+    wire::{ClusterMsg, Envelope, Request, Response},
+};
+use crate::{
+    actors::{CallError, Inventories},
+    error::Report,
+};
+
+/// Requests served at once; more wait for a permit (the callers' timeouts bound the wait).
+const IN_FLIGHT: usize = 1024;
+
+pub struct MemberArgs {
+    pub me: String,
+    pub inventories: Inventories,
+}
+
+pub struct MemberState {
+    me: Arc<str>,
+    inventories: Inventories,
+    permits: Arc<Semaphore>,
+}
+
+pub struct ClusterMember;
+
+impl Actor for ClusterMember {
+    type Msg = ClusterMsg;
+    type State = MemberState;
+    type Arguments = MemberArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ClusterMsg>,
+        args: MemberArgs,
+    ) -> Result<MemberState, ActorProcessingErr> {
+        pg::join(GROUP.to_owned(), vec![myself.get_cell()]);
+        Ok(MemberState {
+            me: args.me.into(),
+            inventories: args.inventories,
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ClusterMsg>,
+        _state: &mut MemberState,
+    ) -> Result<(), ActorProcessingErr> {
+        pg::leave(GROUP.to_owned(), vec![myself.get_cell()]);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ClusterMsg>,
+        msg: ClusterMsg,
+        state: &mut MemberState,
+    ) -> Result<(), ActorProcessingErr> {
+        let ClusterMsg::Call(bytes, reply) = msg;
+        let envelope = match Envelope::<Request>::from_bytes(&bytes) {
+            Ok(e) => e,
+            Err(why) => {
+                metrics::counter!(crate::instruments::CLUSTER_BAD_MESSAGES).increment(1);
+                tracing::warn!(%why, "a cluster message could not be read");
+                answer(&state.me, reply, Response::BadRequest { why });
+                return Ok(());
+            }
+        };
+        if envelope.expired() {
+            tracing::debug!(from = %envelope.from, "dropping a forwarded request nobody waits for any more");
+            return Ok(());
+        }
+        if matches!(envelope.body, Request::Ping) {
+            answer(&state.me, reply, Response::Pong);
+            return Ok(());
+        }
+        let (me, inventories, permits) = (state.me.clone(), state.inventories.clone(), state.permits.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire().await else { return };
+            if envelope.expired() {
+                return;
+            }
+            let response = serve(&inventories, envelope.body).await;
+            answer(&me, reply, response);
+        });
+        Ok(())
+    }
+}
+
+fn answer(me: &str, reply: RpcReplyPort<Vec<u8>>, body: Response) {
+    let deadline = Utc::now() + chrono::Duration::seconds(60);
+    let _ = reply.send(Envelope::new(me, deadline, body).to_bytes());
+}
+
+/// Serves a request on this node's inventories, never forwarding it further (the caller follows
+/// a [`Response::NotOwner`] itself).
+async fn serve(inventories: &Inventories, request: Request) -> Response {
+    match request {
+        Request::Ping => Response::Pong,
+        Request::Reserve { event_id, request } => {
+            match inventories.reserve_here(event_id, request.into(), true).await {
+                Ok(Ok(reservation)) => Response::Reserved { reservation: reservation.into() },
+                Ok(Err(error)) => Response::Refused { error },
+                Err(e) => failed(e),
+            }
+        }
+        Request::Snapshot { event_id } => match inventories.snapshot_here(event_id, true).await {
+            Ok(snapshot) => Response::Snapshot { snapshot },
+            Err(e) => failed(e),
+        },
+    }
+}
+
+fn failed(e: CallError) -> Response {
+    match e {
+        CallError::Elsewhere(owner) => Response::NotOwner { owner },
+        CallError::NotFound => Response::NotFound,
+        other => Response::Unavailable { why: Report(&other).to_string() },
+    }
+}

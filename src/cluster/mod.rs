@@ -1,0 +1,311 @@
+//! Cluster mode: N Boxoffice nodes on one PostgreSQL act as one system.
+//!
+//! - **Ownership** ([`crate::actors::ownership`], [`crate::store::leases`]): each event is run by
+//!   one node at a time, under a lease in the database with an epoch; every commit that changes
+//!   the event's slots is fenced by that epoch ([`crate::store::committer`]), so a node that lost
+//!   its lease (dead, frozen, cut off) can never commit a hold, whatever its memory says.
+//! - **Membership** ([`membership`]): ractor_cluster sessions between the nodes, dialled and
+//!   redialled by us, with our own liveness pings.
+//! - **Forwarding** ([`Forwarder`], [`member`], [`wire`]): a request for an event another node
+//!   owns is sent to that node's member actor as a ractor_cluster call, with the same timeout and
+//!   the same answers as a local call; an event nobody owns goes to the node rendezvous hashing
+//!   ranks first among those up ([`Placement`]).
+//! - **Upkeep** ([`Cluster::upkeep`]): leases are renewed every third of their TTL; a lost lease
+//!   stops its inventory, and an event that placement now sends to a returning node is handed
+//!   over (its lease released, no waiting out the TTL). Shutdown releases every lease.
+//!
+//! Single-node mode starts none of this: [`Cluster::single`] only answers `/api/v1/cluster`.
+
+pub mod member;
+pub mod membership;
+pub mod wire;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use chrono::Utc;
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorRef, rpc::CallResult};
+use ractor_cluster::{NodeServer, node::NodeConnectionMode};
+use tokio::{sync::watch, time::Instant};
+use uuid::Uuid;
+
+use crate::{
+    actors::{
+        CallError, Forward, Inventories,
+        inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
+        ownership::{Ownership, Placement, rendezvous},
+        supervisor::SupervisorMsg,
+    },
+    config::ClusterConfig,
+    error::Unavailable,
+    instruments,
+};
+use member::{ClusterMember, MemberArgs};
+use membership::{Dialer, Member, Membership, MembershipArgs, Peers, remote_member};
+use wire::{ClusterMsg, Envelope, Request, Response};
+
+/// This node's view of the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    enabled: bool,
+    name: String,
+    address: String,
+    peers: Peers,
+    ownership: Option<Ownership>,
+    actors: std::sync::Mutex<Vec<ractor::ActorCell>>,
+}
+
+/// `GET /api/v1/cluster`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ClusterView {
+    pub enabled: bool,
+    pub node: String,
+    pub members: Vec<Member>,
+    pub owned_events: usize,
+}
+
+impl Cluster {
+    /// Single-node mode: one member, itself.
+    pub fn single(address: String) -> Self {
+        let name = crate::config::host_name();
+        Self::new(false, name, address, Peers::default(), None)
+    }
+
+    fn new(enabled: bool, name: String, address: String, peers: Peers, ownership: Option<Ownership>) -> Self {
+        let inner = Inner { enabled, name, address, peers, ownership, actors: Default::default() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Cluster mode, first half: this node's leases and placement, for the inventory supervisor.
+    pub fn prepare(config: &ClusterConfig, db: sea_orm::DatabaseConnection) -> Self {
+        let peers = Peers::default();
+        let name = config.node_name();
+        let placement = Arc::new(RendezvousPlacement { me: name.clone(), peers: peers.clone() });
+        let ownership = Ownership::new(db, name.clone(), config.lease_ttl(), placement);
+        Self::new(true, name, config.advertise().to_owned(), peers, Some(ownership))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn ownership(&self) -> Option<Ownership> {
+        self.inner.ownership.clone()
+    }
+
+    /// The transport to other nodes, for [`Inventories::forward`].
+    pub fn forwarder(&self, timeout: Duration) -> Arc<dyn Forward> {
+        Arc::new(Forwarder { me: self.inner.name.clone().into(), timeout })
+    }
+
+    /// Cluster mode, second half: the node server, this node's member actor and the membership
+    /// actor that dials the seeds.
+    pub async fn start(&self, config: &ClusterConfig, inventories: Inventories) -> anyhow::Result<()> {
+        let listen: std::net::SocketAddr = config.listen.trim().parse().context("cluster.listen")?;
+        let host = config.advertise().rsplit_once(':').map_or(config.advertise(), |(h, _)| h).to_owned();
+        let server = NodeServer::new(
+            listen.port(),
+            config.cookie.expose().to_owned(),
+            self.inner.name.clone(),
+            host,
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(listen.ip())
+        // Our envelopes are small; a peer (or a stranger) announcing more is cut off.
+        .with_max_inbound_frame_size(1 << 20);
+        let (node, _) = Actor::spawn(None, server, ())
+            .await
+            .with_context(|| format!("cannot start the cluster server on {listen} (cluster.listen)"))?;
+        let (member, _) = Actor::spawn(
+            Some(membership::member_name(&self.inner.name)),
+            ClusterMember,
+            MemberArgs { me: self.inner.name.clone(), inventories },
+        )
+        .await
+        .context("starting the cluster member")?;
+        let me: Arc<str> = self.inner.name.clone().into();
+        let ping = Arc::new(move |node: String| -> BoxFuture<'static, bool> {
+            let me = me.clone();
+            Box::pin(async move {
+                matches!(call(&me, &node, Request::Ping, Duration::from_secs(1)).await, Ok(Response::Pong))
+            })
+        });
+        let (membership, _) = Actor::spawn(
+            None,
+            Membership,
+            MembershipArgs {
+                node: node.clone(),
+                me: self.inner.name.clone(),
+                advertise: config.advertise().to_owned(),
+                seeds: config.seeds.clone(),
+                dialer: Dialer::Plain,
+                peers: self.inner.peers.clone(),
+                ping,
+            },
+        )
+        .await
+        .context("starting cluster membership")?;
+        tracing::info!(node = %self.inner.name, %listen, seeds = ?config.seeds, "cluster node started");
+        if let Ok(mut actors) = self.inner.actors.lock() {
+            actors.extend([membership.get_cell(), member.get_cell(), node.get_cell()]);
+        }
+        Ok(())
+    }
+
+    /// Renews leases, stops inventories whose lease was lost and hands over the events placement
+    /// sends elsewhere, every third of the lease TTL, until `stop`.
+    pub async fn upkeep(self, supervisor: ActorRef<SupervisorMsg>, mut stop: watch::Receiver<bool>) {
+        let Some(ownership) = self.ownership() else { return };
+        let every = ownership.ttl() / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            for event in ownership.renew_all().await {
+                let _ = supervisor.cast(SupervisorMsg::HandOver(event));
+            }
+            for event in ownership.misplaced() {
+                tracing::info!(%event, "handing the event over to the node placement prefers");
+                let _ = supervisor.cast(SupervisorMsg::HandOver(event));
+            }
+        }
+    }
+
+    /// Graceful shutdown: give every lease back (the others take the events over at once), then
+    /// leave the cluster.
+    pub async fn leave(&self) {
+        if let Some(ownership) = &self.inner.ownership {
+            ownership.release_all().await;
+        }
+        let actors = self.inner.actors.lock().map(|mut a| std::mem::take(&mut *a)).unwrap_or_default();
+        for actor in actors {
+            actor.stop(Some("shutdown".into()));
+        }
+    }
+
+    pub fn view(&self) -> ClusterView {
+        let mut members = vec![Member { node: self.inner.name.clone(), address: self.inner.address.clone(), up: true }];
+        members.extend(self.inner.peers.members());
+        ClusterView {
+            enabled: self.inner.enabled,
+            node: self.inner.name.clone(),
+            members,
+            owned_events: self.inner.ownership.as_ref().map_or(0, Ownership::count),
+        }
+    }
+}
+
+/// Events nobody owns go to the node rendezvous hashing ranks first among the nodes up.
+struct RendezvousPlacement {
+    me: String,
+    peers: Peers,
+}
+
+impl Placement for RendezvousPlacement {
+    fn preferred_elsewhere(&self, event: Uuid) -> Option<String> {
+        let up = self.peers.up();
+        let best = rendezvous(event, up.iter().map(String::as_str).chain([self.me.as_str()]))?;
+        (best != self.me).then(|| best.to_owned())
+    }
+}
+
+/// Sends one request to `node`'s member and decodes the answer.
+async fn call(me: &str, node: &str, request: Request, timeout: Duration) -> Result<Response, CallError> {
+    let Some(member) = remote_member(node) else {
+        return Err(Unavailable::new("the event's owner node is not connected").into());
+    };
+    let bytes = Envelope::new(me, Utc::now() + timeout, request).to_bytes();
+    match member.call(|reply| ClusterMsg::Call(bytes, reply), Some(timeout)).await {
+        Ok(CallResult::Success(bytes)) => Envelope::<Response>::from_bytes(&bytes)
+            .map(|e| e.body)
+            .map_err(|why| Unavailable::because("the owner node's answer", RemoteError(why)).into()),
+        Ok(CallResult::Timeout) => Err(CallError::Timeout),
+        Ok(CallResult::SenderError) | Err(_) => {
+            Err(Unavailable::new("the connection to the owner node dropped").into())
+        }
+    }
+}
+
+/// What a remote node said went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RemoteError(String);
+
+/// Forwarded calls to the owner node (see the module docs).
+struct Forwarder {
+    me: Arc<str>,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    fn send<R: Send + 'static>(
+        &self,
+        node: String,
+        request: Request,
+        answer: fn(Response) -> Option<R>,
+    ) -> BoxFuture<'static, Result<R, CallError>> {
+        let (me, timeout) = (self.me.clone(), self.timeout);
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = match call(&me, &node, request, timeout).await {
+                Ok(response) => decode(response, answer),
+                Err(e) => Err(e),
+            };
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(CallError::Elsewhere(_)) => "redirected",
+                Err(CallError::Timeout) => "timeout",
+                Err(_) => "unavailable",
+            };
+            metrics::counter!(instruments::CLUSTER_FORWARDED, "outcome" => outcome).increment(1);
+            metrics::histogram!(instruments::CLUSTER_FORWARD_DURATION).record(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+fn decode<R>(response: Response, answer: fn(Response) -> Option<R>) -> Result<R, CallError> {
+    match response {
+        Response::NotOwner { owner } => Err(CallError::Elsewhere(owner)),
+        Response::NotFound => Err(CallError::NotFound),
+        Response::Unavailable { why } => Err(Unavailable::because("the event's owner node", RemoteError(why)).into()),
+        Response::BadRequest { why } => {
+            Err(Unavailable::because("the owner node refused the call", RemoteError(why)).into())
+        }
+        other => answer(other).ok_or_else(|| Unavailable::new("the owner node answered something else").into()),
+    }
+}
+
+impl Forward for Forwarder {
+    fn reserve(
+        &self,
+        node: String,
+        event_id: Uuid,
+        req: ReserveRequest,
+    ) -> BoxFuture<'static, Result<Result<Reservation, InventoryError>, CallError>> {
+        let request = Request::Reserve { event_id, request: (&req).into() };
+        self.send(node, request, |r| match r {
+            Response::Reserved { reservation } => Some(Ok(reservation.into())),
+            Response::Refused { error } => Some(Err(error)),
+            _ => None,
+        })
+    }
+
+    fn snapshot(&self, node: String, event_id: Uuid) -> BoxFuture<'static, Result<Snapshot, CallError>> {
+        self.send(node, Request::Snapshot { event_id }, |r| match r {
+            Response::Snapshot { snapshot } => Some(snapshot),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! What nodes say to each other: the one remotable message type, and the versioned envelope
+//! inside it.
+//!
+//! ractor_cluster encodes a message field by field with `BytesConvertable`, whose `from_bytes`
+//! may panic by contract, and it drops a message it cannot decode without telling anyone (a
+//! dropped call then looks like a timeout). So [`ClusterMsg`] carries bytes only (`Vec<u8>`'s
+//! conversion is the identity and cannot fail), and the bytes are an [`Envelope`] in JSON that the
+//! receiving handler decodes itself: a malformed, unknown or future message becomes a
+//! [`Response::BadRequest`] answer, never a panic and never silence.
+
+use chrono::{DateTime, Utc};
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    actors::inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
+    domain::{OrderKind, OrderStatus},
+};
+
+/// The wire version this build speaks. A node answers an envelope of another version with
+/// [`Response::BadRequest`], so a mixed-version cluster fails loudly, one call at a time.
+pub const VERSION: u16 = 1;
+
+/// The only message type a node accepts from another node.
+#[derive(ractor_cluster::RactorClusterMessage)]
+pub enum ClusterMsg {
+    /// An [`Envelope<Request>`] in, an [`Envelope<Response>`] out.
+    #[rpc]
+    Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub v: u16,
+    /// The sending node's name.
+    pub from: String,
+    /// Unix milliseconds after which the sender no longer waits: a node that wakes from a pause
+    /// with a backlog drops what nobody waits for any more.
+    pub deadline_ms: i64,
+    pub body: T,
+}
+
+impl<T: Serialize> Envelope<T> {
+    pub fn new(from: &str, deadline: DateTime<Utc>, body: T) -> Self {
+        Self { v: VERSION, from: from.to_owned(), deadline_ms: deadline.timestamp_millis(), body }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Our own plain data types: serialising them cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl<T: for<'de> Deserialize<'de>> Envelope<T> {
+    /// Decodes and checks the version; the error says what was wrong, for the answer.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u16,
+        }
+        let v = serde_json::from_slice::<Version>(bytes).map_err(|e| format!("not an envelope: {e}"))?.v;
+        if v != VERSION {
+            return Err(format!("wire version {v} is not {VERSION}"));
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed message: {e}"))
+    }
+
+    pub fn expired(&self) -> bool {
+        Utc::now().timestamp_millis() > self.deadline_ms
+    }
+}
+
+/// What one node asks another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Liveness: answered by the member actor itself.
+    Ping,
+    /// Hold or register seats on an event the receiver owns (or should own).
+    Reserve { event_id: Uuid, request: ReserveWire },
+    /// An event's live counts.
+    Snapshot { event_id: Uuid },
+}
+
+/// What a node answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum Response {
+    Pong,
+    Reserved {
+        reservation: ReservationWire,
+    },
+    Snapshot {
+        snapshot: Snapshot,
+    },
+    /// The inventory said no (sold out, limits): the same answer a local call gets.
+    Refused {
+        error: InventoryError,
+    },
+    /// Another node holds the event's lease: ask that one.
+    NotOwner {
+        owner: String,
+    },
+    NotFound,
+    /// The receiver cannot serve it now (its store, its inventory, a timeout): 503.
+    Unavailable {
+        why: String,
+    },
+    /// The request could not be read (bad bytes, another wire version).
+    BadRequest {
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReserveWire {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub quantity: u32,
+    pub registration: bool,
+}
+
+impl From<&ReserveRequest> for ReserveWire {
+    fn from(r: &ReserveRequest) -> Self {
+        Self { order_id: r.order_id, user_id: r.user_id, quantity: r.quantity, registration: r.registration }
+    }
+}
+
+impl From<ReserveWire> for ReserveRequest {
+    fn from(r: ReserveWire) -> Self {
+        Self { order_id: r.order_id, user_id: r.user_id, quantity: r.quantity, registration: r.registration }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReservationWire {
+    pub order_id: Uuid,
+    pub kind: OrderKind,
+    pub status: OrderStatus,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Reservation> for ReservationWire {
+    fn from(r: Reservation) -> Self {
+        Self {
+            order_id: r.order_id,
+            kind: r.kind,
+            status: r.status,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl From<ReservationWire> for Reservation {
+    fn from(r: ReservationWire) -> Self {
+        Self {
+            order_id: r.order_id,
+            kind: r.kind,
+            status: r.status,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_another_version_and_unknown_requests_are_errors_not_panics() {
+        for bytes in
+            [&b""[..], b"\xff\xfe", b"{}", b"[1,2]", b"{\"v\":1}", b"{\"v\":1,\"from\":\"a\",\"deadline_ms\":0}"]
+        {
+            assert!(Envelope::<Request>::from_bytes(bytes).is_err(), "{bytes:?}");
+        }
+        let future = br#"{"v":2,"from":"a","deadline_ms":0,"body":{"op":"ping"}}"#;
+        assert!(Envelope::<Request>::from_bytes(future).unwrap_err().contains("version 2"));
+        let unknown = br#"{"v":1,"from":"a","deadline_ms":0,"body":{"op":"launch_missiles"}}"#;
+        assert!(Envelope::<Request>::from_bytes(unknown).is_err());
+    }
+
+    #[test]
+    fn a_reservation_crosses_the_wire_intact() {
+        let r = Reservation {
+            order_id: Uuid::now_v7(),
+            kind: OrderKind::Order,
+            status: OrderStatus::Pending,
+            amount_cents: 4200,
+            currency: "EUR".into(),
+            expires_at: Some(Utc::now()),
+            created_at: Utc::now(),
+        };
+        let body = Response::Reserved { reservation: r.clone().into() };
+        let bytes = Envelope::new("node-a", Utc::now(), body).to_bytes();
+        let back = Envelope::<Response>::from_bytes(&bytes).unwrap();
+        let Response::Reserved { reservation } = back.body else { panic!("{:?}", back.body) };
+        let back: Reservation = reservation.into();
+        assert_eq!((back.order_id, back.amount_cents, back.expires_at), (r.order_id, r.amount_cents, r.expires_at));
+    }
+}
