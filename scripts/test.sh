@@ -2,7 +2,7 @@
 # The test command. Starts the real servers (scripts/services.sh: PostgreSQL, Kafka, FerretDB,
 # Mailpit) and checks the Prometheus, Grafana and compose files, then runs every test with the
 # embedded database (SQLite), and the HTTP and backbone
-# suites again against PostgreSQL. The backbone tests use Kafka, MongoDB's protocol and SMTP in
+# suites again against PostgreSQL, with the three-node cluster tests (real processes). The backbone tests use Kafka, MongoDB's protocol and SMTP in
 # both passes; in CI they fail rather than skip if the servers are missing. Then the API is fuzzed
 # from its OpenAPI document (scripts/fuzz.sh, schemathesis), and last come the web page's
 # end-to-end tests in Debian's headless Chromium (scripts/web-test.sh).
@@ -24,10 +24,11 @@ eval "$(scripts/services.sh env | grep '^export BOXOFFICE_TEST_')"
 pg_url=$BOXOFFICE_TEST_POSTGRES_URL
 
 echo "== all tests, SQLite (embedded database) =="
-env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets
+# The three-node cluster tests need PostgreSQL (cluster mode refuses SQLite): they run below.
+env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets -- --skip three_nodes
 
-echo "== HTTP and backbone suites on PostgreSQL ($pg_url) =="
-BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone
+echo "== HTTP and backbone suites, and three-node clusters, on PostgreSQL ($pg_url) =="
+BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone --test cluster
 
 echo "== the API fuzzed from its OpenAPI document (schemathesis): no 5xx =="
 scripts/fuzz.sh

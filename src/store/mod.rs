@@ -25,13 +25,26 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     Database::connect(options(url, max_connections)?).await
 }
 
+/// How long the committer's PostgreSQL session may sit idle inside a transaction (see
+/// [`connect_writer`]).
+pub const WRITER_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(2);
+
 /// The committer's own single connection on PostgreSQL: always ready (no pool contention with
 /// readers, no liveness ping before each batch), and its prepared statements stay cached. On
 /// SQLite the committer opens a synchronous connection of its own from this one's file
 /// (`committer::SqliteSink`), and this one only serves the readiness check.
+///
+/// On PostgreSQL its transactions hold share locks on `event_leases` rows (the commit fence). A
+/// node frozen in the middle of one (`SIGSTOP`, a VM pause) would keep those locks, and every
+/// other node's takeover of those events would wait on it for as long as it stays frozen; so
+/// the server ends this connection's session once it idles inside a transaction for
+/// [`WRITER_IDLE_IN_TRANSACTION`] (the committer itself never pauses mid-transaction), the frozen
+/// node's batch fails when it wakes, and the fence refuses it anyway.
 pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = options(url, 1)?;
     opts.test_before_acquire(false);
+    let idle = WRITER_IDLE_IN_TRANSACTION.as_millis().to_string();
+    opts.map_sqlx_postgres_opts(move |o| o.options([("idle_in_transaction_session_timeout", idle.clone())]));
     Database::connect(opts).await
 }
 
