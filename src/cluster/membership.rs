@@ -141,19 +141,11 @@ impl NodeEventSubscription for Events {
     }
 }
 
-/// How this node dials (plain TCP, or TLS with the peers' CA).
-#[derive(Clone)]
-pub enum Dialer {
-    Plain,
-    Tls(tokio_rustls::TlsConnector),
-}
-
 pub struct MembershipArgs {
     pub node: ActorRef<NodeServerMessage>,
     pub me: String,
     pub advertise: String,
     pub seeds: Vec<String>,
-    pub dialer: Dialer,
     pub peers: Peers,
     /// Pings a peer's member; true if it answered in time.
     pub ping: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
@@ -314,10 +306,9 @@ impl MembershipState {
             // ready (a wrong cookie) backs off like one that fails.
             seed.attempt += 1;
             seed.next = now + seed.backoff.delay_for(seed.attempt).max(HANDSHAKE);
-            let (node, dialer, address, me) =
-                (self.args.node.clone(), self.args.dialer.clone(), address.clone(), myself.clone());
+            let (node, address, me) = (self.args.node.clone(), address.clone(), myself.clone());
             tokio::spawn(async move {
-                let ok = dial(&node, &dialer, &address).await;
+                let ok = dial(&node, &address).await;
                 let _ = me.cast(MembershipMsg::Dialled { address, ok });
             });
         }
@@ -342,23 +333,9 @@ impl MembershipState {
     }
 }
 
-async fn dial(node: &ActorRef<NodeServerMessage>, dialer: &Dialer, address: &str) -> bool {
-    let attempt = async {
-        match dialer {
-            Dialer::Plain => ractor_cluster::client_connect(node, address).await,
-            Dialer::Tls(connector) => {
-                let host = address.rsplit_once(':').map_or(address, |(h, _)| h).to_owned();
-                let name = match tokio_rustls::rustls::pki_types::ServerName::try_from(host) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(%address, error = %e, "cannot dial: not a TLS server name");
-                        return Ok(());
-                    }
-                };
-                ractor_cluster::client_connect_enc(node, address, connector.clone(), name).await
-            }
-        }
-    };
+async fn dial(node: &ActorRef<NodeServerMessage>, address: &str) -> bool {
+    // The library's connect has no timeout of its own.
+    let attempt = ractor_cluster::client_connect(node, address);
     match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {

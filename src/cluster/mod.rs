@@ -42,7 +42,7 @@ use crate::{
     instruments,
 };
 use member::{ClusterMember, MemberArgs};
-use membership::{Dialer, Member, Membership, MembershipArgs, Peers, remote_member};
+use membership::{Member, Membership, MembershipArgs, Peers, remote_member};
 use wire::{ClusterMsg, Envelope, Request, Response};
 
 /// This node's view of the cluster. Cheap to clone.
@@ -148,7 +148,6 @@ impl Cluster {
                 me: self.inner.name.clone(),
                 advertise: config.advertise().to_owned(),
                 seeds: config.seeds.clone(),
-                dialer: Dialer::Plain,
                 peers: self.inner.peers.clone(),
                 ping,
             },
