@@ -109,13 +109,11 @@ fn answer(me: &str, reply: RpcReplyPort<Vec<u8>>, body: Response) {
 async fn serve(inventories: &Inventories, request: Request) -> Response {
     match request {
         Request::Ping => Response::Pong,
-        Request::Reserve { event_id, request } => {
-            match inventories.reserve_here(event_id, request.into(), true).await {
-                Ok(Ok(reservation)) => Response::Reserved { reservation: reservation.into() },
-                Ok(Err(error)) => Response::Refused { error },
-                Err(e) => failed(e),
-            }
-        }
+        Request::Reserve { event_id, request } => match inventories.reserve_here(event_id, request, true).await {
+            Ok(Ok(reservation)) => Response::Reserved { reservation },
+            Ok(Err(error)) => Response::Refused { error },
+            Err(e) => failed(e),
+        },
         Request::Snapshot { event_id } => match inventories.snapshot_here(event_id, true).await {
             Ok(snapshot) => Response::Snapshot { snapshot },
             Err(e) => failed(e),

@@ -293,9 +293,9 @@ impl Forward for Forwarder {
         event_id: Uuid,
         req: ReserveRequest,
     ) -> BoxFuture<'static, Result<Result<Reservation, InventoryError>, CallError>> {
-        let request = Request::Reserve { event_id, request: (&req).into() };
+        let request = Request::Reserve { event_id, request: req };
         self.send(node, request, |r| match r {
-            Response::Reserved { reservation } => Some(Ok(reservation.into())),
+            Response::Reserved { reservation } => Some(Ok(reservation)),
             Response::Refused { error } => Some(Err(error)),
             _ => None,
         })

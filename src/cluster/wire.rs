@@ -13,10 +13,7 @@ use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{
-    actors::inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
-    domain::{OrderKind, OrderStatus},
-};
+use crate::actors::inventory::{InventoryError, Reservation, ReserveRequest, Snapshot};
 
 /// The wire version this build speaks. A node answers an envelope of another version with
 /// [`Response::BadRequest`], so a mixed-version cluster fails loudly, one call at a time.
@@ -78,7 +75,7 @@ pub enum Request {
     /// Liveness: answered by the member actor itself.
     Ping,
     /// Hold or register seats on an event the receiver owns (or should own).
-    Reserve { event_id: Uuid, request: ReserveWire },
+    Reserve { event_id: Uuid, request: ReserveRequest },
     /// An event's live counts.
     Snapshot { event_id: Uuid },
 }
@@ -89,7 +86,7 @@ pub enum Request {
 pub enum Response {
     Pong,
     Reserved {
-        reservation: ReservationWire,
+        reservation: Reservation,
     },
     Snapshot {
         snapshot: Snapshot,
@@ -113,68 +110,10 @@ pub enum Response {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReserveWire {
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub quantity: u32,
-    pub registration: bool,
-}
-
-impl From<&ReserveRequest> for ReserveWire {
-    fn from(r: &ReserveRequest) -> Self {
-        Self { order_id: r.order_id, user_id: r.user_id, quantity: r.quantity, registration: r.registration }
-    }
-}
-
-impl From<ReserveWire> for ReserveRequest {
-    fn from(r: ReserveWire) -> Self {
-        Self { order_id: r.order_id, user_id: r.user_id, quantity: r.quantity, registration: r.registration }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReservationWire {
-    pub order_id: Uuid,
-    pub kind: OrderKind,
-    pub status: OrderStatus,
-    pub amount_cents: i64,
-    pub currency: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Reservation> for ReservationWire {
-    fn from(r: Reservation) -> Self {
-        Self {
-            order_id: r.order_id,
-            kind: r.kind,
-            status: r.status,
-            amount_cents: r.amount_cents,
-            currency: r.currency,
-            expires_at: r.expires_at,
-            created_at: r.created_at,
-        }
-    }
-}
-
-impl From<ReservationWire> for Reservation {
-    fn from(r: ReservationWire) -> Self {
-        Self {
-            order_id: r.order_id,
-            kind: r.kind,
-            status: r.status,
-            amount_cents: r.amount_cents,
-            currency: r.currency,
-            expires_at: r.expires_at,
-            created_at: r.created_at,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{OrderKind, OrderStatus};
 
     #[test]
     fn garbage_another_version_and_unknown_requests_are_errors_not_panics() {
@@ -200,11 +139,10 @@ mod tests {
             expires_at: Some(Utc::now()),
             created_at: Utc::now(),
         };
-        let body = Response::Reserved { reservation: r.clone().into() };
+        let body = Response::Reserved { reservation: r.clone() };
         let bytes = Envelope::new("node-a", Utc::now(), body).to_bytes();
         let back = Envelope::<Response>::from_bytes(&bytes).unwrap();
-        let Response::Reserved { reservation } = back.body else { panic!("{:?}", back.body) };
-        let back: Reservation = reservation.into();
+        let Response::Reserved { reservation: back } = back.body else { panic!("{:?}", back.body) };
         assert_eq!((back.order_id, back.amount_cents, back.expires_at), (r.order_id, r.amount_cents, r.expires_at));
     }
 }

@@ -73,8 +73,8 @@ pub struct Snapshot {
     pub active_holds: u32,
 }
 
-/// A request for slots.
-#[derive(Debug, Clone)]
+/// A request for slots (also sent between cluster nodes, hence serde).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ReserveRequest {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -84,7 +84,7 @@ pub struct ReserveRequest {
 }
 
 /// The outcome of a granted reservation, durable when it is sent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Reservation {
     pub order_id: Uuid,
     pub kind: OrderKind,
