@@ -32,7 +32,7 @@ use crate::{
         keeper::keep,
         notifier::{self, Notifier, NotifierArgs},
         payment::{PaymentActor, SimulatedProvider},
-        saga::{SagaDeps, Sagas},
+        saga::{OrderSagas, SagaDeps, Sagas},
         supervisor::{Directory, InventorySupervisor, SupervisorArgs},
     },
     auth::{AuthKeys, Guard},
@@ -108,10 +108,6 @@ impl Application {
         .await?;
         let forward = cluster.enabled().then(|| cluster.forwarder(timeout));
         let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout, forward };
-        if cluster.enabled() {
-            cluster.start(&config.cluster, inventories.clone()).await?;
-        }
-
         let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
         let payments = keep("payment", PaymentActor, provider, booking.restart_policy()).await?;
         let (sagas, _) = Actor::spawn(
@@ -127,6 +123,10 @@ impl Application {
             },
         )
         .await?;
+        let orders = OrderSagas { sagas: sagas.clone(), inventories: inventories.clone() };
+        if cluster.enabled() {
+            cluster.start(&config.cluster, orders.clone()).await?;
+        }
 
         let mailer = notifier::mailer(&config.mail)?;
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
@@ -183,7 +183,7 @@ impl Application {
             auth,
             guard,
             inventories,
-            sagas: sagas.clone(),
+            orders,
             cluster: cluster.clone(),
             bus,
             audit_log,

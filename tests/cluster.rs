@@ -9,9 +9,9 @@ mod common;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use boxoffice::store::entities::orders;
+use boxoffice::store::entities::{orders, payments};
 use reqwest::StatusCode;
-use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio::{
     process::{Child, Command},
@@ -486,4 +486,82 @@ async fn three_nodes_refuse_a_wrong_cookie_and_survive_garbage_on_the_cluster_po
     use tokio::io::AsyncReadExt;
     let closed = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the silent connection is still open: {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_pay_cancel_and_change_an_event_through_nodes_that_do_not_own_it() {
+    let c = Cluster::start(|_| "the-cluster-cookie").await;
+    c.wait_members(0, 3).await;
+    let event = c.create_event(10).await;
+    let owner = c.index_of(&c.owner(0, event).await.unwrap());
+    let (via, other) = ((owner + 1) % 3, (owner + 2) % 3);
+    let fans = customers(&c, 3).await;
+    let pay = |i: usize, order: &Value, cents: i64, fan: &str| {
+        let body = json!({"order_id": order["id"], "amount_cents": cents, "card_token": "tok_ok"});
+        let fan = fan.to_owned();
+        let c = &c;
+        async move { c.call_as(i, "POST", "/api/v1/payments", body, &fan).await }
+    };
+    let forwarded_before = c.metric(other, "boxoffice_cluster_forwarded_calls_total").await;
+
+    // A hold placed through one non-owner, paid through the other: the sale is made on the owner.
+    let (s, held) = order(&c, via, event, &fans[0]).await;
+    assert_eq!(s, StatusCode::CREATED, "{held}");
+    let (s, body) = pay(other, &held, 999, &fans[0]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the saga's refusal crosses the wire: {body}");
+    let (s, payment) = pay(other, &held, 1000, &fans[0]).await;
+    assert_eq!(s, StatusCode::CREATED, "{payment}\n{}", c.log(owner));
+    assert_eq!(payment["status"], "succeeded", "{payment}");
+    let (s, sold) =
+        c.call_as(via, "GET", &format!("/api/v1/orders/{}", held["id"].as_str().unwrap()), Value::Null, &fans[0]).await;
+    assert_eq!((s, sold["status"].as_str()), (StatusCode::OK, Some("confirmed")), "{sold}");
+    assert_eq!(sold["tickets"].as_array().map(Vec::len), Some(1), "{sold}");
+    assert!(c.metric(other, "boxoffice_cluster_forwarded_calls_total").await >= forwarded_before + 2.0);
+
+    // Two payments of one order at once, through both non-owners: one saga, one charge.
+    let (s, twice) = order(&c, via, event, &fans[1]).await;
+    assert_eq!(s, StatusCode::CREATED, "{twice}");
+    let ((s1, b1), (s2, b2)) = tokio::join!(pay(via, &twice, 1000, &fans[1]), pay(other, &twice, 1000, &fans[1]));
+    let mut statuses = [s1, s2];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{b1}\n{b2}");
+    let twice_id: Uuid = twice["id"].as_str().unwrap().parse().unwrap();
+    let charged = payments::Entity::find()
+        .filter(payments::Column::OrderId.eq(twice_id))
+        .filter(payments::Column::Status.eq(boxoffice::domain::PaymentStatus::Succeeded))
+        .count(&c.db)
+        .await
+        .unwrap();
+    assert_eq!(charged, 1, "charged exactly once");
+
+    // New terms through a non-owner reach the owner's inventory; so does its refusal.
+    let (s, hold) = order(&c, other, event, &fans[2]).await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    let (s, current) = c.call(via, "GET", &format!("/api/v1/events/{event}"), Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{current}");
+    let terms = |total: u32| {
+        json!({
+            "name": current["name"], "category_id": current["category_id"], "price_cents": 1000,
+            "currency": "EUR", "starts_at": current["starts_at"], "total_slots": total, "max_per_order": 4,
+            "hold_seconds": 600, "max_per_person": 0,
+        })
+    };
+    let (s, body) = c.call(via, "PUT", &format!("/api/v1/events/{event}"), terms(20)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = c.call(owner, "GET", &format!("/api/v1/events/{event}"), Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!((body["total_slots"].as_u64(), body["available_slots"].as_u64()), (Some(20), Some(17)), "{body}");
+    let (s, body) = c.call(other, "PUT", &format!("/api/v1/events/{event}"), terms(2)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("capacity_below_committed")), "{body}");
+
+    // Cancel a hold, and a sale, through a non-owner.
+    for (id, fan) in [(&hold["id"], &fans[2]), (&held["id"], &fans[0])] {
+        let path = format!("/api/v1/orders/{}/cancel", id.as_str().unwrap());
+        let (s, body) = c.call_as(via, "POST", &path, Value::Null, fan).await;
+        assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{body}");
+        let (s, body) = c.call_as(other, "POST", &path, Value::Null, fan).await;
+        assert_eq!(s, StatusCode::CONFLICT, "cancelled once: {body}");
+    }
+
+    assert_eq!(c.stored_counts(event).await, (1, 1), "one sale left: the doubly paid order");
 }

@@ -25,8 +25,9 @@ use ractor::{ActorRef, RpcReplyPort, rpc::CallResult};
 use uuid::Uuid;
 
 use inventory::{InventoryError, InventoryMsg};
+use saga::{PayRequest, SagaError};
 
-use crate::error::Unavailable;
+use crate::{domain::events::PaymentSucceeded, error::Unavailable, store::entities::events};
 use supervisor::{Directory, LookupError, SupervisorMsg};
 
 /// Why an actor call produced no answer.
@@ -81,6 +82,28 @@ pub trait Forward: Send + Sync {
         req: inventory::ReserveRequest,
     ) -> BoxFuture<'static, Result<Result<inventory::Reservation, InventoryError>, CallError>>;
     fn snapshot(&self, node: String, event_id: Uuid) -> BoxFuture<'static, Result<inventory::Snapshot, CallError>>;
+    /// Sells a paid hold on the event's inventory (see [`Inventories::confirm`]).
+    fn confirm(
+        &self,
+        node: String,
+        event_id: Uuid,
+        paid: PaymentSucceeded,
+    ) -> BoxFuture<'static, Result<Result<(), InventoryError>, CallError>>;
+    fn reconfigure(
+        &self,
+        node: String,
+        event: events::Model,
+    ) -> BoxFuture<'static, Result<Result<(), InventoryError>, CallError>>;
+    /// Runs the order's payment in its saga on the node that owns the order's event.
+    fn pay(
+        &self,
+        node: String,
+        order: (Uuid, Uuid),
+        req: PayRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Result<Uuid, SagaError>, CallError>>;
+    fn cancel(&self, node: String, order: (Uuid, Uuid))
+    -> BoxFuture<'static, Result<Result<(), SagaError>, CallError>>;
 }
 
 /// Reaches an event's inventory actor, spawning it if needed; in cluster mode, on the node that
@@ -100,6 +123,12 @@ impl Inventories {
             return Ok(a);
         }
         call(&self.supervisor, |r| SupervisorMsg::Get(event_id, placed, r), self.timeout).await?.map_err(Into::into)
+    }
+
+    /// Cluster mode: whether this node owns the event (`Ok`), taking its lease if nobody does and
+    /// placement allows; [`CallError::Elsewhere`] names the owner otherwise.
+    pub async fn locate(&self, event_id: Uuid, placed: bool) -> Result<(), CallError> {
+        self.actor(event_id, placed).await.map(drop)
     }
 
     /// Runs `remote` against the node that owns the event, following one redirect (the lease
@@ -183,5 +212,57 @@ impl Inventories {
         // Stamped when the message is built, after the actor was found or started: the
         // histogram is the time in the mailbox, not the actor's start-up.
         self.ask_placed(event_id, placed, |r| InventoryMsg::Reserve(req.clone(), tokio::time::Instant::now(), r)).await
+    }
+
+    /// Sells a hold whose payment went through, with the payment's record, on whichever node owns
+    /// the event now. The charge has already happened, so a lease that moved during the payment
+    /// does not end the saga: the confirmation follows the event to its new owner, which took the
+    /// pinned hold over with it (see `inventory::recovery`).
+    pub async fn confirm(
+        &self,
+        event_id: Uuid,
+        paid: &PaymentSucceeded,
+    ) -> Result<Result<(), InventoryError>, CallError> {
+        for _ in 0..3 {
+            match self.confirm_here(event_id, paid, false).await {
+                Err(CallError::Elsewhere(node)) => {
+                    return self.forwarded(node, |f, n| f.confirm(n, event_id, paid.clone())).await;
+                }
+                // This node's inventory was fenced out as it committed: look the owner up again.
+                Ok(Err(InventoryError::Moved)) => {}
+                other => return other,
+            }
+        }
+        Err(Unavailable::new("the event's owner is changing; the payment is pinned, retry").into())
+    }
+
+    /// [`Inventories::confirm`] on this node's inventory, without forwarding.
+    pub async fn confirm_here(
+        &self,
+        event_id: Uuid,
+        paid: &PaymentSucceeded,
+        placed: bool,
+    ) -> Result<Result<(), InventoryError>, CallError> {
+        let order_id = paid.order.order_id;
+        let answer =
+            self.ask_placed(event_id, placed, |r| InventoryMsg::Confirm(order_id, saga::paid_ops(paid), r)).await?;
+        Ok(answer.map(drop))
+    }
+
+    /// Changes an event's terms (its capacity among them) through its inventory, on the owner.
+    pub async fn reconfigure(&self, event: events::Model) -> Result<Result<(), InventoryError>, CallError> {
+        match self.reconfigure_here(event.clone(), false).await {
+            Err(CallError::Elsewhere(node)) => self.forwarded(node, |f, n| f.reconfigure(n, event.clone())).await,
+            other => other,
+        }
+    }
+
+    /// [`Inventories::reconfigure`] on this node's inventory, without forwarding.
+    pub async fn reconfigure_here(
+        &self,
+        event: events::Model,
+        placed: bool,
+    ) -> Result<Result<(), InventoryError>, CallError> {
+        self.ask_placed(event.id, placed, |r| InventoryMsg::Reconfigure(event.clone(), r)).await
     }
 }

@@ -6,6 +6,12 @@
 //! a cancelled sale releases its seats and records a refund. The order's state is read from the
 //! database on each step (expiry is decided by the inventory, not here), so a saga can stop when
 //! idle and come back without losing anything. Sagas are spawned by [`Sagas`] on demand.
+//!
+//! Callers reach a saga through [`OrderSagas`], which in cluster mode runs it on the node that
+//! owns the order's event, so one order never has two sagas (and is never charged twice): the
+//! saga pins the hold on that node's inventory and commits its `paying` step under the lease the
+//! pin answered with, so a node that lost the event meanwhile is refused before any charge. Once
+//! charged, the confirmation follows the event wherever it has moved (`Inventories::confirm`).
 
 use std::time::Duration;
 
@@ -63,7 +69,11 @@ impl From<CallError> for SagaError {
 
 /// The booking store could not commit a step of the saga.
 fn store_down(e: CommitError) -> SagaError {
-    SagaError::Unavailable(Unavailable::because("the booking store", e))
+    let what = match e {
+        CommitError::Fenced { .. } => "the event moved to another node",
+        CommitError::Store(_) => "the booking store",
+    };
+    SagaError::Unavailable(Unavailable::because(what, e))
 }
 
 fn inventory_down(e: InventoryError) -> SagaError {
@@ -74,7 +84,8 @@ fn hold_expired() -> SagaError {
     SagaError::Conflict(OrderConflict::HoldExpired)
 }
 
-#[derive(Debug, Clone)]
+/// Serde because a payment is forwarded to the node that owns the order's event.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PayRequest {
     pub payment_id: Uuid,
     pub amount_cents: i64,
@@ -181,43 +192,44 @@ impl SagaState {
         let event_id = order.event_id;
         let order_id = order.id;
         // Pin first: if the hold is gone the customer is never charged.
-        match self.inventory(event_id, |r| InventoryMsg::Pin(order_id, r)).await? {
-            Ok(()) => {}
+        let fence = match self.inventory(event_id, |r| InventoryMsg::Pin(order_id, r)).await? {
+            Ok(fence) => fence,
             Err(InventoryError::NotHeld) => return Err(hold_expired()),
             Err(e) => return Err(inventory_down(e)),
-        }
+        };
         let now = Utc::now();
         let payment_id = req.payment_id;
         let facts = order.facts();
-        let started = self
-            .commit(vec![
-                WriteOp::InsertPayment(payments::ActiveModel {
-                    id: Set(payment_id),
-                    order_id: Set(order_id),
-                    user_id: Set(order.user_id),
-                    amount_cents: Set(order.amount_cents),
-                    currency: Set(order.currency.clone()),
-                    status: Set(PaymentStatus::Pending),
-                    failure_reason: Set(None),
-                    provider_ref: Set(None),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }),
-                payment_status(payment_id, PaymentStatus::Pending, None, None),
-                WriteOp::SetOrderStatus {
-                    id: order_id,
-                    from: &[OrderStatus::Pending],
-                    to: OrderStatus::Paying,
-                    expires_at: order.expires_at,
-                    refund_cents: None,
-                },
-                WriteOp::Outbox(DomainEvent::new(Payload::PaymentStarted(PaymentStarted {
-                    order: facts.clone(),
-                    payment_id,
-                    status: OrderStatus::Paying,
-                }))),
-            ])
-            .await;
+        let mut started = vec![
+            WriteOp::InsertPayment(payments::ActiveModel {
+                id: Set(payment_id),
+                order_id: Set(order_id),
+                user_id: Set(order.user_id),
+                amount_cents: Set(order.amount_cents),
+                currency: Set(order.currency.clone()),
+                status: Set(PaymentStatus::Pending),
+                failure_reason: Set(None),
+                provider_ref: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }),
+            payment_status(payment_id, PaymentStatus::Pending, None, None),
+            WriteOp::SetOrderStatus {
+                id: order_id,
+                from: &[OrderStatus::Pending],
+                to: OrderStatus::Paying,
+                expires_at: order.expires_at,
+                refund_cents: None,
+            },
+            WriteOp::Outbox(DomainEvent::new(Payload::PaymentStarted(PaymentStarted {
+                order: facts.clone(),
+                payment_id,
+                status: OrderStatus::Paying,
+            }))),
+        ];
+        // Under the pin's lease: if another node took the event over since, nothing is charged.
+        started.extend(fence.map(WriteOp::Fence));
+        let started = self.commit(started).await;
         if let Err(e) = started {
             let _ = self.inventory(event_id, |r| InventoryMsg::Unpin(order_id, r)).await;
             return Err(e);
@@ -235,17 +247,11 @@ impl SagaState {
             .and_then(|r| r);
         match outcome {
             Ok(ChargeOutcome::Succeeded { provider_ref }) => {
-                let succeeded = Payload::PaymentSucceeded(PaymentSucceeded {
-                    order: facts.clone(),
-                    payment_id,
-                    provider_ref: provider_ref.clone(),
-                });
-                let extra = vec![
-                    payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
-                    WriteOp::Outbox(DomainEvent::new(succeeded.clone())),
-                ];
-                match self.inventory(event_id, |r| InventoryMsg::Confirm(order_id, extra.clone(), r)).await? {
-                    Ok(_tickets) => Ok(payment_id),
+                let paid = PaymentSucceeded { order: facts.clone(), payment_id, provider_ref: provider_ref.clone() };
+                let confirmed = self.deps.inventories.confirm(event_id, &paid).await?;
+                let succeeded = Payload::PaymentSucceeded(paid);
+                match confirmed {
+                    Ok(()) => Ok(payment_id),
                     Err(InventoryError::NotHeld) => {
                         // The payment outlived the pin bound and the seats went back: refund. The
                         // charge happened, so it is recorded (its history and event) before the
@@ -346,6 +352,14 @@ impl SagaState {
     }
 }
 
+/// What a confirmation commits beside the sale: the payment's success and its event.
+pub(crate) fn paid_ops(paid: &PaymentSucceeded) -> Vec<WriteOp> {
+    vec![
+        payment_status(paid.payment_id, PaymentStatus::Succeeded, None, Some(paid.provider_ref.clone())),
+        WriteOp::Outbox(DomainEvent::new(Payload::PaymentSucceeded(paid.clone()))),
+    ]
+}
+
 fn payment_status(id: Uuid, status: PaymentStatus, detail: Option<String>, provider_ref: Option<String>) -> WriteOp {
     WriteOp::SetPaymentStatus { id, status, detail, provider_ref }
 }
@@ -424,5 +438,78 @@ impl Actor for Sagas {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// How callers reach an order's saga: on this node if it owns the order's event, else on the
+/// node that does (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct OrderSagas {
+    pub sagas: ActorRef<SagasMsg>,
+    pub inventories: Inventories,
+}
+
+impl OrderSagas {
+    /// Pays `order` (its id and its event's id) and answers the payment's id.
+    pub async fn pay(
+        &self,
+        order: (Uuid, Uuid),
+        req: PayRequest,
+        timeout: Duration,
+    ) -> Result<Result<Uuid, SagaError>, CallError> {
+        match self.pay_here(order, req.clone(), timeout, false).await {
+            Err(CallError::Elsewhere(node)) => {
+                self.inventories.forwarded(node, |f, n| f.pay(n, order, req.clone(), timeout)).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`OrderSagas::pay`] on this node, or [`CallError::Elsewhere`] (`placed`: see
+    /// `SupervisorMsg::Get`).
+    pub async fn pay_here(
+        &self,
+        (order_id, event_id): (Uuid, Uuid),
+        req: PayRequest,
+        timeout: Duration,
+        placed: bool,
+    ) -> Result<Result<Uuid, SagaError>, CallError> {
+        self.inventories.locate(event_id, placed).await?;
+        self.ask(order_id, |r| SagaMsg::Pay(req.clone(), r), timeout).await
+    }
+
+    /// Cancels `order` (its id and its event's id): a hold is released, a sale refunded.
+    pub async fn cancel(&self, order: (Uuid, Uuid)) -> Result<Result<(), SagaError>, CallError> {
+        match self.cancel_here(order, false).await {
+            Err(CallError::Elsewhere(node)) => self.inventories.forwarded(node, |f, n| f.cancel(n, order)).await,
+            other => other,
+        }
+    }
+
+    /// [`OrderSagas::cancel`] on this node, or [`CallError::Elsewhere`].
+    pub async fn cancel_here(
+        &self,
+        (order_id, event_id): (Uuid, Uuid),
+        placed: bool,
+    ) -> Result<Result<(), SagaError>, CallError> {
+        self.inventories.locate(event_id, placed).await?;
+        self.ask(order_id, SagaMsg::Cancel, self.inventories.timeout).await
+    }
+
+    /// The order's saga, asked twice if the first one was just stopping.
+    async fn ask<R: Send + 'static>(
+        &self,
+        order_id: Uuid,
+        build: impl Fn(RpcReplyPort<R>) -> SagaMsg,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        for attempt in 0..2 {
+            let saga = call(&self.sagas, |r| SagasMsg::Get(order_id, r), self.inventories.timeout).await?;
+            match call(&saga, &build, timeout).await {
+                Err(CallError::Unavailable(_)) if attempt == 0 => continue,
+                other => return other,
+            }
+        }
+        Err(Unavailable::new("the order's saga is not running").into())
     }
 }

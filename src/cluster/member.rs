@@ -15,7 +15,7 @@ use super::{
     wire::{ClusterMsg, Envelope, Request, Response},
 };
 use crate::{
-    actors::{CallError, Inventories},
+    actors::{CallError, inventory::InventoryError, saga::OrderSagas},
     error::Report,
 };
 
@@ -24,12 +24,12 @@ const IN_FLIGHT: usize = 1024;
 
 pub struct MemberArgs {
     pub me: String,
-    pub inventories: Inventories,
+    pub orders: OrderSagas,
 }
 
 pub struct MemberState {
     me: Arc<str>,
-    inventories: Inventories,
+    orders: OrderSagas,
     permits: Arc<Semaphore>,
 }
 
@@ -46,11 +46,7 @@ impl Actor for ClusterMember {
         args: MemberArgs,
     ) -> Result<MemberState, ActorProcessingErr> {
         pg::join(GROUP.to_owned(), vec![myself.get_cell()]);
-        Ok(MemberState {
-            me: args.me.into(),
-            inventories: args.inventories,
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
-        })
+        Ok(MemberState { me: args.me.into(), orders: args.orders, permits: Arc::new(Semaphore::new(IN_FLIGHT)) })
     }
 
     async fn post_stop(
@@ -86,13 +82,13 @@ impl Actor for ClusterMember {
             answer(&state.me, reply, Response::Pong);
             return Ok(());
         }
-        let (me, inventories, permits) = (state.me.clone(), state.inventories.clone(), state.permits.clone());
+        let (me, orders, permits) = (state.me.clone(), state.orders.clone(), state.permits.clone());
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire().await else { return };
             if envelope.expired() {
                 return;
             }
-            let response = serve(&inventories, envelope.body).await;
+            let response = serve(&orders, envelope.body).await;
             answer(&me, reply, response);
         });
         Ok(())
@@ -104,9 +100,10 @@ fn answer(me: &str, reply: RpcReplyPort<Vec<u8>>, body: Response) {
     let _ = reply.send(Envelope::new(me, deadline, body).to_bytes());
 }
 
-/// Serves a request on this node's inventories, never forwarding it further (the caller follows
-/// a [`Response::NotOwner`] itself).
-async fn serve(inventories: &Inventories, request: Request) -> Response {
+/// Serves a request on this node's inventories and sagas, never forwarding it further (the caller
+/// follows a [`Response::NotOwner`] itself).
+async fn serve(orders: &OrderSagas, request: Request) -> Response {
+    let inventories = &orders.inventories;
     match request {
         Request::Ping => Response::Pong,
         Request::Reserve { event_id, request } => match inventories.reserve_here(event_id, request, true).await {
@@ -118,6 +115,27 @@ async fn serve(inventories: &Inventories, request: Request) -> Response {
             Ok(snapshot) => Response::Snapshot { snapshot },
             Err(e) => failed(e),
         },
+        Request::Confirm { event_id, paid } => inventory_done(inventories.confirm_here(event_id, &paid, true).await),
+        Request::Reconfigure { event } => inventory_done(inventories.reconfigure_here(event, true).await),
+        Request::Pay { order_id, event_id, request, timeout_ms } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            match orders.pay_here((order_id, event_id), request, timeout, true).await {
+                Ok(result) => Response::from_saga(result, |payment_id| Response::Paid { payment_id }),
+                Err(e) => failed(e),
+            }
+        }
+        Request::Cancel { order_id, event_id } => match orders.cancel_here((order_id, event_id), true).await {
+            Ok(result) => Response::from_saga(result, |()| Response::Done),
+            Err(e) => failed(e),
+        },
+    }
+}
+
+fn inventory_done(result: Result<Result<(), InventoryError>, CallError>) -> Response {
+    match result {
+        Ok(Ok(())) => Response::Done,
+        Ok(Err(error)) => Response::Refused { error },
+        Err(e) => failed(e),
     }
 }
 

@@ -32,14 +32,17 @@ use uuid::Uuid;
 
 use crate::{
     actors::{
-        CallError, Forward, Inventories,
+        CallError, Forward,
         inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
         ownership::{Ownership, Placement, rendezvous},
+        saga::{OrderSagas, PayRequest, SagaError},
         supervisor::SupervisorMsg,
     },
     config::ClusterConfig,
+    domain::events::PaymentSucceeded,
     error::Unavailable,
     instruments,
+    store::entities::events,
 };
 use member::{ClusterMember, MemberArgs};
 use membership::{Member, Membership, MembershipArgs, Peers, remote_member};
@@ -109,7 +112,7 @@ impl Cluster {
 
     /// Cluster mode, second half: the node server, this node's member actor and the membership
     /// actor that dials the seeds.
-    pub async fn start(&self, config: &ClusterConfig, inventories: Inventories) -> anyhow::Result<()> {
+    pub async fn start(&self, config: &ClusterConfig, orders: OrderSagas) -> anyhow::Result<()> {
         let listen: std::net::SocketAddr = config.listen.trim().parse().context("cluster.listen")?;
         let host = config.advertise().rsplit_once(':').map_or(config.advertise(), |(h, _)| h).to_owned();
         let server = NodeServer::new(
@@ -129,7 +132,7 @@ impl Cluster {
         let (member, _) = Actor::spawn(
             Some(membership::member_name(&self.inner.name)),
             ClusterMember,
-            MemberArgs { me: self.inner.name.clone(), inventories },
+            MemberArgs { me: self.inner.name.clone(), orders },
         )
         .await
         .context("starting the cluster member")?;
@@ -254,7 +257,17 @@ impl Forwarder {
         request: Request,
         answer: fn(Response) -> Option<R>,
     ) -> BoxFuture<'static, Result<R, CallError>> {
-        let (me, timeout) = (self.me.clone(), self.timeout);
+        self.send_within(node, request, self.timeout, answer)
+    }
+
+    fn send_within<R: Send + 'static>(
+        &self,
+        node: String,
+        request: Request,
+        timeout: Duration,
+        answer: fn(Response) -> Option<R>,
+    ) -> BoxFuture<'static, Result<R, CallError>> {
+        let me = self.me.clone();
         Box::pin(async move {
             let started = Instant::now();
             let result = match call(&me, &node, request, timeout).await {
@@ -306,5 +319,59 @@ impl Forward for Forwarder {
             Response::Snapshot { snapshot } => Some(snapshot),
             _ => None,
         })
+    }
+
+    fn confirm(
+        &self,
+        node: String,
+        event_id: Uuid,
+        paid: PaymentSucceeded,
+    ) -> BoxFuture<'static, Result<Result<(), InventoryError>, CallError>> {
+        self.send(node, Request::Confirm { event_id, paid }, inventory_done)
+    }
+
+    fn reconfigure(
+        &self,
+        node: String,
+        event: events::Model,
+    ) -> BoxFuture<'static, Result<Result<(), InventoryError>, CallError>> {
+        self.send(node, Request::Reconfigure { event }, inventory_done)
+    }
+
+    fn pay(
+        &self,
+        node: String,
+        (order_id, event_id): (Uuid, Uuid),
+        request: PayRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Result<Uuid, SagaError>, CallError>> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let request = Request::Pay { order_id, event_id, request, timeout_ms };
+        // The owner's own bound plus one more lookup's worth, so its answer arrives before ours runs out.
+        self.send_within(node, request, timeout + self.timeout, |r| match r {
+            Response::Paid { payment_id } => Some(Ok(payment_id)),
+            Response::OrderRefused { error } => Some(Err(error.into())),
+            _ => None,
+        })
+    }
+
+    fn cancel(
+        &self,
+        node: String,
+        (order_id, event_id): (Uuid, Uuid),
+    ) -> BoxFuture<'static, Result<Result<(), SagaError>, CallError>> {
+        self.send(node, Request::Cancel { order_id, event_id }, |r| match r {
+            Response::Done => Some(Ok(())),
+            Response::OrderRefused { error } => Some(Err(error.into())),
+            _ => None,
+        })
+    }
+}
+
+fn inventory_done(response: Response) -> Option<Result<(), InventoryError>> {
+    match response {
+        Response::Done => Some(Ok(())),
+        Response::Refused { error } => Some(Err(error)),
+        _ => None,
     }
 }

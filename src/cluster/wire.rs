@@ -13,7 +13,14 @@ use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::actors::inventory::{InventoryError, Reservation, ReserveRequest, Snapshot};
+use crate::{
+    actors::{
+        inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
+        saga::{PayRequest, SagaError},
+    },
+    domain::{OrderConflict, events::PaymentSucceeded},
+    store::entities::events,
+};
 
 /// The wire version this build speaks. A node answers an envelope of another version with
 /// [`Response::BadRequest`], so a mixed-version cluster fails loudly, one call at a time.
@@ -78,6 +85,14 @@ pub enum Request {
     Reserve { event_id: Uuid, request: ReserveRequest },
     /// An event's live counts.
     Snapshot { event_id: Uuid },
+    /// Sell a hold whose payment went through (the saga ran where the event was owned before).
+    Confirm { event_id: Uuid, paid: PaymentSucceeded },
+    /// New terms for an event (`PUT /api/v1/events/{id}`).
+    Reconfigure { event: events::Model },
+    /// Pay an order in its saga on the event's owner; `timeout_ms` bounds the charge.
+    Pay { order_id: Uuid, event_id: Uuid, request: PayRequest, timeout_ms: u64 },
+    /// Cancel an order in its saga on the event's owner.
+    Cancel { order_id: Uuid, event_id: Uuid },
 }
 
 /// What a node answers.
@@ -95,6 +110,15 @@ pub enum Response {
     Refused {
         error: InventoryError,
     },
+    /// Done (a confirmation, new terms, a cancellation).
+    Done,
+    Paid {
+        payment_id: Uuid,
+    },
+    /// The order's saga said no (wrong state, wrong amount): the same answer a local call gets.
+    OrderRefused {
+        error: OrderRefusal,
+    },
     /// Another node holds the event's lease: ask that one.
     NotOwner {
         owner: String,
@@ -108,6 +132,45 @@ pub enum Response {
     BadRequest {
         why: String,
     },
+}
+
+/// A [`SagaError`] that crosses the wire (an unavailable part is answered
+/// [`Response::Unavailable`] instead).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum OrderRefusal {
+    NotFound,
+    Conflict { conflict: OrderConflict },
+    RefundedAfterExpiry,
+    AmountMismatch { amount_cents: i64 },
+}
+
+impl Response {
+    /// A saga's answer as this node sends it.
+    pub fn from_saga<T>(result: Result<T, SagaError>, done: impl FnOnce(T) -> Response) -> Response {
+        let refusal = match result {
+            Ok(value) => return done(value),
+            Err(SagaError::Unavailable(why)) => {
+                return Response::Unavailable { why: crate::error::Report(&why).to_string() };
+            }
+            Err(SagaError::NotFound) => OrderRefusal::NotFound,
+            Err(SagaError::Conflict(conflict)) => OrderRefusal::Conflict { conflict },
+            Err(SagaError::RefundedAfterExpiry) => OrderRefusal::RefundedAfterExpiry,
+            Err(SagaError::AmountMismatch(amount_cents)) => OrderRefusal::AmountMismatch { amount_cents },
+        };
+        Response::OrderRefused { error: refusal }
+    }
+}
+
+impl From<OrderRefusal> for SagaError {
+    fn from(r: OrderRefusal) -> Self {
+        match r {
+            OrderRefusal::NotFound => Self::NotFound,
+            OrderRefusal::Conflict { conflict } => Self::Conflict(conflict),
+            OrderRefusal::RefundedAfterExpiry => Self::RefundedAfterExpiry,
+            OrderRefusal::AmountMismatch { amount_cents } => Self::AmountMismatch(amount_cents),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,8 +67,9 @@ impl OrderStatus {
     }
 }
 
-/// Why an order cannot make the move asked of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why an order cannot make the move asked of it (also a cluster answer, hence serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderConflict {
     #[error("a payment for this order is running")]
     PaymentInProgress,

@@ -17,7 +17,7 @@ use super::{
     extract::{AuthUser, Page, PageParams, paginate},
 };
 use crate::{
-    actors::inventory::{InventoryError, InventoryMsg, Snapshot},
+    actors::inventory::{InventoryError, Snapshot},
     domain::{CategoryKind, MAX_PER_PERSON, MAX_PRICE_CENTS, parse_currency},
     error::Unavailable,
     store::{
@@ -275,8 +275,7 @@ async fn update_event(
     if (current.price_cents == 0) != (event.price_cents == 0) {
         return Err(Error::conflict("pricing_model_change", "an event cannot switch between free and paid"));
     }
-    let model = event.clone();
-    match state.inventories.ask(id, |r| InventoryMsg::Reconfigure(model.clone(), r)).await? {
+    match state.inventories.reconfigure(event.clone()).await? {
         Ok(()) => Ok(reply(StatusCode::OK, with_counts(&state, event).await?)),
         Err(InventoryError::CapacityBelowCommitted { committed }) => Err(Error::conflict(
             "capacity_below_committed",

@@ -175,7 +175,7 @@ impl From<CallError> for Error {
         match e {
             CallError::NotFound => Self::not_found("event"),
             CallError::Timeout => Self::Unavailable(Unavailable::new("an actor call timed out")),
-            // Only where a call is not forwarded (yet): the client retries, perhaps elsewhere.
+            // The owner kept moving while the call was forwarded: the client retries.
             CallError::Elsewhere(_) => Self::Unavailable(Unavailable::new("the event is served by another node")),
             CallError::Unavailable(why) => Self::Unavailable(why),
         }

@@ -28,7 +28,6 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
-use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tower_http::{
     catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer, trace::TraceLayer,
@@ -39,7 +38,7 @@ pub use error::{Error, Result};
 pub use serve::serve;
 
 use crate::{
-    actors::{Inventories, saga::SagasMsg},
+    actors::{Inventories, saga::OrderSagas},
     auth::{AuthKeys, Guard},
     bridge::bus::Bus,
     config::Config,
@@ -73,7 +72,8 @@ pub struct AppParts {
     /// Who may call: live accounts, revocations, login lockout, per-address limits.
     pub guard: Arc<Guard>,
     pub inventories: Inventories,
-    pub sagas: ActorRef<SagasMsg>,
+    /// Orders' sagas, on the node that owns each order's event.
+    pub orders: OrderSagas,
     /// This node's view of the cluster (single-node mode: itself alone).
     pub cluster: crate::cluster::Cluster,
     /// Live domain events, for streams; also tells readiness which transport is in use.

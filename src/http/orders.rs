@@ -27,11 +27,7 @@ use super::{
     extract::{AuthUser, PageParams, idempotent, paginate},
 };
 use crate::{
-    actors::{
-        call,
-        inventory::{InventoryError, Reservation, ReserveRequest},
-        saga::{SagaMsg, SagasMsg},
-    },
+    actors::inventory::{InventoryError, Reservation, ReserveRequest},
     domain::{OrderKind, OrderStatus},
     error::Unavailable,
     store::entities::{orders, tickets},
@@ -289,29 +285,11 @@ async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPat
     Ok(reply(StatusCode::OK, order_view(&state, o).await?))
 }
 
-/// The order's saga; asked twice if the first one was just stopping.
-pub async fn ask_saga<R: Send + 'static>(
-    state: &AppState,
-    order_id: Uuid,
-    build: impl Fn(ractor::RpcReplyPort<R>) -> SagaMsg,
-    timeout: std::time::Duration,
-) -> Result<R> {
-    let lookup = state.config.actor_timeout();
-    for attempt in 0..2 {
-        let saga = call(&state.sagas, |r| SagasMsg::Get(order_id, r), lookup).await?;
-        match call(&saga, &build, timeout).await {
-            Err(crate::actors::CallError::Unavailable(_)) if attempt == 0 => continue,
-            other => return Ok(other?),
-        }
-    }
-    Err(Unavailable::new("the order's saga is not running").into())
-}
-
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders",
     responses((status = 200, body = OrderView), (status = 409, description = "wrong state")))]
 async fn cancel(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
-    visible_order(&state, user, id).await?;
-    ask_saga(&state, id, SagaMsg::Cancel, state.config.actor_timeout()).await??;
+    let o = visible_order(&state, user, id).await?;
+    state.orders.cancel((o.id, o.event_id)).await??;
     let o = visible_order(&state, user, id).await?;
     Ok(reply(StatusCode::OK, order_view(&state, o).await?))
 }

@@ -19,10 +19,10 @@ use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, ApiQuery, reply},
     extract::{AuthUser, PageParams, idempotent, paginate},
-    orders::{ask_saga, visible_order},
+    orders::visible_order,
 };
 use crate::{
-    actors::saga::{PayRequest, SagaMsg},
+    actors::saga::PayRequest,
     domain::PaymentStatus,
     store::entities::{payment_status_history, payments},
 };
@@ -117,7 +117,7 @@ async fn create(
         let pay = PayRequest { payment_id: Uuid::now_v7(), amount_cents: req.amount_cents, card_token: token.clone() };
         // A charge may take as long as the slowest provider answer, plus the usual margin.
         let timeout = Duration::from_millis(state.config.payment.slow_ms) + state.config.actor_timeout() * 2;
-        let payment_id = ask_saga(&state, order.id, |r| SagaMsg::Pay(pay.clone(), r), timeout).await??;
+        let payment_id = state.orders.pay((order.id, order.event_id), pay.clone(), timeout).await??;
         let p = payments::Entity::find_by_id(payment_id)
             .one(&state.db)
             .await?

@@ -125,7 +125,8 @@ pub mod categories {
 pub mod events {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    /// Serde because an event's new terms cross the cluster wire to its owner node.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "events")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -143,8 +143,9 @@ enum InventoryFailure {
 pub enum InventoryMsg {
     /// The instant is when the request was sent, to measure its time in the mailbox.
     Reserve(ReserveRequest, Instant, RpcReplyPort<Result<Reservation, InventoryError>>),
-    /// A payment starts: the hold may not expire until it resolves (bounded).
-    Pin(Uuid, RpcReplyPort<Result<(), InventoryError>>),
+    /// A payment starts: the hold may not expire until it resolves (bounded). The answer is the
+    /// lease this inventory acts under (cluster mode), for the saga to fence its own commit with.
+    Pin(Uuid, RpcReplyPort<Result<Option<Fence>, InventoryError>>),
     /// The payment failed: the hold runs on to its own expiry.
     Unpin(Uuid, RpcReplyPort<Result<(), InventoryError>>),
     /// Sell the held seats; `extra` commits atomically with it (the payment's record).
@@ -258,7 +259,7 @@ impl Actor for EventInventory {
                 state.reserve(&myself, req, reply).await
             }
             InventoryMsg::Pin(order, reply) => {
-                let _ = reply.send(state.pin(&myself, order));
+                let _ = reply.send(state.pin(&myself, order).map(|()| state.fence));
             }
             InventoryMsg::Unpin(order, reply) => {
                 let result = state.unpin(&myself, order).await;
