@@ -38,6 +38,7 @@ pub const FENCED_COMMITS: &str = "boxoffice_cluster_fenced_commits_total";
 pub const CLUSTER_MEMBERS_UP: &str = "boxoffice_cluster_members_up";
 pub const CLUSTER_LEASES: &str = "boxoffice_cluster_leases_held";
 pub const CLUSTER_TAKEOVERS: &str = "boxoffice_cluster_takeovers_total";
+pub const CLUSTER_MEMBERS: &str = "boxoffice_cluster_members";
 pub const CLUSTER_FORWARDED: &str = "boxoffice_cluster_forwarded_calls_total";
 pub const CLUSTER_FORWARD_DURATION: &str = "boxoffice_cluster_forward_duration_seconds";
 pub const CLUSTER_REFUSED_SESSIONS: &str = "boxoffice_cluster_refused_sessions_total";
@@ -118,6 +119,17 @@ fn register_known() {
         counter!(REFUSALS, "reason" => *reason).increment(0);
     }
     crate::bridge::outbox::register_counters();
+    // Cluster mode's too, so a first takeover or fenced commit is an increase from zero (and a
+    // single node shows a cluster of one: no other members, no leases).
+    for name in [CLUSTER_TAKEOVERS, FENCED_COMMITS, CLUSTER_REFUSED_SESSIONS, CLUSTER_BAD_MESSAGES] {
+        counter!(name).increment(0);
+    }
+    for outcome in ["ok", "redirected", "timeout", "unavailable"] {
+        counter!(CLUSTER_FORWARDED, "outcome" => outcome).increment(0);
+    }
+    for name in [CLUSTER_MEMBERS, CLUSTER_MEMBERS_UP, CLUSTER_LEASES] {
+        metrics::gauge!(name).set(0.0);
+    }
 }
 
 fn describe() {
@@ -143,6 +155,10 @@ fn describe() {
     describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");
     describe_counter!(DLQ_MESSAGES, "Messages sent to a dead-letter topic, by topic");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit batch duration");
+    describe_gauge!(
+        CLUSTER_MEMBERS,
+        "Other cluster nodes this node knows of (its seeds and every peer seen), up or not"
+    );
     describe_gauge!(CLUSTER_MEMBERS_UP, "Other cluster nodes that are connected and answer pings");
     describe_gauge!(CLUSTER_LEASES, "Event leases this node holds (the events it owns)");
     describe_counter!(CLUSTER_TAKEOVERS, "Event leases this node took (a first owner or a takeover)");

@@ -10,6 +10,7 @@ mod common;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use boxoffice::store::entities::{orders, payments};
+use common::prometheus::{Prometheus, dashboard_queries, prometheus_binary, repo};
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -253,6 +254,27 @@ async fn customers(c: &Cluster, n: usize) -> Vec<String> {
     tokens
 }
 
+/// A real Prometheus scraping the three nodes with the repository's rules, where one is installed
+/// (CI installs it: `scripts/observability.sh`).
+async fn prometheus(c: &Cluster) -> Option<Prometheus> {
+    let Some(binary) = prometheus_binary() else {
+        assert!(std::env::var("CI").is_err(), "CI must run this: scripts/observability.sh installs Prometheus");
+        eprintln!("no prometheus binary: the dashboard and alert checks are left out");
+        return None;
+    };
+    let targets: Vec<String> = c.nodes.iter().map(|n| format!("127.0.0.1:{}", n.http)).collect();
+    Some(Prometheus::start(&binary, &targets.iter().map(String::as_str).collect::<Vec<_>>()).await)
+}
+
+/// The runtime dashboard's Cluster row.
+fn cluster_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("grafana/dashboards/runtime-and-bridge.json")).unwrap();
+    let all = dashboard_queries(&serde_json::from_str(&text).unwrap());
+    let cluster: Vec<_> = all.into_iter().filter(|(_, e)| e.contains("boxoffice_cluster_")).collect();
+    assert!(cluster.len() >= 8, "the Cluster row's queries: {cluster:?}");
+    cluster
+}
+
 /// Tries `order` until it gets an answer other than 503 or no answer, for up to `within`.
 async fn until_served(
     c: &Cluster,
@@ -284,6 +306,7 @@ async fn three_nodes_serve_a_rush_lose_a_node_to_kill_9_and_take_it_back_when_it
     }
     assert!(owners.len() >= 2, "six events all on one node: {owners:?}");
     let victim = c.index_of(&c.owner(0, events[0]).await.unwrap());
+    let prometheus = prometheus(&c).await;
 
     // The rush: 24 clients, round-robin over the three nodes and the six events.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -359,6 +382,15 @@ async fn three_nodes_serve_a_rush_lose_a_node_to_kill_9_and_take_it_back_when_it
         assert_eq!(held + sold, u64::from(held_and_sold), "{e}: the live counts are the stored ones: {view}");
     }
 
+    // On the dashboard: every Cluster panel has data; the member-down alert is raised by the
+    // survivors (pending: it fires after a minute).
+    if let Some(p) = &prometheus {
+        let failures = p.wait_data(&cluster_queries(), Duration::from_secs(30)).await;
+        assert!(failures.is_empty(), "Cluster panels without data:\n{}", failures.join("\n"));
+        let state = p.wait_rule("BoxofficeClusterMemberDown", &["pending", "firing"], Duration::from_secs(30)).await;
+        assert!(matches!(state.as_deref(), Some("pending" | "firing")), "the member-down alert is raised: {state:?}");
+    }
+
     // The killed node comes back, rejoins and takes back its share.
     c.spawn(victim, "the-cluster-cookie");
     c.wait_ready(victim).await;
@@ -378,6 +410,10 @@ async fn three_nodes_serve_a_rush_lose_a_node_to_kill_9_and_take_it_back_when_it
         assert!(Instant::now() < until, "the rejoined node {name} owns none of the six events");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    if let Some(p) = &prometheus {
+        let state = p.wait_rule("BoxofficeClusterMemberDown", &["inactive"], Duration::from_secs(30)).await;
+        assert_eq!(state.as_deref(), Some("inactive"), "the alert clears once the node is back");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -395,6 +431,7 @@ async fn three_nodes_a_paused_owner_grants_nothing_after_it_wakes() {
     }
     let (name, events) = by_owner.into_iter().max_by_key(|(_, v)| v.len()).unwrap();
     let owner = c.index_of(&name);
+    let prometheus = prometheus(&c).await;
     let fans = customers(&c, total as usize + 1).await;
     // One hold on each through the owner, so its inventories are live in memory.
     for e in &events {
@@ -443,6 +480,10 @@ async fn three_nodes_a_paused_owner_grants_nothing_after_it_wakes() {
     let answers: Vec<u16> = answers.iter().map(|(s, _)| s.as_u16()).collect();
     eprintln!("paused owner of {} events: answers after waking {answers:?}; fenced commits {fenced}", events.len());
     assert!(fenced >= 1.0, "the stale owner's writes were refused by the fence: {fenced}\n{}", c.log(owner));
+    if let Some(p) = &prometheus {
+        let state = p.wait_rule("BoxofficeClusterFencedCommit", &["firing"], Duration::from_secs(30)).await;
+        assert_eq!(state.as_deref(), Some("firing"), "the fenced-commit alert fires");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

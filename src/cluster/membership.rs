@@ -96,6 +96,15 @@ impl Peers {
         }
         metrics::gauge!(crate::instruments::CLUSTER_MEMBERS_UP).set(self.up().len() as f64);
     }
+
+    /// The membership gauges, every tick: a peer stops being up when its pongs stop, with no
+    /// event to update on. `expected`: the other nodes among the seeds.
+    fn publish(&self, expected: usize) {
+        let members = self.members();
+        let up = members.iter().filter(|m| m.up).count();
+        metrics::gauge!(crate::instruments::CLUSTER_MEMBERS_UP).set(up as f64);
+        metrics::gauge!(crate::instruments::CLUSTER_MEMBERS).set(members.len().max(expected) as f64);
+    }
 }
 
 impl Peer {
@@ -278,6 +287,7 @@ impl Actor for Membership {
 
 impl MembershipState {
     fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
+        self.args.peers.publish(self.seeds.len());
         // Close sessions stuck in the handshake (silent sockets, stalled peers).
         let stuck: Vec<u64> =
             self.pending.iter().filter(|(_, (at, _))| at.elapsed() > HANDSHAKE).map(|(id, _)| *id).collect();

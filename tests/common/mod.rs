@@ -3,6 +3,8 @@
 //! database when `BOXOFFICE_TEST_POSTGRES_URL` is set — and the real application spawned on
 //! `127.0.0.1:0` with a client that hides the HTTP plumbing (not the assertions).
 
+pub mod prometheus;
+
 use std::time::Duration;
 
 use boxoffice::{Application, Config};
