@@ -375,15 +375,6 @@ impl ClusterConfig {
         if files.iter().any(|&empty| empty != files[0]) {
             return Err(bad("cluster.tls_cert", "tls_cert, tls_key and tls_ca go together: set all three or none"));
         }
-        if self.tls() {
-            // Refused rather than ignored: a node must never run in plain TCP while its operator
-            // believes it encrypts.
-            return Err(bad(
-                "cluster.tls_cert",
-                "TLS between nodes is not available in this version; leave tls_cert, tls_key and tls_ca empty \
-                 (plain TCP with cookie authentication, for trusted networks only)",
-            ));
-        }
         Ok(())
     }
 }
@@ -657,15 +648,10 @@ mod tests {
         refused(|c| c.cluster.node_name = "a@b".into(), "cluster.node_name", "'@'");
         refused(|c| c.cluster.lease_ttl_ms = 10, "cluster.lease_ttl_ms", "500");
         refused(|c| c.cluster.tls_cert = "node.pem".into(), "cluster.tls_cert", "all three");
-        refused(
-            |c| {
-                c.cluster.tls_cert = "node.pem".into();
-                c.cluster.tls_key = "node.key".into();
-                c.cluster.tls_ca = "ca.pem".into();
-            },
-            "cluster.tls_cert",
-            "not available",
-        );
+        let mut tls = cluster_node();
+        (tls.cluster.tls_cert, tls.cluster.tls_key, tls.cluster.tls_ca) =
+            ("node.pem".into(), "node.key".into(), "ca.pem".into());
+        tls.validate().expect("all three TLS files (read at start-up)");
         // Single-node mode checks none of it.
         let mut single = cluster_node();
         single.cluster.enabled = false;

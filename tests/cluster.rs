@@ -46,10 +46,19 @@ struct Cluster {
     dir: tempfile::TempDir,
     http: reqwest::Client,
     token: String,
+    /// More environment per node (TLS files).
+    env_of: Box<dyn Fn(usize) -> Vec<(&'static str, String)> + Send + Sync>,
 }
 
 impl Cluster {
     async fn start(cookie_of: impl Fn(usize) -> &'static str) -> Self {
+        Self::start_with(cookie_of, |_| Vec::new()).await
+    }
+
+    async fn start_with(
+        cookie_of: impl Fn(usize) -> &'static str,
+        env_of: impl Fn(usize) -> Vec<(&'static str, String)> + Send + Sync + 'static,
+    ) -> Self {
         let admin_url = std::env::var("BOXOFFICE_TEST_POSTGRES_URL")
             .expect("cluster tests need BOXOFFICE_TEST_POSTGRES_URL (scripts/services.sh up postgres)");
         assert!(!admin_url.is_empty(), "BOXOFFICE_TEST_POSTGRES_URL is empty");
@@ -63,7 +72,8 @@ impl Cluster {
         let seeds = nodes.iter().map(|n| format!("127.0.0.1:{}", n.cluster)).collect::<Vec<_>>().join(",");
         let db = Database::connect(&db_url).await.unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        let mut cluster = Self { nodes, children, seeds, db_url, db, dir, http, token: String::new() };
+        let env_of = Box::new(env_of);
+        let mut cluster = Self { nodes, children, seeds, db_url, db, dir, http, token: String::new(), env_of };
         // The first node migrates and creates the admin; the others start once it is up
         // (concurrent first start-ups are the next issue's).
         cluster.spawn(0, cookie_of(0));
@@ -105,6 +115,7 @@ impl Cluster {
             .env("BOXOFFICE_CLUSTER__SEEDS", &self.seeds)
             .env("BOXOFFICE_CLUSTER__COOKIE", cookie)
             .env("BOXOFFICE_CLUSTER__LEASE_TTL_MS", LEASE_TTL_MS.to_string())
+            .envs((self.env_of)(i))
             .env("RUST_LOG", "info,ractor_cluster=warn,ractor=warn,sqlx=warn,sea_orm=warn,tower_http=off")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -263,7 +274,14 @@ async fn prometheus(c: &Cluster) -> Option<Prometheus> {
         return None;
     };
     let targets: Vec<String> = c.nodes.iter().map(|n| format!("127.0.0.1:{}", n.http)).collect();
-    Some(Prometheus::start(&binary, &targets.iter().map(String::as_str).collect::<Vec<_>>()).await)
+    let p = Prometheus::start(&binary, &targets.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Every node scraped once before anything happens, so a counter's first move is an increase.
+    let until = Instant::now() + Duration::from_secs(15);
+    while p.series("boxoffice_cluster_fenced_commits_total").await != Ok(3) {
+        assert!(Instant::now() < until, "prometheus never scraped all three nodes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Some(p)
 }
 
 /// The runtime dashboard's Cluster row.
@@ -605,4 +623,104 @@ async fn three_nodes_pay_cancel_and_change_an_event_through_nodes_that_do_not_ow
     }
 
     assert_eq!(c.stored_counts(event).await, (1, 1), "one sale left: the doubly paid order");
+}
+
+/// A CA (`name.pem`, `name.key`) made with the openssl command line.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &format!(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN={name} \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+             -keyout {name}.key -out {name}.pem"
+        ),
+    );
+}
+
+/// A node certificate for 127.0.0.1 (`name.pem`, `name.key`) signed by the CA `ca`.
+fn node_cert(dir: &std::path::Path, ca: &str, name: &str) {
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
+         extendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &format!(
+            "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN={name} -keyout {name}.key -out {name}.csr"
+        ),
+    );
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial -days 2 -extfile {name}.ext \
+             -out {name}.pem"
+        ),
+    );
+}
+
+fn openssl(dir: &std::path::Path, args: &str) {
+    let out = std::process::Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command line (Debian's openssl package)");
+    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_over_mutual_tls_refuse_a_foreign_certificate_and_survive_a_stalled_handshake() {
+    let pki = tempfile::tempdir().unwrap();
+    make_ca(pki.path(), "ca");
+    make_ca(pki.path(), "other-ca");
+    node_cert(pki.path(), "ca", "node");
+    node_cert(pki.path(), "other-ca", "stranger");
+    let file = |f: &str| pki.path().join(f).display().to_string();
+    let (node, stranger, ca) =
+        ((file("node.pem"), file("node.key")), (file("stranger.pem"), file("stranger.key")), file("ca.pem"));
+    // Node c has the right cookie and trusts the right CA, but its own certificate is another CA's.
+    let c = Cluster::start_with(
+        |_| "the-cluster-cookie",
+        move |i| {
+            let (cert, key) = if i == 2 { stranger.clone() } else { node.clone() };
+            vec![
+                ("BOXOFFICE_CLUSTER__TLS_CERT", cert),
+                ("BOXOFFICE_CLUSTER__TLS_KEY", key),
+                ("BOXOFFICE_CLUSTER__TLS_CA", ca.clone()),
+            ]
+        },
+    )
+    .await;
+    c.wait_members(0, 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.members_up(0).await, ["a", "b"], "the node with a foreign certificate is not up");
+    assert!(c.metric(0, "boxoffice_cluster_refused_sessions_total").await >= 1.0);
+
+    // A call forwarded over TLS: an order through the node that does not own the event.
+    let event = c.create_event(5).await;
+    let owner = c.index_of(&c.owner(0, event).await.unwrap());
+    assert!(owner < 2, "a or b owns it");
+    let fans = customers(&c, 1).await;
+    let (s, body) = order(&c, 1 - owner, event, &fans[0]).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    // A client that opens a TCP connection and never starts TLS does not stall the listener: b
+    // restarts and joins again while it hangs; then it is cut off.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = c.nodes[0].cluster;
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _ = plain.write_all(&[0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).await;
+    c.kill(1).await;
+    c.spawn(1, "the-cluster-cookie");
+    c.wait_ready(1).await;
+    c.wait_members(0, 2).await;
+    // (If b owned the event, its dead incarnation's lease runs out first: 503 until then.)
+    let (s, body, _) = until_served(&c, 1, event, &fans[0], Duration::from_secs(20)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    tokio::time::sleep(boxoffice::cluster::membership::HANDSHAKE + Duration::from_secs(1)).await;
+    let mut buf = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the silent connection is still open: {closed:?}");
 }

@@ -156,6 +156,8 @@ pub struct MembershipArgs {
     pub advertise: String,
     pub seeds: Vec<String>,
     pub peers: Peers,
+    /// Mutual TLS for the connections this node dials (`None`: plain TCP).
+    pub tls: Option<tokio_rustls::TlsConnector>,
     /// Pings a peer's member; true if it answered in time.
     pub ping: Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
 }
@@ -317,8 +319,9 @@ impl MembershipState {
             seed.attempt += 1;
             seed.next = now + seed.backoff.delay_for(seed.attempt).max(HANDSHAKE);
             let (node, address, me) = (self.args.node.clone(), address.clone(), myself.clone());
+            let tls = self.args.tls.clone();
             tokio::spawn(async move {
-                let ok = dial(&node, &address).await;
+                let ok = dial(&node, &address, tls).await;
                 let _ = me.cast(MembershipMsg::Dialled { address, ok });
             });
         }
@@ -343,9 +346,17 @@ impl MembershipState {
     }
 }
 
-async fn dial(node: &ActorRef<NodeServerMessage>, address: &str) -> bool {
+async fn dial(node: &ActorRef<NodeServerMessage>, address: &str, tls: Option<tokio_rustls::TlsConnector>) -> bool {
     // The library's connect has no timeout of its own.
-    let attempt = ractor_cluster::client_connect(node, address);
+    let attempt = async {
+        match tls {
+            None => ractor_cluster::client_connect(node, address).await.map_err(|e| e.to_string()),
+            Some(connector) => {
+                let name = super::tls::server_name(address).ok_or("the seed's host is not a valid TLS name")?;
+                ractor_cluster::client_connect_enc(node, address, connector, name).await.map_err(|e| e.to_string())
+            }
+        }
+    };
     match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {

@@ -18,6 +18,7 @@
 
 pub mod member;
 pub mod membership;
+pub mod tls;
 pub mod wire;
 
 use std::{sync::Arc, time::Duration};
@@ -26,7 +27,7 @@ use anyhow::Context;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorRef, rpc::CallResult};
-use ractor_cluster::{NodeServer, node::NodeConnectionMode};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage, node::NodeConnectionMode};
 use tokio::{sync::watch, time::Instant};
 use uuid::Uuid;
 
@@ -46,6 +47,7 @@ use crate::{
 };
 use member::{ClusterMember, MemberArgs};
 use membership::{Member, Membership, MembershipArgs, Peers, remote_member};
+use tls::Tls;
 use wire::{ClusterMsg, Envelope, Request, Response};
 
 /// This node's view of the cluster. Cheap to clone.
@@ -61,6 +63,8 @@ struct Inner {
     peers: Peers,
     ownership: Option<Ownership>,
     actors: std::sync::Mutex<Vec<ractor::ActorCell>>,
+    /// The TLS accept loop, when there is one.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// `GET /api/v1/cluster`.
@@ -80,7 +84,8 @@ impl Cluster {
     }
 
     fn new(enabled: bool, name: String, address: String, peers: Peers, ownership: Option<Ownership>) -> Self {
-        let inner = Inner { enabled, name, address, peers, ownership, actors: Default::default() };
+        let inner =
+            Inner { enabled, name, address, peers, ownership, actors: Default::default(), tasks: Default::default() };
         Self { inner: Arc::new(inner) }
     }
 
@@ -115,20 +120,39 @@ impl Cluster {
     pub async fn start(&self, config: &ClusterConfig, orders: OrderSagas) -> anyhow::Result<()> {
         let listen: std::net::SocketAddr = config.listen.trim().parse().context("cluster.listen")?;
         let host = config.advertise().rsplit_once(':').map_or(config.advertise(), |(h, _)| h).to_owned();
+        let tls = Tls::load(config)?;
+        // With TLS our own loop accepts on `listen` (see the tls module); the node server's
+        // listener then takes an unused loopback port, and demands TLS there too.
+        let (port, ip, incoming) = match &tls {
+            None => (listen.port(), listen.ip(), None),
+            Some(t) => (0, std::net::Ipv4Addr::LOCALHOST.into(), Some(IncomingEncryptionMode::Tls(t.acceptor.clone()))),
+        };
         let server = NodeServer::new(
-            listen.port(),
+            port,
             config.cookie.expose().to_owned(),
             self.inner.name.clone(),
             host,
-            None,
+            incoming,
             Some(NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(listen.ip())
+        .with_listen_addr(ip)
         // Our envelopes are small; a peer (or a stranger) announcing more is cut off.
         .with_max_inbound_frame_size(1 << 20);
         let (node, _) = Actor::spawn(None, server, ())
             .await
             .with_context(|| format!("cannot start the cluster server on {listen} (cluster.listen)"))?;
+        if let Some(t) = &tls {
+            // Peers know this node by its public port, not the loopback one (queued after the
+            // listener's own report of it, so this one stands).
+            node.cast(NodeServerMessage::PortChanged { port: listen.port() })?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (cluster.listen)"))?;
+            let accept = tokio::spawn(tls::accept(listener, t.acceptor.clone(), node.clone()));
+            if let Ok(mut tasks) = self.inner.tasks.lock() {
+                tasks.push(accept);
+            }
+        }
         let (member, _) = Actor::spawn(
             Some(membership::member_name(&self.inner.name)),
             ClusterMember,
@@ -152,12 +176,13 @@ impl Cluster {
                 advertise: config.advertise().to_owned(),
                 seeds: config.seeds.clone(),
                 peers: self.inner.peers.clone(),
+                tls: tls.map(|t| t.connector),
                 ping,
             },
         )
         .await
         .context("starting cluster membership")?;
-        tracing::info!(node = %self.inner.name, %listen, seeds = ?config.seeds, "cluster node started");
+        tracing::info!(node = %self.inner.name, %listen, seeds = ?config.seeds, tls = config.tls(), "cluster node started");
         if let Ok(mut actors) = self.inner.actors.lock() {
             actors.extend([membership.get_cell(), member.get_cell(), node.get_cell()]);
         }
@@ -193,6 +218,9 @@ impl Cluster {
         let actors = self.inner.actors.lock().map(|mut a| std::mem::take(&mut *a)).unwrap_or_default();
         for actor in actors {
             actor.stop(Some("shutdown".into()));
+        }
+        for task in self.inner.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
+            task.abort();
         }
     }
 
