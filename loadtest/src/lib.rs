@@ -58,10 +58,12 @@ pub enum Scenario {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadtestArgs {
-    /// Boxoffice to load, e.g. http://127.0.0.1:8080. Without it, an embedded instance is started
-    /// on a temporary SQLite database.
-    #[arg(long)]
-    pub url: Option<String>,
+    /// Boxoffice to load, e.g. http://127.0.0.1:8080. Several (repeated, or comma-separated) spread
+    /// the connections over the nodes of a cluster, round-robin; the event is set up and checked
+    /// through the first. Without it, an embedded instance is started on a temporary SQLite
+    /// database.
+    #[arg(long, value_delimiter = ',')]
+    pub url: Vec<String>,
     #[arg(long, value_enum, default_value_t = Scenario::Hold)]
     pub scenario: Scenario,
     /// Concurrent connections (each runs requests back to back).
@@ -100,4 +102,26 @@ pub struct LoadtestArgs {
     /// A label for the report (e.g. "sqlite c=64").
     #[arg(long)]
     pub label: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::LoadtestArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadtestArgs,
+    }
+
+    #[test]
+    fn several_urls_are_taken_repeated_or_comma_separated() {
+        let urls = |argv: &[&str]| Cli::parse_from([&["loadtest"], argv].concat()).args.url;
+        assert_eq!(urls(&[]), Vec::<String>::new());
+        assert_eq!(urls(&["--url", "http://a:1"]), ["http://a:1"]);
+        assert_eq!(urls(&["--url", "http://a:1", "--url", "http://b:2"]), ["http://a:1", "http://b:2"]);
+        assert_eq!(urls(&["--url", "http://a:1,http://b:2,http://c:3"]), ["http://a:1", "http://b:2", "http://c:3"]);
+    }
 }

@@ -70,8 +70,9 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     let mut embedded = None;
     let mut database_url = args.database_url.clone();
     let mut admin = None;
-    let base = match &args.url {
-        Some(u) => u.trim_end_matches('/').to_string(),
+    let urls: Vec<String> = args.url.iter().map(|u| u.trim().trim_end_matches('/').to_string()).collect();
+    let base = match urls.first() {
+        Some(u) => u.clone(),
         None if args.scenario == Scenario::Ceiling => bail!("the ceiling scenario needs --url of a trivial server"),
         None => {
             let app: Embedded = host.start_embedded().await?;
@@ -84,6 +85,11 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     };
     let client = Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30)).build()?;
     let endpoint = Endpoint::parse(&base)?;
+    // Each connection goes to one node, the nodes taken in turn.
+    let mut endpoints = Vec::new();
+    for u in urls.iter().skip(1) {
+        endpoints.push(Endpoint::parse(u)?);
+    }
 
     let target = if args.scenario == Scenario::Ceiling {
         Target {
@@ -98,6 +104,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         let admin = admin.unwrap_or_else(|| host.admin());
         prepare(&args, admin, base.clone(), client, endpoint).await?
     };
+    let nodes: Vec<Arc<Endpoint>> = std::iter::once(target.endpoint.clone()).chain(endpoints).collect();
     let target = Arc::new(target);
 
     let live = Arc::new(Live::default());
@@ -110,12 +117,13 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     let mut workers = Vec::with_capacity(args.concurrency);
     for w in 0..args.concurrency {
         let (target, live, stop, budget) = (target.clone(), live.clone(), stop.clone(), budget.clone());
+        let node = nodes[w % nodes.len()].clone();
         let (scenario, quantity) = (args.scenario, args.quantity);
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::new();
             let token = &target.tokens[w % target.tokens.len()];
             let requests = Requests::new(&target, quantity, token)?;
-            let mut conn = Conn::new(target.endpoint.clone());
+            let mut conn = Conn::new(node);
             let mut step: u64 = w as u64;
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -170,7 +178,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     Ok(Report {
         label: args.label.clone(),
         scenario: args.scenario,
-        url: base,
+        url: if urls.len() > 1 { urls.join(",") } else { base },
         concurrency: args.concurrency,
         duration_s: elapsed,
         requests,
