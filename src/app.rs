@@ -125,7 +125,7 @@ impl Application {
         .await?;
         let orders = OrderSagas { sagas: sagas.clone(), inventories: inventories.clone() };
         if cluster.enabled() {
-            cluster.start(&config.cluster, orders.clone()).await?;
+            cluster.start(&config.cluster, config.database.url.expose(), orders.clone()).await?;
         }
 
         let mailer = notifier::mailer(&config.mail)?;

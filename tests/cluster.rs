@@ -92,8 +92,13 @@ impl Cluster {
     }
 
     fn spawn(&self, i: usize, cookie: &str) {
-        let node = &self.nodes[i];
-        let dir = self.dir.path().join(&node.name);
+        let child = self.command(i, &self.nodes[i], &self.nodes[i].name, cookie).spawn().expect("the binary starts");
+        self.children.lock().unwrap()[i] = Some(child);
+    }
+
+    /// Node `i`'s command line, run as `node` (its ports and name) with its log in `log_name`.
+    fn command(&self, i: usize, node: &Node, log_name: &str, cookie: &str) -> Command {
+        let dir = self.dir.path().join(log_name);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("node.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
@@ -120,7 +125,7 @@ impl Cluster {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .kill_on_drop(true);
-        self.children.lock().unwrap()[i] = Some(command.spawn().expect("the binary starts"));
+        command
     }
 
     async fn wait_ready(&self, i: usize) {
@@ -623,6 +628,14 @@ async fn three_nodes_pay_cancel_and_change_an_event_through_nodes_that_do_not_ow
     }
 
     assert_eq!(c.stored_counts(event).await, (1, 1), "one sale left: the doubly paid order");
+
+    // A second process under a running node's name refuses to start (one name, one node).
+    let twin = Node { name: c.nodes[0].name.clone(), http: free_port(), cluster: free_port() };
+    let mut child = c.command(0, &twin, "twin", "the-cluster-cookie").spawn().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("it exits").unwrap();
+    let log = std::fs::read_to_string(c.dir.path().join("twin/node.log")).unwrap();
+    assert!(!status.success() && log.contains("is in use by another running node"), "{status}: {log}");
+    assert_eq!(c.members_up(1).await.len(), 3, "the cluster is untouched");
 }
 
 /// A CA (`name.pem`, `name.key`) made with the openssl command line.

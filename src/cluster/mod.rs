@@ -65,6 +65,8 @@ struct Inner {
     actors: std::sync::Mutex<Vec<ractor::ActorCell>>,
     /// The TLS accept loop, when there is one.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The connection that holds this node's name (see [`claim_name`]).
+    name_claim: std::sync::Mutex<Option<sea_orm::sqlx::PgConnection>>,
 }
 
 /// `GET /api/v1/cluster`.
@@ -84,8 +86,16 @@ impl Cluster {
     }
 
     fn new(enabled: bool, name: String, address: String, peers: Peers, ownership: Option<Ownership>) -> Self {
-        let inner =
-            Inner { enabled, name, address, peers, ownership, actors: Default::default(), tasks: Default::default() };
+        let inner = Inner {
+            enabled,
+            name,
+            address,
+            peers,
+            ownership,
+            actors: Default::default(),
+            tasks: Default::default(),
+            name_claim: Default::default(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -117,7 +127,11 @@ impl Cluster {
 
     /// Cluster mode, second half: the node server, this node's member actor and the membership
     /// actor that dials the seeds.
-    pub async fn start(&self, config: &ClusterConfig, orders: OrderSagas) -> anyhow::Result<()> {
+    pub async fn start(&self, config: &ClusterConfig, database_url: &str, orders: OrderSagas) -> anyhow::Result<()> {
+        let claim = claim_name(database_url, &self.inner.name).await?;
+        if let Ok(mut slot) = self.inner.name_claim.lock() {
+            *slot = Some(claim);
+        }
         let listen: std::net::SocketAddr = config.listen.trim().parse().context("cluster.listen")?;
         let host = config.advertise().rsplit_once(':').map_or(config.advertise(), |(h, _)| h).to_owned();
         let tls = Tls::load(config)?;
@@ -222,6 +236,8 @@ impl Cluster {
         for task in self.inner.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
             task.abort();
         }
+        // Dropping the connection gives the name back.
+        drop(self.inner.name_claim.lock().map(|mut c| c.take()));
     }
 
     pub fn view(&self) -> ClusterView {
@@ -234,6 +250,29 @@ impl Cluster {
             owned_events: self.inner.ownership.as_ref().map_or(0, Ownership::count),
         }
     }
+}
+
+/// Claims this node's name for as long as the process lives: a PostgreSQL session-level advisory
+/// lock on the name, held by a connection of its own (not a pooled one, which the pool could
+/// recycle and so let go of the lock). Two live processes under one name would share its leases
+/// and so defeat the fence: the second refuses to start. A node that dies drops its connection and
+/// with it the claim, so its replacement starts at once; a frozen one keeps it, being still that
+/// node.
+async fn claim_name(database_url: &str, name: &str) -> anyhow::Result<sea_orm::sqlx::PgConnection> {
+    use sea_orm::sqlx::Connection;
+    let mut conn = sea_orm::sqlx::PgConnection::connect(database_url)
+        .await
+        .context("claiming the node name in PostgreSQL (database.url)")?;
+    let (claimed,): (bool,) = sea_orm::sqlx::query_as("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("boxoffice.node:{name}"))
+        .fetch_one(&mut conn)
+        .await
+        .context("claiming the node name in PostgreSQL")?;
+    anyhow::ensure!(
+        claimed,
+        "cluster.node_name {name:?} is in use by another running node; every node needs a name of its own"
+    );
+    Ok(conn)
 }
 
 /// Events nobody owns go to the node rendezvous hashing ranks first among the nodes up.
