@@ -248,17 +248,16 @@ impl SagaState {
         match outcome {
             Ok(ChargeOutcome::Succeeded { provider_ref }) => {
                 let paid = PaymentSucceeded { order: facts.clone(), payment_id, provider_ref: provider_ref.clone() };
-                let confirmed = self.deps.inventories.confirm(event_id, &paid).await?;
-                let succeeded = Payload::PaymentSucceeded(paid);
-                match confirmed {
+                match self.deps.inventories.confirm(event_id, &paid).await? {
                     Ok(()) => Ok(payment_id),
                     Err(InventoryError::NotHeld) => {
                         // The payment outlived the pin bound and the seats went back: refund. The
                         // charge happened, so it is recorded (its history and event) before the
                         // refund, in the same transaction.
                         let reason = "hold expired during payment";
-                        self.commit(vec![
-                            payment_status(payment_id, PaymentStatus::Succeeded, None, Some(provider_ref.clone())),
+                        // The sale's own record of the charge (its status and event), then the refund.
+                        let mut ops = paid_ops(&paid);
+                        ops.extend([
                             payment_status(payment_id, PaymentStatus::Refunded, Some(reason.into()), None),
                             refund_row(&order, Some(payment_id), reason),
                             // Usually the hold's timer has already written `expired` (without a
@@ -270,15 +269,14 @@ impl SagaState {
                                 expires_at: None,
                                 refund_cents: Some(order.amount_cents),
                             },
-                            WriteOp::Outbox(DomainEvent::new(succeeded)),
                             WriteOp::Outbox(DomainEvent::new(Payload::PaymentRefunded(PaymentRefunded {
                                 order: facts,
                                 payment_id,
                                 refund_cents: order.amount_cents,
                                 reason: reason.into(),
                             }))),
-                        ])
-                        .await?;
+                        ]);
+                        self.commit(ops).await?;
                         Err(SagaError::RefundedAfterExpiry)
                     }
                     Err(e) => Err(inventory_down(e)),
