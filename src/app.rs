@@ -39,7 +39,7 @@ use crate::{
     bridge::{
         bus::{Bus, Subscriber, Transport},
         kafka::{self, KafkaBridge},
-        outbox::OutboxRelay,
+        outbox::{Leadership, OutboxRelay},
     },
     cluster::Cluster,
     config::Config,
@@ -73,6 +73,15 @@ impl Application {
         let db = store::connect(config.database.url.expose(), config.database.max_connections)
             .await
             .with_context(|| "cannot open the database (database.url)")?;
+        // Nodes started together on an empty database migrate and seed one after another.
+        let startup = match config.is_sqlite() {
+            true => None,
+            false => Some(
+                store::advisory::Exclusive::wait(config.database.url.expose(), "boxoffice.startup")
+                    .await
+                    .context("taking the start-up lock in PostgreSQL (database.url)")?,
+            ),
+        };
         store::migrate(&db).await.context("migrations failed")?;
         tracing::info!(backend = ?db.get_database_backend(), "database migrated");
 
@@ -171,6 +180,11 @@ impl Application {
             bus: bus.clone(),
             wake: committed,
             poll: Duration::from_millis(500),
+            leadership: if config.is_sqlite() {
+                Leadership::Always
+            } else {
+                Leadership::Lock { url: config.database.url.expose().to_owned() }
+            },
         };
 
         let auth = Arc::new(AuthKeys::new(&config.auth)?);
@@ -193,6 +207,9 @@ impl Application {
         seed::ensure_admin(&db, &state.auth, &config).await.context("ensuring the admin account")?;
         if config.seed.demo_data {
             seed::demo_data(&db, &config).await.context("seeding demo data")?;
+        }
+        if let Some(lock) = startup {
+            lock.release().await;
         }
 
         let listener = TcpListener::bind(config.http.addr)

@@ -26,6 +26,7 @@ pub const ACTOR_RESTARTS: &str = "boxoffice_actor_restarts_total";
 pub const ACTOR_CALL_TIMEOUTS: &str = "boxoffice_actor_call_timeouts_total";
 pub const INVENTORY_QUEUE: &str = "boxoffice_inventory_queue_seconds";
 pub const OUTBOX_PENDING: &str = "boxoffice_outbox_pending";
+pub const OUTBOX_LEADER: &str = "boxoffice_outbox_relay_leader";
 pub const PUBLISH_DURATION: &str = "boxoffice_outbox_publish_duration_seconds";
 pub const PUBLISH_ERRORS: &str = "boxoffice_outbox_publish_errors_total";
 pub const CONSUMER_LAG: &str = "boxoffice_consumer_lag_messages";
@@ -148,6 +149,7 @@ fn describe() {
     describe_counter!(ACTOR_CALL_TIMEOUTS, "Calls into actors that timed out (answered 503)");
     describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time a reservation waited in its event actor's mailbox");
     describe_gauge!(OUTBOX_PENDING, "Outbox rows not yet published");
+    describe_gauge!(OUTBOX_LEADER, "1 on the node that publishes the outbox (one per database), else 0");
     describe_histogram!(PUBLISH_DURATION, Unit::Seconds, "Time to publish one outbox batch");
     describe_counter!(PUBLISH_ERRORS, "Outbox batches that failed to publish");
     describe_gauge!(CONSUMER_LAG, "Messages behind the end of each partition, by group and topic");

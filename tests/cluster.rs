@@ -7,9 +7,13 @@
 #[allow(dead_code)]
 mod common;
 
+#[path = "common/backbone.rs"]
+#[allow(dead_code)]
+mod backbone;
+
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use boxoffice::store::entities::{orders, payments};
+use boxoffice::store::entities::{categories, events, orders, outbox, payments, users};
 use common::prometheus::{Prometheus, dashboard_queries, prometheus_binary, repo};
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
@@ -74,14 +78,12 @@ impl Cluster {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
         let env_of = Box::new(env_of);
         let mut cluster = Self { nodes, children, seeds, db_url, db, dir, http, token: String::new(), env_of };
-        // The first node migrates and creates the admin; the others start once it is up
-        // (concurrent first start-ups are the next issue's).
-        cluster.spawn(0, cookie_of(0));
-        cluster.wait_ready(0).await;
-        for i in 1..cluster.nodes.len() {
+        // All at the same instant on an empty database: one migrates and seeds, the others wait
+        // for the start-up lock and find it done.
+        for i in 0..cluster.nodes.len() {
             cluster.spawn(i, cookie_of(i));
         }
-        for i in 1..cluster.nodes.len() {
+        for i in 0..cluster.nodes.len() {
             cluster.wait_ready(i).await;
         }
         let (status, body) =
@@ -184,12 +186,18 @@ impl Cluster {
     }
 
     async fn create_event(&self, total: u32) -> Uuid {
+        self.create_priced(total, 1000).await
+    }
+
+    /// An event at `price_cents` (0: a free one, booked by registration).
+    async fn create_priced(&self, total: u32, price_cents: i64) -> Uuid {
+        let kind = if price_cents == 0 { "free" } else { "paid" };
         let (s, category) = self
-            .call(0, "POST", "/api/v1/categories", json!({"name": format!("c-{}", Uuid::new_v4()), "kind": "paid"}))
+            .call(0, "POST", "/api/v1/categories", json!({"name": format!("c-{}", Uuid::new_v4()), "kind": kind}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{category}");
         let event = json!({
-            "name": format!("e-{}", Uuid::new_v4()), "category_id": category["id"], "price_cents": 1000,
+            "name": format!("e-{}", Uuid::new_v4()), "category_id": category["id"], "price_cents": price_cents,
             "currency": "EUR", "starts_at": "2030-01-01T20:00:00Z", "total_slots": total, "max_per_order": 4,
             "hold_seconds": 600, "max_per_person": 0,
         });
@@ -736,4 +744,302 @@ async fn three_nodes_over_mutual_tls_refuse_a_foreign_certificate_and_survive_a_
     let mut buf = [0u8; 1];
     let closed = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the silent connection is still open: {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_started_at_once_on_an_empty_database_migrate_once_and_seed_once() {
+    let c = Cluster::start_with(|_| "the-cluster-cookie", |_| vec![("BOXOFFICE_SEED__DEMO_DATA", "true".into())]).await;
+    c.wait_members(0, 3).await;
+    let admins = users::Entity::find()
+        .filter(users::Column::Role.eq(boxoffice::domain::Role::Admin))
+        .count(&c.db)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1, "one admin account");
+    let all = events::Entity::find().all(&c.db).await.unwrap();
+    assert!(!all.is_empty(), "the demo data is there");
+    let names: HashSet<_> = all.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(names.len(), all.len(), "one set of demo events: {:?}", all.iter().map(|e| &e.name).collect::<Vec<_>>());
+    let categories = categories::Entity::find().all(&c.db).await.unwrap();
+    let names: HashSet<_> = categories.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(names.len(), categories.len(), "one set of demo categories");
+    for i in 0..3 {
+        let (s, body) = c.call(i, "GET", "/readyz", Value::Null).await;
+        assert_eq!(s, StatusCode::OK, "node {i}: {body}");
+    }
+}
+
+/// The relay leader's index: the node whose `boxoffice_outbox_relay_leader` is 1, once exactly one is.
+async fn relay_leader(c: &Cluster, alive: &[usize]) -> usize {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut leaders = Vec::new();
+        for &i in alive {
+            if c.metric(i, "boxoffice_outbox_relay_leader").await == 1.0 {
+                leaders.push(i);
+            }
+        }
+        if leaders.len() == 1 {
+            return leaders[0];
+        }
+        assert!(Instant::now() < until, "not one outbox relay leader among {alive:?}: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every outbox row is published; returns each row's event id and type.
+async fn all_published(c: &Cluster, secs: u64) -> Vec<(Uuid, String)> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&c.db).await.unwrap();
+        if pending == 0 {
+            let rows = outbox::Entity::find().all(&c.db).await.unwrap();
+            return rows.into_iter().map(|r| (r.event_id, r.event_type)).collect();
+        }
+        assert!(Instant::now() < until, "{pending} outbox rows never published");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every Kafka message on the test's topics by `ce_id`, read until each of `want` arrived, then
+/// for a while longer so a duplicate has time to show.
+async fn kafka_copies(bb: &backbone::Backbone, want: &HashSet<Uuid>) -> std::collections::HashMap<Uuid, usize> {
+    use rdkafka::{Message, message::Headers};
+    let types: Vec<&str> = boxoffice::domain::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let consumer = bb.consumer(&types);
+    let mut copies = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut settle: Option<Instant> = None;
+    loop {
+        let stop = settle.unwrap_or(deadline);
+        let m = match tokio::time::timeout_at(stop, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Err(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Ok(Ok(m)) => m,
+        };
+        let id = m.headers().and_then(|h| {
+            h.iter().find(|h| h.key == "ce_id").and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+        });
+        if let Some(id) = id {
+            *copies.entry(id).or_insert(0) += 1;
+        }
+        if settle.is_none() && want.iter().all(|id| copies.contains_key(id)) {
+            settle = Some(Instant::now() + Duration::from_secs(3));
+        }
+    }
+    let missing: Vec<_> = want.iter().filter(|id| !copies.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "{} events never reached Kafka: {missing:?}", missing.len());
+    copies
+}
+
+/// One audit document per event id in `want`, and no other.
+async fn audit_once(bb: &backbone::Backbone, want: &HashSet<Uuid>) {
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let docs = bb.audit_docs(mongodb::bson::doc! {}).await;
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for d in &docs {
+            *seen.entry(d.get_str("eventId").unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(doubled.is_empty(), "audit documents recorded twice: {doubled:?}");
+        if want.iter().all(|id| seen.contains_key(&id.to_string())) {
+            assert_eq!(seen.len(), want.len(), "audit documents for events the outbox does not have");
+            return;
+        }
+        assert!(Instant::now() < until, "{} of {} audit documents after 90 s", seen.len(), want.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Waits until `address` has `want` e-mails whose subject starts with each prefix, then checks
+/// no more arrive for a moment.
+async fn mails_exactly(bb: &backbone::Backbone, address: &str, want: &[(&str, usize)]) {
+    let until = Instant::now() + Duration::from_secs(60);
+    let counts = || async {
+        let subjects = bb.mail_subjects(address).await;
+        want.iter().map(|(p, _)| subjects.iter().filter(|s| s.starts_with(p)).count()).collect::<Vec<_>>()
+    };
+    let expected: Vec<usize> = want.iter().map(|(_, n)| *n).collect();
+    while counts().await != expected {
+        assert!(Instant::now() < until, "{address}: {:?} e-mails for {want:?}", counts().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(counts().await, expected, "{address}: an e-mail arrived twice");
+}
+
+fn services() -> backbone::Services {
+    backbone::Services::get().expect("cluster tests need the backbone servers (scripts/services.sh up)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_publish_each_domain_event_once_for_a_checkout_and_a_registration_made_through_different_nodes() {
+    let bb = backbone::Backbone::new(services()).await;
+    let env = bb.env();
+    let c = Cluster::start_with(|_| "the-cluster-cookie", move |_| env.clone()).await;
+    c.wait_members(0, 3).await;
+    relay_leader(&c, &[0, 1, 2]).await;
+    let paid = c.create_event(10).await;
+    let free = c.create_priced(10, 0).await;
+
+    // Signs up on node 0, logs in on node 1, holds on node 1, pays on node 2, registers on node 0.
+    let name = bb.user("ann");
+    let email = format!("{name}@example.com");
+    let body = json!({"username": name, "email": email, "password": "Corr3ct-Horse-Battery"});
+    let (s, b) = c.call_as(0, "POST", "/api/v1/auth/register", body, "").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let login = json!({"login": name, "password": "Corr3ct-Horse-Battery"});
+    let (s, b) = c.call_as(1, "POST", "/api/v1/auth/login", login, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    let (s, held) = c.call_as(1, "POST", "/api/v1/orders", json!({"event_id": paid, "quantity": 2}), &token).await;
+    assert_eq!(s, StatusCode::CREATED, "{held}");
+    let pay = json!({"order_id": held["id"], "amount_cents": 2000, "card_token": "tok_ok"});
+    let (s, b) = c.call_as(2, "POST", "/api/v1/payments", pay, &token).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = c.call_as(0, "POST", "/api/v1/registrations", json!({"event_id": free}), &token).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    let rows = all_published(&c, 30).await;
+    let ids: HashSet<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    for t in ["user.created", "order.placed", "payment.succeeded", "order.confirmed", "registration.created"] {
+        assert!(rows.iter().any(|(_, ty)| ty == t), "no {t} in the outbox: {rows:?}");
+    }
+    let copies = kafka_copies(&bb, &ids).await;
+    let doubled: Vec<_> = copies.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(doubled.is_empty(), "Kafka messages published more than once: {doubled:?}");
+    audit_once(&bb, &ids).await;
+    mails_exactly(&bb, &email, &[("Welcome", 1), ("Your tickets for", 1), ("You are registered", 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_kill_9_of_the_outbox_publisher_mid_rush_loses_no_event_and_doubles_none_at_the_consumers() {
+    let bb = backbone::Backbone::new(services()).await;
+    let env = bb.env();
+    let c = Arc::new(Cluster::start_with(|_| "the-cluster-cookie", move |_| env.clone()).await);
+    c.wait_members(0, 3).await;
+    let leader = relay_leader(&c, &[0, 1, 2]).await;
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let paid = c.create_event(5000).await;
+    let free = c.create_priced(100, 0).await;
+    let fans = customers(&c, 12).await;
+
+    // The rush: holds through every node, and each fan's free registration half-way; the
+    // publishing node dies a second in.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<Uuid>::new()));
+    let registered = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (f, token) in fans.iter().enumerate() {
+        let (c, token, stop, killed, acknowledged, registered) =
+            (c.clone(), token.clone(), stop.clone(), killed.clone(), acknowledged.clone(), registered.clone());
+        let survivors = survivors.clone();
+        // Registrations spread from just before the kill to just after it.
+        let register_at = started + Duration::from_millis(700 + 50 * f as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut n = f;
+            let mut to_register = true;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                // Any node before the kill; the two that are left after it.
+                let via = if killed.load(std::sync::atomic::Ordering::Relaxed) { survivors[n % 2] } else { n % 3 };
+                if to_register && Instant::now() >= register_at {
+                    to_register = false;
+                    let (s, _) =
+                        c.call_as(via, "POST", "/api/v1/registrations", json!({"event_id": free}), &token).await;
+                    if s == StatusCode::CREATED {
+                        registered.lock().unwrap().push(f);
+                    }
+                }
+                let (s, body) = order(&c, via, paid, &token).await;
+                if s == StatusCode::CREATED {
+                    acknowledged.lock().unwrap().push(body["id"].as_str().unwrap().parse().unwrap());
+                }
+            }
+        }));
+    }
+    tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+    let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&c.db).await.unwrap();
+    killed.store(true, std::sync::atomic::Ordering::Relaxed);
+    let kill_at = chrono::Utc::now();
+    c.kill(leader).await;
+    eprintln!("killed the outbox publisher (node {leader}) with {pending} rows pending");
+    let successor = relay_leader(&c, &survivors).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // Nothing acknowledged is lost, every row goes out, each consumer acts once per event.
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let stored: HashSet<Uuid> = orders::Entity::find()
+        .filter(orders::Column::EventId.eq(paid))
+        .all(&c.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    assert!(acknowledged.iter().all(|id| stored.contains(id)), "an acknowledged hold is missing");
+    let rows = all_published(&c, 60).await;
+    let ids: HashSet<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let copies = kafka_copies(&bb, &ids).await;
+    let again = copies.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "rush: {} holds acknowledged, {} outbox rows, {again} published again by node {successor} after the kill",
+        acknowledged.len(),
+        rows.len()
+    );
+    audit_once(&bb, &ids).await;
+    let registered = registered.lock().unwrap().clone();
+    assert!(!registered.is_empty(), "no registration went through");
+    let mut cut_off = 0;
+    for f in registered {
+        let user = users::Entity::find()
+            .filter(users::Column::Username.starts_with(format!("fan{f}x")))
+            .one(&c.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while bb.mail_messages(&user.email).await.len() < 2 {
+            assert!(Instant::now() < until, "{}: the welcome and registration e-mails never both came", user.email);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut copies = std::collections::HashMap::<String, Vec<chrono::DateTime<chrono::Utc>>>::new();
+        for m in bb.mail_messages(&user.email).await {
+            let at = m["Created"].as_str().unwrap().parse().unwrap();
+            copies.entry(m["MessageID"].as_str().unwrap().to_owned()).or_default().push(at);
+        }
+        assert_eq!(copies.len(), 2, "{}: {copies:?}", user.email);
+        for (id, mut at) in copies {
+            at.sort();
+            // The one duplicate no design avoids with a plain SMTP server: the dying node handed
+            // this e-mail over in the instant before the kill and never got to commit its record
+            // (see actors::notifier). Anything else sent twice is a failure.
+            let instant =
+                (kill_at - chrono::Duration::milliseconds(250))..(kill_at + chrono::Duration::milliseconds(50));
+            if at.len() == 2 && instant.contains(&at[0]) {
+                cut_off += 1;
+                continue;
+            }
+            assert_eq!(
+                at.len(),
+                1,
+                "{}: e-mail {id} sent {} times: {at:?} (killed at {kill_at})",
+                user.email,
+                at.len()
+            );
+        }
+    }
+    assert!(cut_off <= 1, "{cut_off} e-mails cut off by the kill sent again");
+    eprintln!("e-mails sent again after being cut off by the kill: {cut_off}");
 }

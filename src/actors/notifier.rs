@@ -5,9 +5,14 @@
 //! Which events mail whom: `user.created` (welcome), `registration.created`, `order.confirmed`,
 //! `order.cancelled` and `order.expired` (to the order's owner).
 //!
-//! Each event mails at most once: the event id is recorded in `processed_events` after the
-//! send, and an event found there is skipped, so a redelivery (Kafka rewinding a group, a relay
-//! retry) sends nothing.
+//! Each event mails once: the event id is recorded in `processed_events` after the send, and an
+//! event found there is skipped, so a redelivery (Kafka rewinding a group, a relay retry, a new
+//! relay leader publishing again what a killed one had sent) sends nothing. On PostgreSQL, where
+//! several nodes' consumers share the table, check, send and record run under a transaction-level
+//! advisory lock on the event id: during a consumer-group rebalance the partition's old owner can
+//! still be sending a batch that its new owner fetches again, and the lock makes the second wait
+//! and then find the first's record instead of sending too. What remains is a node dying between
+//! the send and the record: the event is sent again (at least once, never lost).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -19,7 +24,9 @@ use lettre::{
     transport::smtp::authentication::Credentials,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement, TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -183,8 +190,26 @@ impl NotifierArgs {
         let Some(draft) = self.draft(event).await? else {
             return Ok(());
         };
+        // On PostgreSQL: the lock, and the transaction that records the send (see the module doc).
+        let lock = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    [format!("boxoffice.notify:{}", event.id).into()],
+                ))
+                .await?;
+                Some(txn)
+            }
+            _ => None,
+        };
         let key = (CONSUMER.to_string(), event.id);
-        if processed_events::Entity::find_by_id(key).one(&self.db).await?.is_some() {
+        let done = match &lock {
+            Some(txn) => processed_events::Entity::find_by_id(key).one(txn).await?,
+            None => processed_events::Entity::find_by_id(key).one(&self.db).await?,
+        };
+        if done.is_some() {
             tracing::debug!(event_id = %event.id, "e-mail already sent for this event");
             metrics::counter!(crate::instruments::EMAILS, "result" => "duplicate").increment(1);
             return Ok(());
@@ -204,17 +229,26 @@ impl NotifierArgs {
             .subject(&draft.subject)
             .message_id(Some(format!("<{}@boxoffice>", event.id)))
             .multipart(MultiPart::alternative_plain_html(draft.text, html))?;
-        if let Err(e) = self.mailer.send(message).await {
-            metrics::counter!(crate::instruments::EMAILS, "result" => "failed").increment(1);
-            return Err(e.into());
-        }
-        metrics::counter!(crate::instruments::EMAILS, "result" => "sent").increment(1);
         let sent = processed_events::ActiveModel {
             consumer: Set(CONSUMER.to_string()),
             event_id: Set(event.id),
             processed_at: Set(Utc::now()),
         };
-        self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(NotifyError::Record)
+        // On PostgreSQL the record is written before the send and committed right after it, so
+        // the gap in which a dying node has sent but not recorded is one COMMIT, not a place in
+        // the committer's queue behind a rush of holds. A failed send rolls it back.
+        if let Some(txn) = &lock {
+            processed_events::Entity::insert(sent.clone()).exec(txn).await?;
+        }
+        if let Err(e) = self.mailer.send(message).await {
+            metrics::counter!(crate::instruments::EMAILS, "result" => "failed").increment(1);
+            return Err(e.into());
+        }
+        metrics::counter!(crate::instruments::EMAILS, "result" => "sent").increment(1);
+        match lock {
+            Some(txn) => txn.commit().await.map_err(NotifyError::Db),
+            None => self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(NotifyError::Record),
+        }
     }
 
     /// The e-mail an event calls for, if any.

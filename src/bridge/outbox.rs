@@ -4,6 +4,21 @@
 //! It wakes when the committer reports a commit (and every `poll` as a fallback for rows
 //! written by other transactions). A failed delivery stops the pass, so order per aggregate
 //! holds, and is retried with capped backoff.
+//!
+//! **One relay per database.** Every node runs a relay, but on PostgreSQL only the holder of the
+//! `boxoffice.outbox-relay` advisory lock publishes ([`Leadership::Lock`]); the others try to
+//! take the lock every [`CANDIDATE_EVERY`]. A leader lock rather than rows claimed per node
+//! (`FOR UPDATE SKIP LOCKED`): claiming splits one aggregate's rows between nodes, whose
+//! publishes then race and break the order per aggregate, and every node's relay would write
+//! `published_at` marks into the same rows its peers' committers lock (the deadlocks seen in the
+//! cluster benchmark). With one leader, rows go out in id order from one place.
+//!
+//! A leader killed mid-publish loses the lock with its connection; the next leader publishes
+//! every row not yet marked, so nothing is lost, and what the dead one had already sent goes again
+//! (delivery is at least once; the consumers are idempotent on the event id, so no e-mail or
+//! audit document doubles). A *frozen* leader is cut off by the server after
+//! [`LEADER_SILENCE`] (the lock's `idle_session_timeout`), and before each publish a leader checks
+//! its session is still there, so one that wakes up does not publish a batch its successor owns.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,10 +34,26 @@ use crate::{
     error::Report,
     instruments,
     retry::Backoff,
-    store::{Committer, WriteOp, entities::outbox},
+    store::{Committer, WriteOp, advisory::Exclusive, entities::outbox},
 };
 
 const BATCH: u64 = 1024;
+
+/// A leader silent this long loses the relay (the server ends its lock's session).
+pub const LEADER_SILENCE: Duration = Duration::from_secs(3);
+/// How often a leader proves it is alive between passes, well inside [`LEADER_SILENCE`].
+const LEADER_HEARTBEAT: Duration = Duration::from_millis(500);
+/// How often a node that is not the leader tries to become it.
+pub const CANDIDATE_EVERY: Duration = Duration::from_millis(500);
+const LOCK_NAME: &str = "boxoffice.outbox-relay";
+
+/// Who may publish.
+pub enum Leadership {
+    /// SQLite: one process owns the database file.
+    Always,
+    /// PostgreSQL: the holder of the relay lock, taken through this URL.
+    Lock { url: String },
+}
 
 /// After a pass that published something, wait this long before the next one: during a rush
 /// that gathers hundreds of events per pass instead of a handful, so the relay's own writes
@@ -36,57 +67,120 @@ pub struct OutboxRelay {
     pub bus: Bus,
     pub wake: Arc<Notify>,
     pub poll: Duration,
+    pub leadership: Leadership,
 }
 
 impl OutboxRelay {
     /// Runs until `shutdown` turns true, after a final drain.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Backoff::standard();
-        loop {
-            match self.pass().await {
-                Ok(more) => {
-                    backoff.reset();
-                    if more {
-                        continue;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(GATHER) => {}
-                        _ = shutdown.changed() => {
-                            let _ = self.pass().await;
+        match &self.leadership {
+            Leadership::Always => {
+                self.lead(None, shutdown).await;
+            }
+            Leadership::Lock { url } => loop {
+                metrics::gauge!(instruments::OUTBOX_LEADER).set(0.0);
+                match Exclusive::try_take(url, LOCK_NAME, Some(LEADER_SILENCE)).await {
+                    Ok(Some(lock)) => {
+                        tracing::info!("this node now publishes the outbox");
+                        metrics::gauge!(instruments::OUTBOX_LEADER).set(1.0);
+                        if self.lead(Some(lock), shutdown.clone()).await {
                             return;
                         }
+                        tracing::warn!("this node lost the outbox relay lock; another node publishes now");
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %Report(&e), "cannot reach PostgreSQL for the outbox relay lock"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(CANDIDATE_EVERY) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            },
+        }
+    }
+
+    /// Publishes while this node leads (always, without a lock). True when it stopped for
+    /// shutdown, false when the lock was lost.
+    async fn lead(&self, mut lock: Option<Exclusive>, mut shutdown: watch::Receiver<bool>) -> bool {
+        let mut backoff = Backoff::standard();
+        loop {
+            let rest = match self.pass(lock.as_mut()).await {
+                Ok(Pass::Lost) => return false,
+                Ok(Pass::More) => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Pass::Done) => {
+                    backoff.reset();
+                    match self.rest(&mut lock, GATHER, false, &mut shutdown).await {
+                        Rest::Go => self.rest(&mut lock, self.poll, true, &mut shutdown).await,
+                        other => other,
                     }
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %Report(&e), retry_ms = delay.as_millis() as u64, "outbox relay pass failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => {}
+                    match self.rest(&mut lock, delay, false, &mut shutdown).await {
+                        // No last drain after a failure: the bus is likely still away.
+                        Rest::Stop => Rest::Gone,
+                        other => other,
                     }
-                    if *shutdown.borrow() {
-                        return;
-                    }
-                    continue;
                 }
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.poll) => {}
-                _ = shutdown.changed() => {
+            };
+            match rest {
+                Rest::Go => {}
+                Rest::Lost => return false,
+                Rest::Stop => {
                     // One last drain so what was committed before shutdown goes out.
-                    let _ = self.pass().await;
-                    return;
+                    let _ = self.pass(lock.as_mut()).await;
+                    break;
                 }
+                Rest::Gone => break,
+            }
+        }
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        true
+    }
+
+    /// Waits `pause` (or, with `wake`, until the committer reports a commit), proving the lock
+    /// alive every [`LEADER_HEARTBEAT`] meanwhile so its session never idles out.
+    async fn rest(
+        &self,
+        lock: &mut Option<Exclusive>,
+        pause: Duration,
+        wake: bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Rest {
+        let until = tokio::time::Instant::now() + pause;
+        loop {
+            if *shutdown.borrow() {
+                return Rest::Stop;
+            }
+            let beat = tokio::time::Instant::now() + LEADER_HEARTBEAT;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.min(beat)) => {}
+                _ = self.wake.notified(), if wake => return Rest::Go,
+                _ = shutdown.changed() => return Rest::Stop,
+            }
+            if tokio::time::Instant::now() >= until {
+                return Rest::Go;
+            }
+            if let Some(l) = lock
+                && !l.alive().await
+            {
+                return Rest::Lost;
             }
         }
     }
 
-    /// Publishes one batch; true when it was full, so there may be more right away.
-    pub async fn pass(&self) -> Result<bool, BridgeError> {
+    /// Publishes one batch. With a lock, checks the lock is still held after reading and before
+    /// publishing (a leader that froze mid-pass must not publish its successor's rows).
+    async fn pass(&self, lock: Option<&mut Exclusive>) -> Result<Pass, BridgeError> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
             .order_by_asc(outbox::Column::Id)
@@ -95,6 +189,12 @@ impl OutboxRelay {
             .await
             .map_err(BridgeError::ReadOutbox)?;
         let full = rows.len() as u64 == BATCH;
+        if let Some(lock) = lock
+            && !rows.is_empty()
+            && !lock.alive().await
+        {
+            return Ok(Pass::Lost);
+        }
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode(row) {
@@ -120,8 +220,26 @@ impl OutboxRelay {
             let ids = rows.iter().map(|r| r.id).collect();
             self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(BridgeError::MarkPublished)?;
         }
-        Ok(full)
+        Ok(if full { Pass::More } else { Pass::Done })
     }
+}
+
+enum Pass {
+    /// A full batch went out; there may be more right away.
+    More,
+    /// Everything pending went out.
+    Done,
+    /// The lock was lost before publishing; nothing went out.
+    Lost,
+}
+
+enum Rest {
+    Go,
+    Lost,
+    /// Shutdown: drain once more, then stop.
+    Stop,
+    /// Shutdown without a last drain.
+    Gone,
 }
 
 /// Counts what was published: every type, and the order and payment outcomes among them.

@@ -43,7 +43,7 @@ use crate::{
     domain::events::PaymentSucceeded,
     error::Unavailable,
     instruments,
-    store::entities::events,
+    store::{advisory::Exclusive, entities::events},
 };
 use member::{ClusterMember, MemberArgs};
 use membership::{Member, Membership, MembershipArgs, Peers, remote_member};
@@ -66,7 +66,7 @@ struct Inner {
     /// The TLS accept loop, when there is one.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The connection that holds this node's name (see [`claim_name`]).
-    name_claim: std::sync::Mutex<Option<sea_orm::sqlx::PgConnection>>,
+    name_claim: std::sync::Mutex<Option<Exclusive>>,
 }
 
 /// `GET /api/v1/cluster`.
@@ -258,21 +258,13 @@ impl Cluster {
 /// and so defeat the fence: the second refuses to start. A node that dies drops its connection and
 /// with it the claim, so its replacement starts at once; a frozen one keeps it, being still that
 /// node.
-async fn claim_name(database_url: &str, name: &str) -> anyhow::Result<sea_orm::sqlx::PgConnection> {
-    use sea_orm::sqlx::Connection;
-    let mut conn = sea_orm::sqlx::PgConnection::connect(database_url)
+async fn claim_name(database_url: &str, name: &str) -> anyhow::Result<Exclusive> {
+    let claim = Exclusive::try_take(database_url, &format!("boxoffice.node:{name}"), None)
         .await
         .context("claiming the node name in PostgreSQL (database.url)")?;
-    let (claimed,): (bool,) = sea_orm::sqlx::query_as("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-        .bind(format!("boxoffice.node:{name}"))
-        .fetch_one(&mut conn)
-        .await
-        .context("claiming the node name in PostgreSQL")?;
-    anyhow::ensure!(
-        claimed,
-        "cluster.node_name {name:?} is in use by another running node; every node needs a name of its own"
-    );
-    Ok(conn)
+    claim.with_context(|| {
+        format!("cluster.node_name {name:?} is in use by another running node; every node needs a name of its own")
+    })
 }
 
 /// Events nobody owns go to the node rendezvous hashing ranks first among the nodes up.

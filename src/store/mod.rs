@@ -4,6 +4,7 @@
 //! validate and call these; they open no transactions of their own.
 
 pub mod accounts;
+pub mod advisory;
 pub mod catalog;
 pub mod committer;
 pub mod entities;
