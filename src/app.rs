@@ -133,9 +133,6 @@ impl Application {
         )
         .await?;
         let orders = OrderSagas { sagas: sagas.clone(), inventories: inventories.clone() };
-        if cluster.enabled() {
-            cluster.start(&config.cluster, config.database.url.expose(), orders.clone()).await?;
-        }
 
         let mailer = notifier::mailer(&config.mail)?;
         let from = config.mail.from.parse().context("mail.from is not a mailbox")?;
@@ -174,12 +171,19 @@ impl Application {
         } else {
             (Bus::in_process([Some(notifier_sub), auditor_sub].into_iter().flatten().collect()), Vec::new())
         };
+        let bus = bus.with_fanout(cluster.enabled().then(|| cluster.fanout()));
+        if cluster.enabled() {
+            cluster.start(&config.cluster, config.database.url.expose(), orders.clone(), bus.clone()).await?;
+        }
         let relay = OutboxRelay {
             db: db.clone(),
             committer: committer.clone(),
             bus: bus.clone(),
             wake: committed,
-            poll: Duration::from_millis(500),
+            // The commit signal only reaches a relay on the committing node; with a cluster the
+            // publisher finds other nodes' rows by polling, and live streams on every node wait
+            // for it, so it polls often (an indexed read of the oldest unpublished rows).
+            poll: Duration::from_millis(if cluster.enabled() { 100 } else { 500 }),
             leadership: if config.is_sqlite() {
                 Leadership::Always
             } else {

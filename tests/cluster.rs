@@ -885,6 +885,8 @@ async fn three_nodes_publish_each_domain_event_once_for_a_checkout_and_a_registr
     relay_leader(&c, &[0, 1, 2]).await;
     let paid = c.create_event(10).await;
     let free = c.create_priced(10, 0).await;
+    // With Kafka as the transport too, a stream on any node shows the changes.
+    let mut seen = watch_counts(&c, 2, paid).await;
 
     // Signs up on node 0, logs in on node 1, holds on node 1, pays on node 2, registers on node 0.
     let name = bb.user("ann");
@@ -898,6 +900,7 @@ async fn three_nodes_publish_each_domain_event_once_for_a_checkout_and_a_registr
     let token = b["access_token"].as_str().unwrap().to_owned();
     let (s, held) = c.call_as(1, "POST", "/api/v1/orders", json!({"event_id": paid, "quantity": 2}), &token).await;
     assert_eq!(s, StatusCode::CREATED, "{held}");
+    until_held(&mut seen, 2, Instant::now()).await;
     let pay = json!({"order_id": held["id"], "amount_cents": 2000, "card_token": "tok_ok"});
     let (s, b) = c.call_as(2, "POST", "/api/v1/payments", pay, &token).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -1042,4 +1045,103 @@ async fn three_nodes_kill_9_of_the_outbox_publisher_mid_rush_loses_no_event_and_
     }
     assert!(cut_off <= 1, "{cut_off} e-mails cut off by the kill sent again");
     eprintln!("e-mails sent again after being cut off by the kill: {cut_off}");
+}
+
+/// An SSE availability stream of `event` held on node `via`: each `availability` message with the
+/// instant it arrived.
+async fn watch_counts(c: &Cluster, via: usize, event: Uuid) -> tokio::sync::mpsc::UnboundedReceiver<(Instant, Value)> {
+    use futures::StreamExt;
+    let url = format!("http://127.0.0.1:{}/api/v1/events/{event}/availability/stream", c.nodes[via].http);
+    let res = reqwest::Client::new().get(url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut body = res.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                if frame.lines().any(|l| l == "event: availability")
+                    && let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: "))
+                    && tx.send((Instant::now(), serde_json::from_str(data).unwrap())).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the stream to show `held` seats held; how long after `since` it did.
+async fn until_held(
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<(Instant, Value)>,
+    held: u64,
+    since: Instant,
+) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (at, counts) = tokio::time::timeout_at(deadline, seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the stream never showed {held} held"))
+            .expect("the stream stays open");
+        if counts["held"] == held {
+            return at.saturating_duration_since(since);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_show_every_nodes_changes_on_sse_and_log_streams_held_on_any_node() {
+    use futures::StreamExt;
+    let c = Cluster::start(|_| "the-cluster-cookie").await;
+    for i in 0..3 {
+        c.wait_members(i, 3).await;
+    }
+    let event = c.create_event(50).await;
+    let fans = customers(&c, 6).await;
+    // The first hold gives the event an owner; the watcher is a node that neither owns it nor
+    // publishes the outbox, so what it shows can only have come from the other nodes.
+    assert_eq!(order(&c, 0, event, &fans[0]).await.0, StatusCode::CREATED);
+    let owner = c.index_of(&c.owner(0, event).await.expect("an owner"));
+    let leader = relay_leader(&c, &[0, 1, 2]).await;
+    let watcher = (0..3).find(|i| *i != owner && *i != leader).unwrap();
+    let mut seen = watch_counts(&c, watcher, event).await;
+    let ws = format!("ws://127.0.0.1:{}/ws/logs?access_token={}", c.nodes[watcher].http, c.token);
+    let (mut log, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    // The counts now come first.
+    until_held(&mut seen, 1, Instant::now()).await;
+
+    let mut lags = Vec::new();
+    let mut placed = Vec::new();
+    for (k, fan) in fans.iter().enumerate().skip(1) {
+        let via = (watcher + 1 + k % 2) % 3;
+        let (s, body) = order(&c, via, event, fan).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        placed.push(body["id"].as_str().unwrap().to_owned());
+        lags.push(until_held(&mut seen, k as u64 + 1, Instant::now()).await);
+    }
+    lags.sort();
+    eprintln!(
+        "watcher {} (owner {}, relay {}): 201 to SSE update {lags:?}",
+        c.nodes[watcher].name, c.nodes[owner].name, c.nodes[leader].name
+    );
+    let median = lags[lags.len() / 2];
+    assert!(median < Duration::from_secs(1), "changes reached the other node's stream too late: {lags:?}");
+
+    // The log socket on the same node carried the same orders' `order.placed`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut logged = HashSet::new();
+    while !placed.iter().all(|id| logged.contains(id)) {
+        let msg = tokio::time::timeout_at(deadline, log.next())
+            .await
+            .unwrap_or_else(|_| panic!("the log socket never showed all of {placed:?}: {logged:?}"))
+            .expect("the socket stays open")
+            .unwrap();
+        let line: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if line["type"] == "order.placed" {
+            logged.insert(line["data"]["orderId"].as_str().unwrap().to_owned());
+        }
+    }
 }

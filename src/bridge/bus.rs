@@ -6,6 +6,10 @@
 //! see [`super::kafka`]). Delivery is acknowledged either way: the relay marks an outbox row
 //! published only after every consumer, or the broker, accepted it, so a crash in between means
 //! redelivery, never loss. Consumers are therefore idempotent on the event id.
+//!
+//! In cluster mode one node publishes for all (see [`super::outbox`]); a [`Fanout`] passes what
+//! it published to the other nodes, which put it on their own live broadcast
+//! ([`Bus::broadcast_live`]), so every node's streams show every node's changes.
 
 use std::sync::Arc;
 
@@ -35,11 +39,18 @@ pub enum Transport {
     Kafka(Arc<KafkaBridge>),
 }
 
+/// Passes published events on to the other nodes' live streams (fire and forget: live streams
+/// are lossy anyway, and a stream that misses something re-reads what it shows).
+pub trait Fanout: Send + Sync {
+    fn published(&self, events: &[DomainEvent]);
+}
+
 /// Acknowledged delivery through the transport, and a lossy broadcast for live streams.
 #[derive(Clone)]
 pub struct Bus {
     transport: Transport,
     live: broadcast::Sender<DomainEvent>,
+    fanout: Option<Arc<dyn Fanout>>,
 }
 
 impl Bus {
@@ -49,7 +60,12 @@ impl Bus {
 
     pub fn new(transport: Transport) -> Self {
         let (live, _) = broadcast::channel(4096);
-        Self { transport, live }
+        Self { transport, live, fanout: None }
+    }
+
+    /// Cluster mode: what this node publishes goes to the other nodes' live streams too.
+    pub fn with_fanout(self, fanout: Option<Arc<dyn Fanout>>) -> Self {
+        Self { fanout, ..self }
     }
 
     pub fn transport(&self) -> &Transport {
@@ -69,10 +85,18 @@ impl Bus {
             }
             Transport::Kafka(kafka) => kafka.publish(events).await?,
         }
+        self.broadcast_live(events);
+        if let Some(f) = &self.fanout {
+            f.published(events);
+        }
+        Ok(())
+    }
+
+    /// Puts events on this node's live broadcast (its own, or those another node published).
+    pub fn broadcast_live(&self, events: &[DomainEvent]) {
         for e in events {
             let _ = self.live.send(e.clone());
         }
-        Ok(())
     }
 
     /// Live listeners (streams) get events as they are published; slow ones may miss some.

@@ -3,6 +3,10 @@
 //! [`Response::BadRequest`]), drops requests whose sender stopped waiting (a node waking from a
 //! pause must not work through a backlog nobody waits for), and serves each request in a task
 //! of its own, so one slow event never holds up another event's calls.
+//!
+//! It also takes [`ClusterMsg::Notice`]s: events the outbox relay's leader published, which it
+//! puts on this node's live broadcast (a stale one, from before a pause, is dropped: a stream
+//! would show old counts as new).
 
 use std::sync::Arc;
 
@@ -12,10 +16,11 @@ use tokio::sync::Semaphore;
 
 use super::{
     membership::GROUP,
-    wire::{ClusterMsg, Envelope, Request, Response},
+    wire::{ClusterMsg, Envelope, Notice, Request, Response},
 };
 use crate::{
     actors::{CallError, inventory::InventoryError, saga::OrderSagas},
+    bridge::bus::Bus,
     error::Report,
 };
 
@@ -25,11 +30,13 @@ const IN_FLIGHT: usize = 1024;
 pub struct MemberArgs {
     pub me: String,
     pub orders: OrderSagas,
+    pub bus: Bus,
 }
 
 pub struct MemberState {
     me: Arc<str>,
     orders: OrderSagas,
+    bus: Bus,
     permits: Arc<Semaphore>,
 }
 
@@ -46,7 +53,12 @@ impl Actor for ClusterMember {
         args: MemberArgs,
     ) -> Result<MemberState, ActorProcessingErr> {
         pg::join(GROUP.to_owned(), vec![myself.get_cell()]);
-        Ok(MemberState { me: args.me.into(), orders: args.orders, permits: Arc::new(Semaphore::new(IN_FLIGHT)) })
+        Ok(MemberState {
+            me: args.me.into(),
+            orders: args.orders,
+            bus: args.bus,
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+        })
     }
 
     async fn post_stop(
@@ -64,12 +76,17 @@ impl Actor for ClusterMember {
         msg: ClusterMsg,
         state: &mut MemberState,
     ) -> Result<(), ActorProcessingErr> {
-        let ClusterMsg::Call(bytes, reply) = msg;
+        let (bytes, reply) = match msg {
+            ClusterMsg::Call(bytes, reply) => (bytes, reply),
+            ClusterMsg::Notice(bytes) => {
+                notice(&state.bus, &bytes);
+                return Ok(());
+            }
+        };
         let envelope = match Envelope::<Request>::from_bytes(&bytes) {
             Ok(e) => e,
             Err(why) => {
-                metrics::counter!(crate::instruments::CLUSTER_BAD_MESSAGES).increment(1);
-                tracing::warn!(%why, "a cluster message could not be read");
+                unreadable(&why);
                 answer(&state.me, reply, Response::BadRequest { why });
                 return Ok(());
             }
@@ -92,6 +109,19 @@ impl Actor for ClusterMember {
             answer(&me, reply, response);
         });
         Ok(())
+    }
+}
+
+fn unreadable(why: &str) {
+    metrics::counter!(crate::instruments::CLUSTER_BAD_MESSAGES).increment(1);
+    tracing::warn!(%why, "a cluster message could not be read");
+}
+
+fn notice(bus: &Bus, bytes: &[u8]) {
+    match Envelope::<Notice>::from_bytes(bytes) {
+        Err(why) => unreadable(&why),
+        Ok(e) if e.expired() => tracing::debug!(from = %e.from, "dropping a stale notice"),
+        Ok(Envelope { body: Notice::Published { events }, .. }) => bus.broadcast_live(&events),
     }
 }
 

@@ -10,6 +10,8 @@
 //!   owns is sent to that node's member actor as a ractor_cluster call, with the same timeout and
 //!   the same answers as a local call; an event nobody owns goes to the node rendezvous hashing
 //!   ranks first among those up ([`Placement`]).
+//! - **Live streams** ([`Cluster::fanout`]): the node that publishes the outbox passes each batch
+//!   to every peer as a [`Notice`], so SSE and WebSocket streams on any node see every change.
 //! - **Upkeep** ([`Cluster::upkeep`]): leases are renewed every third of their TTL; a lost lease
 //!   stops its inventory, and an event that placement now sends to a returning node is handed
 //!   over (its lease released, no waiting out the TTL). Shutdown releases every lease.
@@ -39,8 +41,9 @@ use crate::{
         saga::{OrderSagas, PayRequest, SagaError},
         supervisor::SupervisorMsg,
     },
+    bridge::bus::{Bus, Fanout},
     config::ClusterConfig,
-    domain::events::PaymentSucceeded,
+    domain::{DomainEvent, events::PaymentSucceeded},
     error::Unavailable,
     instruments,
     store::{advisory::Exclusive, entities::events},
@@ -48,7 +51,7 @@ use crate::{
 use member::{ClusterMember, MemberArgs};
 use membership::{Member, Membership, MembershipArgs, Peers, remote_member};
 use tls::Tls;
-use wire::{ClusterMsg, Envelope, Request, Response};
+use wire::{ClusterMsg, Envelope, Notice, Request, Response};
 
 /// This node's view of the cluster. Cheap to clone.
 #[derive(Clone)]
@@ -125,9 +128,20 @@ impl Cluster {
         Arc::new(Forwarder { me: self.inner.name.clone().into(), timeout })
     }
 
-    /// Cluster mode, second half: the node server, this node's member actor and the membership
-    /// actor that dials the seeds.
-    pub async fn start(&self, config: &ClusterConfig, database_url: &str, orders: OrderSagas) -> anyhow::Result<()> {
+    /// Passes what this node's outbox relay publishes to the other nodes' live streams.
+    pub fn fanout(&self) -> Arc<dyn Fanout> {
+        Arc::new(PeerFanout { me: self.inner.name.clone().into(), peers: self.inner.peers.clone() })
+    }
+
+    /// Cluster mode, second half: the node server, this node's member actor (serving `orders`,
+    /// feeding peers' notices to `bus`) and the membership actor that dials the seeds.
+    pub async fn start(
+        &self,
+        config: &ClusterConfig,
+        database_url: &str,
+        orders: OrderSagas,
+        bus: Bus,
+    ) -> anyhow::Result<()> {
         let claim = claim_name(database_url, &self.inner.name).await?;
         if let Ok(mut slot) = self.inner.name_claim.lock() {
             *slot = Some(claim);
@@ -170,7 +184,7 @@ impl Cluster {
         let (member, _) = Actor::spawn(
             Some(membership::member_name(&self.inner.name)),
             ClusterMember,
-            MemberArgs { me: self.inner.name.clone(), orders },
+            MemberArgs { me: self.inner.name.clone(), orders, bus },
         )
         .await
         .context("starting the cluster member")?;
@@ -278,6 +292,33 @@ impl Placement for RendezvousPlacement {
         let up = self.peers.up();
         let best = rendezvous(event, up.iter().map(String::as_str).chain([self.me.as_str()]))?;
         (best != self.me).then(|| best.to_owned())
+    }
+}
+
+/// A notice older than this is dropped by its receiver (see [`member`]).
+const NOTICE_TTL: Duration = Duration::from_secs(2);
+/// Events per notice, so a large relay batch stays far below the frame limit.
+const NOTICE_EVENTS: usize = 256;
+
+struct PeerFanout {
+    me: Arc<str>,
+    peers: Peers,
+}
+
+impl Fanout for PeerFanout {
+    fn published(&self, events: &[DomainEvent]) {
+        let members: Vec<_> = self.peers.up().iter().filter_map(|node| remote_member(node)).collect();
+        if members.is_empty() {
+            return;
+        }
+        for chunk in events.chunks(NOTICE_EVENTS) {
+            let notice = Notice::Published { events: chunk.to_vec() };
+            let bytes = Envelope::new(&self.me, Utc::now() + NOTICE_TTL, notice).to_bytes();
+            for member in &members {
+                // A peer that went away misses these; its streams re-read what they show.
+                let _ = member.cast(ClusterMsg::Notice(bytes.clone()));
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::{
         inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
         saga::{PayRequest, SagaError},
     },
-    domain::{OrderConflict, events::PaymentSucceeded},
+    domain::{DomainEvent, OrderConflict, events::PaymentSucceeded},
     store::entities::events,
 };
 
@@ -32,6 +32,8 @@ pub enum ClusterMsg {
     /// An [`Envelope<Request>`] in, an [`Envelope<Response>`] out.
     #[rpc]
     Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// An [`Envelope<Notice>`], answered by nobody.
+    Notice(Vec<u8>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -93,6 +95,15 @@ pub enum Request {
     Pay { order_id: Uuid, event_id: Uuid, request: PayRequest, timeout_ms: u64 },
     /// Cancel an order in its saga on the event's owner.
     Cancel { order_id: Uuid, event_id: Uuid },
+}
+
+/// What one node tells the others without waiting for an answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Notice {
+    /// Domain events the sender just published (it leads the outbox relay), for the receiver's
+    /// live streams.
+    Published { events: Vec<DomainEvent> },
 }
 
 /// What a node answers.

@@ -64,6 +64,13 @@ macro_rules! domain_events {
                     $(EventType::$variant => Self::$variant(serde_json::from_slice(json)?),)*
                 })
             }
+
+            /// [`Payload::decode`] from parsed JSON.
+            pub fn from_value(t: EventType, json: serde_json::Value) -> Result<Self, serde_json::Error> {
+                Ok(match t {
+                    $(EventType::$variant => Self::$variant(serde_json::from_value(json)?),)*
+                })
+            }
         }
     };
 }
@@ -284,6 +291,44 @@ pub struct DomainEvent {
     pub payload: Payload,
 }
 
+/// A whole event as one self-describing JSON object, `{"id", "type", "aggregateId", "occurredAt",
+/// "data"}`: the line a `/ws/logs` listener gets, and what cluster nodes pass each other for
+/// their live streams.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventLine<D> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    aggregate_id: Uuid,
+    occurred_at: DateTime<Utc>,
+    data: D,
+}
+
+impl Serialize for DomainEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EventLine {
+            id: self.id,
+            event_type: self.event_type().as_str().to_owned(),
+            aggregate_id: self.aggregate_id,
+            occurred_at: self.occurred_at,
+            data: &self.payload,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let line = EventLine::<serde_json::Value>::deserialize(d)?;
+        let t = EventType::parse(&line.event_type)
+            .ok_or_else(|| D::Error::custom(format!("unknown event type {:?}", line.event_type)))?;
+        let payload = Payload::from_value(t, line.data).map_err(D::Error::custom)?;
+        Ok(Self { id: line.id, aggregate_id: line.aggregate_id, occurred_at: line.occurred_at, payload })
+    }
+}
+
 impl DomainEvent {
     /// A new event, happening now.
     pub fn new(payload: impl Into<Payload>) -> Self {
@@ -420,6 +465,24 @@ mod tests {
             let back = Payload::decode(p.event_type(), p.to_json().as_bytes()).unwrap();
             assert_eq!(back, p, "{}", p.event_type().as_str());
         }
+    }
+
+    #[test]
+    fn a_whole_event_round_trips_as_one_line_and_a_bad_line_is_an_error() {
+        for payload in one_of_each() {
+            let e = DomainEvent::new(payload);
+            let line = serde_json::to_value(&e).unwrap();
+            assert_eq!(line["type"], e.event_type().as_str());
+            assert_eq!(line["aggregateId"], e.aggregate_id.to_string());
+            assert_eq!(serde_json::from_value::<DomainEvent>(line).unwrap(), e);
+        }
+        let e = DomainEvent::new(one_of_each().remove(0));
+        let mut unknown = serde_json::to_value(&e).unwrap();
+        unknown["type"] = "order.teleported".into();
+        assert!(serde_json::from_value::<DomainEvent>(unknown).unwrap_err().to_string().contains("order.teleported"));
+        let mut wrong = serde_json::to_value(&e).unwrap();
+        wrong["data"] = serde_json::json!({"orderId": 7});
+        assert!(serde_json::from_value::<DomainEvent>(wrong).is_err());
     }
 
     #[test]

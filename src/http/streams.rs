@@ -9,7 +9,9 @@
 //!   one connection, for lists (a browser opens at most six HTTP/1.1 connections per server, so
 //!   one stream per listed event would starve its other requests).
 //!
-//! Both read the bus's broadcast. A listener too slow to keep up misses events: the log stream
+//! Both read the bus's broadcast. In cluster mode only one node publishes the outbox; it passes
+//! what it published to every other node (see [`crate::bridge::bus::Fanout`]), so a stream held
+//! on any node shows every node's changes. A listener too slow to keep up misses events: the log stream
 //! says how many in a `{"type":"lagged"}` frame, the availability stream re-reads the counts.
 
 use std::{convert::Infallible, time::Duration};
@@ -30,7 +32,7 @@ use axum::{
 use futures::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -61,17 +63,6 @@ const MAX_STREAMED_EVENTS: usize = 100;
 #[derive(Debug, Deserialize)]
 struct WsAuth {
     access_token: Option<String>,
-}
-
-/// The JSON line a log listener gets for one event.
-pub fn log_line(e: &DomainEvent) -> Value {
-    json!({
-        "id": e.id,
-        "type": e.event_type().as_str(),
-        "aggregateId": e.aggregate_id,
-        "occurredAt": e.occurred_at,
-        "data": e.payload,
-    })
 }
 
 async fn logs(
@@ -116,12 +107,13 @@ async fn forward_logs(
                 }
             }
             event = live.recv() => {
+                // An event is its one-line JSON form (see `DomainEvent`'s `Serialize`).
                 let line = match event {
-                    Ok(e) => log_line(&e),
-                    Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                    Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+                    Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}).to_string(),
                     Err(RecvError::Closed) => return,
                 };
-                if socket.send(Message::Text(line.to_string().into())).await.is_err() {
+                if socket.send(Message::Text(line.into())).await.is_err() {
                     return;
                 }
             }
