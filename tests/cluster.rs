@@ -1145,3 +1145,152 @@ async fn three_nodes_show_every_nodes_changes_on_sse_and_log_streams_held_on_any
         }
     }
 }
+
+/// Signs `name` up through node `via`; the new account's id.
+async fn sign_up(c: &Cluster, via: usize, name: &str) -> String {
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "Corr3ct-Horse-Battery"});
+    let (s, b) = c.call_as(via, "POST", "/api/v1/auth/register", body, "").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["id"].as_str().expect("the account's id").to_owned()
+}
+
+/// Logs `name` in through node `via`: (access token, refresh token).
+async fn log_in(c: &Cluster, via: usize, name: &str) -> (String, String) {
+    let (s, b) = c
+        .call_as(via, "POST", "/api/v1/auth/login", json!({"login": name, "password": "Corr3ct-Horse-Battery"}), "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    (b["access_token"].as_str().unwrap().to_owned(), b["refresh_token"].as_str().unwrap().to_owned())
+}
+
+async fn refresh(c: &Cluster, via: usize, token: &str) -> (StatusCode, Value) {
+    c.call_as(via, "POST", "/api/v1/auth/refresh", json!({"refresh_token": token}), "").await
+}
+
+/// How long until `token` is refused (401) on every node, polling; panics after `within`.
+async fn until_refused_everywhere(c: &Cluster, token: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut refused = [false; 3];
+    while !refused.iter().all(|r| *r) {
+        for (i, done) in refused.iter_mut().enumerate() {
+            if !*done {
+                *done = c.call_as(i, "GET", "/api/v1/orders", Value::Null, token).await.0 == StatusCode::UNAUTHORIZED;
+            }
+        }
+        assert!(started.elapsed() < within, "the token still opens a node after {within:?}: {refused:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_rotate_revoke_and_lock_out_sessions_as_one_system() {
+    let c = Cluster::start(|_| "the-cluster-cookie").await;
+    let ann = format!("ann{}", &Uuid::new_v4().simple().to_string()[..8]);
+    sign_up(&c, 0, &ann).await;
+
+    // Refresh rotation: spent on node 2, re-used on node 0 (a thief), and the whole family is
+    // gone, the newest pair too, on node 1.
+    let (_, first) = log_in(&c, 1, &ann).await;
+    let (s, rotated) = refresh(&c, 2, &first).await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    assert_eq!(refresh(&c, 0, &first).await.0, StatusCode::UNAUTHORIZED, "a spent refresh token re-used");
+    let newest = rotated["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&c, 1, newest).await.0, StatusCode::UNAUTHORIZED, "the family survived a re-use");
+
+    // A logout on node 0 ends the access token on every node within seconds.
+    let (access, refresh_token) = log_in(&c, 0, &ann).await;
+    for i in 0..3 {
+        assert_eq!(c.call_as(i, "GET", "/api/v1/orders", Value::Null, &access).await.0, StatusCode::OK);
+    }
+    let (s, _) = c.call_as(0, "POST", "/api/v1/auth/logout", json!({"refresh_token": refresh_token}), &access).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let logout_seen = until_refused_everywhere(&c, &access, Duration::from_secs(6)).await;
+    assert_eq!(refresh(&c, 2, &refresh_token).await.0, StatusCode::UNAUTHORIZED, "logged out, yet refreshed");
+
+    // An account deleted through node 0 is refused on every node within seconds (each node had
+    // it cached as live).
+    let bob = format!("bob{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let bob_id = sign_up(&c, 2, &bob).await;
+    let (bob_access, bob_refresh) = log_in(&c, 2, &bob).await;
+    for i in 0..3 {
+        assert_eq!(c.call_as(i, "GET", "/api/v1/orders", Value::Null, &bob_access).await.0, StatusCode::OK);
+    }
+    let (s, b) = c.call(0, "DELETE", &format!("/api/v1/users/{bob_id}"), Value::Null).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let deletion_seen = until_refused_everywhere(&c, &bob_access, Duration::from_secs(6)).await;
+    assert_eq!(refresh(&c, 1, &bob_refresh).await.0, StatusCode::UNAUTHORIZED, "a deleted account refreshed");
+    eprintln!("refused on all three nodes: after a logout {logout_seen:?}, after a deletion {deletion_seen:?}");
+
+    // Failed logins count per account across nodes: ten wrong passwords spread over the three
+    // nodes lock the account on all of them, even for the right password.
+    let carol = format!("carol{}", &Uuid::new_v4().simple().to_string()[..8]);
+    sign_up(&c, 1, &carol).await;
+    for i in 0..10 {
+        let wrong = json!({"login": carol, "password": format!("Wrong-Password-{i}")});
+        let (s, b) = c.call_as(i % 3, "POST", "/api/v1/auth/login", wrong, "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}: {b}");
+    }
+    for i in 0..3 {
+        let right = json!({"login": carol, "password": "Corr3ct-Horse-Battery"});
+        let (s, b) = c.call_as(i, "POST", "/api/v1/auth/login", right, "").await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "node {i} let a locked account in: {b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_allow_one_registration_per_person_and_one_order_per_idempotency_key_whichever_node_is_asked() {
+    let c = Arc::new(Cluster::start(|_| "the-cluster-cookie").await);
+    let free = c.create_priced(10, 0).await;
+    let paid = c.create_event(10).await;
+    let fan = customers(&c, 1).await.remove(0);
+
+    // Six clicks at once through the three nodes: one registration, five "already registered".
+    let clicks = futures::future::join_all((0..6).map(|i| {
+        let (c, fan) = (c.clone(), fan.clone());
+        async move { c.call_as(i % 3, "POST", "/api/v1/registrations", json!({"event_id": free}), &fan).await }
+    }))
+    .await;
+    let created = clicks.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let refused =
+        clicks.iter().filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "already_registered");
+    assert_eq!((created, refused.count()), (1, 5), "{clicks:?}");
+    assert_eq!(c.stored_counts(free).await, (1, 1), "one registration stored");
+
+    // One Idempotency-Key sent through every node, at once and again later: one order, and every
+    // answer that is not "still running" is the same order.
+    let key = Uuid::new_v4().to_string();
+    let send = |i: usize, quantity: u32| {
+        let (c, fan, key) = (c.clone(), fan.clone(), key.clone());
+        async move {
+            let url = format!("http://127.0.0.1:{}/api/v1/orders", c.nodes[i].http);
+            let r = c
+                .http
+                .post(url)
+                .bearer_auth(&fan)
+                .header("idempotency-key", key)
+                .json(&json!({"event_id": paid, "quantity": quantity}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let mut answers = futures::future::join_all((0..6).map(|i| send(i % 3, 2))).await;
+    for i in 0..3 {
+        answers.push(send(i, 2).await);
+    }
+    let ids: HashSet<_> =
+        answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b["id"].clone()).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    for (s, b) in &answers {
+        assert!(
+            *s == StatusCode::CREATED || (*s == StatusCode::CONFLICT && b["error"]["code"] == "request_in_progress"),
+            "{s}: {b}"
+        );
+    }
+    assert!(answers[6..].iter().all(|(s, _)| *s == StatusCode::CREATED), "the later repeats replay: {answers:?}");
+    let (s, b) = send(1, 3).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the key with another body: {b}");
+    assert_eq!(c.stored_counts(paid).await, (1, 2), "one order stored");
+}

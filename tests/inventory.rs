@@ -41,6 +41,11 @@ struct Fixture {
 }
 
 async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
+    fixture_priced(total, hold_seconds, 1000).await
+}
+
+/// An event at `price_cents` (0: free, booked by registration).
+async fn fixture_priced(total: i32, hold_seconds: i32, price_cents: i64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = store::connect(&common::sqlite_database(dir.path()), 4).await.unwrap();
     store::migrate(&db).await.unwrap();
@@ -60,7 +65,7 @@ async fn fixture(total: i32, hold_seconds: i32) -> Fixture {
         id: Set(event_id),
         name: Set("e".into()),
         category_id: Set(category),
-        price_cents: Set(1000),
+        price_cents: Set(price_cents),
         currency: Set("EUR".into()),
         starts_at: Set(now),
         total_slots: Set(total),
@@ -116,6 +121,11 @@ impl Fixture {
 async fn reserve(inv: &ActorRef<InventoryMsg>, qty: u32) -> Result<Uuid, InventoryError> {
     let order_id = Uuid::now_v7();
     let req = ReserveRequest { order_id, user_id: Uuid::now_v7(), quantity: qty, registration: false };
+    call(inv, |r| InventoryMsg::Reserve(req, tokio::time::Instant::now(), r), T).await.unwrap().map(|r| r.order_id)
+}
+
+async fn register(inv: &ActorRef<InventoryMsg>, user_id: Uuid) -> Result<Uuid, InventoryError> {
+    let req = ReserveRequest { order_id: Uuid::now_v7(), user_id, quantity: 1, registration: true };
     call(inv, |r| InventoryMsg::Reserve(req, tokio::time::Instant::now(), r), T).await.unwrap().map(|r| r.order_id)
 }
 
@@ -269,6 +279,28 @@ async fn a_new_incarnation_recovers_counts_from_the_database() {
     // The recovered hold is live: it can be confirmed.
     call(&second, |r| InventoryMsg::Confirm(held, vec![], r), T).await.unwrap().unwrap();
     assert_eq!(snapshot(&second).await.sold, 5);
+}
+
+#[tokio::test]
+async fn the_inventory_itself_allows_one_registration_per_person_across_incarnations_until_it_is_cancelled() {
+    let f = fixture_priced(10, 600, 0).await;
+    let inv = f.inventory(T).await;
+    let ann = Uuid::now_v7();
+    // Five clicks at once (from any node, they all end here): one registration.
+    let clicks = futures::future::join_all((0..5).map(|_| register(&inv, ann))).await;
+    let won: Vec<_> = clicks.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    assert_eq!(won.len(), 1, "{clicks:?}");
+    assert!(clicks.iter().filter(|r| r.is_err()).all(|r| *r == Err(InventoryError::AlreadyRegistered)), "{clicks:?}");
+    assert!(register(&inv, Uuid::now_v7()).await.is_ok(), "someone else registers");
+    assert_eq!(snapshot(&inv).await.sold, 2);
+    inv.stop(None);
+    // The next incarnation knows it from the store.
+    let inv = f.inventory(T).await;
+    assert_eq!(register(&inv, ann).await, Err(InventoryError::AlreadyRegistered));
+    // A cancelled registration frees the person to register again.
+    call(&inv, |r| InventoryMsg::Release(won[0], ReleaseReason::Cancelled, vec![], r), T).await.unwrap().unwrap();
+    assert!(register(&inv, ann).await.is_ok());
+    assert_eq!(snapshot(&inv).await.sold, 2);
 }
 
 fn supervisor_args(f: &Fixture, directory: Directory, max_restarts: u32) -> SupervisorArgs {

@@ -133,6 +133,7 @@ fn reservation_error(e: InventoryError) -> Error {
         InventoryError::NotFree => {
             Error::conflict("not_free", "registration is for free events; this one needs an order and a payment")
         }
+        InventoryError::AlreadyRegistered => already_registered(),
         other => Unavailable::because("the event's inventory", other).into(),
     }
 }
@@ -175,20 +176,16 @@ async fn register(
     ApiJson(req): ApiJson<CreateRegistration>,
 ) -> Result<Response> {
     idempotent(&state, user.id, "registrations", &headers, &req, || async {
-        // One registration per person and event. A second click while the first is running waits
-        // for it here and then gets the same 409 as a later repeat; the unique index
-        // `uq_orders_confirmed_registration` guarantees it for every writer, but a duplicate that
-        // reached it would fail a whole group commit (other people's holds too), so on this node
-        // none does.
+        // One registration per person and event: the event's inventory (its one writer, on
+        // whichever node owns it) refuses a second one before anything is written, so a duplicate
+        // never reaches the unique index `uq_orders_confirmed_registration` (where it would fail
+        // a whole group commit, other people's holds too). A second click while the first is
+        // running waits for it here and then gets the same 409 as a later repeat.
         let _turn = state.registrations.turn(user.id, req.event_id).await;
         if is_registered(&state, user.id, req.event_id).await? {
             return Err(already_registered());
         }
-        match reserve(&state, user, req.event_id, 1, true).await {
-            // Lost to another node's registration at the unique index: the same answer as above.
-            Err(_) if is_registered(&state, user.id, req.event_id).await? => Err(already_registered()),
-            other => other,
-        }
+        reserve(&state, user, req.event_id, 1, true).await
     })
     .await
 }

@@ -112,6 +112,8 @@ pub enum InventoryError {
     AmountOutOfRange,
     #[error("this event is not free")]
     NotFree,
+    #[error("this person is already registered for this event")]
+    AlreadyRegistered,
     #[error("the order holds no seats (expired, cancelled or unknown)")]
     NotHeld,
     #[error("capacity cannot drop below {committed} held and sold seats")]
@@ -183,6 +185,10 @@ pub struct InventoryState {
     /// Seats each person holds or has bought here (for `max_per_person`): kept with `holds` and
     /// `sold_orders` by [`InventoryState::count_in`] and [`InventoryState::count_out`].
     per_person: HashMap<Uuid, u32>,
+    /// Each person's confirmed registration here, by user, with its order: one per person and
+    /// event, decided by this single writer (so on every node of a cluster) before anything is
+    /// written; the database's unique index is the backstop no batch should ever reach.
+    registered: HashMap<Uuid, Uuid>,
     committer: Committer,
     fence: Option<Fence>,
     payment_pin_max: Duration,
@@ -377,6 +383,10 @@ impl InventoryState {
             let _ = reply.send(Err(InventoryError::NotFree));
             return;
         }
+        if req.registration && self.registered.contains_key(&req.user_id) {
+            let _ = reply.send(Err(InventoryError::AlreadyRegistered));
+            return;
+        }
         let has = self.seats_of(req.user_id);
         let max = self.terms.max_per_person;
         if max > 0 && has.saturating_add(req.quantity) > max {
@@ -413,6 +423,7 @@ impl InventoryState {
             ops = vec![WriteOp::InsertOrder(order_row(&facts, kind, OrderStatus::Confirmed, None, now))];
             ops.push(WriteOp::InsertTickets(tickets));
             if req.registration {
+                self.registered.insert(facts.user_id, facts.order_id);
                 ops.push(WriteOp::Outbox(DomainEvent::new(Payload::RegistrationCreated(Registration {
                     registration_id: facts.order_id,
                     order_id: facts.order_id,
@@ -621,6 +632,9 @@ impl InventoryState {
             };
             self.slots.unsell(facts.quantity);
             self.count_out(&facts);
+            if self.registered.get(&facts.user_id) == Some(&order) {
+                self.registered.remove(&facts.user_id);
+            }
             (facts, OrderStatus::Confirmed, None)
         } else {
             return not_held(reply);

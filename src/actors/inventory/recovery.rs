@@ -17,7 +17,7 @@ use super::{
     EventTerms, InventoryArgs, InventoryFailure, InventoryMsg, InventoryState, SlotGauges, Slots, rows::release_ops,
 };
 use crate::{
-    domain::{OrderStatus, ReleaseReason},
+    domain::{OrderKind, OrderStatus, ReleaseReason},
     store::{
         WriteOp,
         entities::{events, orders},
@@ -49,6 +49,7 @@ pub(super) async fn recover(
         holds: HashMap::new(),
         sold_orders: HashMap::new(),
         per_person: HashMap::new(),
+        registered: HashMap::new(),
         committer: args.committer.clone(),
         fence: args.fence,
         payment_pin_max: args.payment_pin_max,
@@ -67,6 +68,9 @@ pub(super) async fn recover(
         if status == OrderStatus::Confirmed {
             if !state.slots.sell(facts.quantity) {
                 tracing::error!(event = %event.id, order = %o.id, "stored sales exceed capacity");
+            }
+            if o.kind == OrderKind::Registration {
+                state.registered.insert(facts.user_id, facts.order_id);
             }
             state.add_sale(facts);
             continue;
