@@ -266,7 +266,7 @@ impl Application {
         if let Some(log) = &state.audit_log {
             tokio::spawn(log.clone().watch_health(stop_rx.clone()));
         }
-        tokio::spawn(cluster.clone().upkeep(supervisor, stop_rx.clone()));
+        tokio::spawn(cluster.clone().upkeep(supervisor.clone(), stop_rx.clone()));
         let relay_task = tokio::spawn(relay.run(stop_rx));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);
@@ -276,6 +276,7 @@ impl Application {
         let header_timeout = state.config.http.header_timeout();
         let app = http::router(state);
         let shutdown_ready = ready.clone();
+        let leaving = cluster.clone();
         let (began_tx, began) = tokio::sync::oneshot::channel();
         // Half the shutdown budget for connections to finish, the rest for the relay's last pass
         // and the consumers: shutdown ends within `http.shutdown_timeout_ms` whatever is down.
@@ -283,6 +284,9 @@ impl Application {
             shutdown.await;
             let _ = began_tx.send(tokio::time::Instant::now());
             shutdown_ready.store(false, Ordering::Relaxed);
+            // Cluster mode: the events go to the other nodes first, while this one still
+            // accepts (and forwards) what a load balancer sends before it sees /readyz fail.
+            leaving.hand_over(&supervisor, budget / 4).await;
             tracing::info!("shutting down: draining HTTP");
         })
         .await;

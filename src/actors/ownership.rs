@@ -27,6 +27,8 @@ use crate::store::{
 /// Which live node an event without a lease should go to (`None`: this one).
 pub trait Placement: Send + Sync {
     fn preferred_elsewhere(&self, event: Uuid) -> Option<String>;
+    /// The live node other than this one that ranks highest for `event` (this node is leaving).
+    fn best_peer(&self, event: Uuid) -> Option<String>;
 }
 
 /// The answer to "may this node run this event's inventory?".
@@ -36,6 +38,8 @@ pub enum Take {
     Mine(Fence),
     /// No: this node holds a live lease on it.
     Elsewhere(String),
+    /// No: this node is shutting down and no other node is up to take it.
+    Leaving,
 }
 
 /// This node's leases. Cheap to clone.
@@ -50,11 +54,14 @@ struct Inner {
     ttl: Duration,
     owned: Mutex<HashMap<Uuid, Lease>>,
     placement: Arc<dyn Placement>,
+    /// Set once shutdown begins: no event is taken any more.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Ownership {
     pub fn new(db: DatabaseConnection, node: String, ttl: Duration, placement: Arc<dyn Placement>) -> Self {
-        Self { inner: Arc::new(Inner { db, node, ttl, owned: Mutex::new(HashMap::new()), placement }) }
+        let owned = Mutex::new(HashMap::new());
+        Self { inner: Arc::new(Inner { db, node, ttl, owned, placement, leaving: Default::default() }) }
     }
 
     pub fn node(&self) -> &str {
@@ -79,9 +86,29 @@ impl Ownership {
         self.owned().len()
     }
 
+    /// The events this node owns.
+    pub fn events(&self) -> Vec<Uuid> {
+        self.owned().keys().copied().collect()
+    }
+
+    /// Graceful shutdown begins: from now on this node takes no event, and sends every request
+    /// for one it does not run to the peer placement ranks next.
+    pub fn leave(&self) {
+        self.inner.leaving.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_leaving(&self) -> bool {
+        self.inner.leaving.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Decides who runs `event`. `placed`: the request was already sent here by placement (or by
     /// another node), so it is not sent on by placement again.
     pub async fn take(&self, event: Uuid, placed: bool) -> Result<Take, DbErr> {
+        if self.is_leaving() {
+            // Even an event still leased here: its inventory is being handed over, and starting
+            // a new one would take it back.
+            return Ok(self.inner.placement.best_peer(event).map_or(Take::Leaving, Take::Elsewhere));
+        }
         if let Some(fence) = self.fence(event) {
             return Ok(Take::Mine(fence));
         }
@@ -170,8 +197,7 @@ impl Ownership {
 
     /// Releases every lease (graceful shutdown).
     pub async fn release_all(&self) {
-        let events: Vec<Uuid> = self.owned().keys().copied().collect();
-        for event in events {
+        for event in self.events() {
             self.release(event).await;
         }
     }

@@ -233,6 +233,9 @@ impl SupervisorState {
             Some(ownership) => match ownership.take(event_id, placed).await {
                 Ok(Take::Mine(fence)) => Some(fence),
                 Ok(Take::Elsewhere(node)) => return Err(LookupError::Elsewhere(node)),
+                Ok(Take::Leaving) => {
+                    return Err(Unavailable::new("this node is shutting down and no other node is up").into());
+                }
                 Err(e) => return Err(Unavailable::because("the event leases", e).into()),
             },
         };

@@ -6,7 +6,7 @@
 //!
 //! It also takes [`ClusterMsg::Notice`]s: events the outbox relay's leader published, which it
 //! puts on this node's live broadcast (a stale one, from before a pause, is dropped: a stream
-//! would show old counts as new).
+//! would show old counts as new), and a peer's word that it is shutting down.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 use tokio::sync::Semaphore;
 
 use super::{
-    membership::GROUP,
+    membership::{GROUP, Peers},
     wire::{ClusterMsg, Envelope, Notice, Request, Response},
 };
 use crate::{
@@ -31,12 +31,14 @@ pub struct MemberArgs {
     pub me: String,
     pub orders: OrderSagas,
     pub bus: Bus,
+    pub peers: Peers,
 }
 
 pub struct MemberState {
     me: Arc<str>,
     orders: OrderSagas,
     bus: Bus,
+    peers: Peers,
     permits: Arc<Semaphore>,
 }
 
@@ -57,6 +59,7 @@ impl Actor for ClusterMember {
             me: args.me.into(),
             orders: args.orders,
             bus: args.bus,
+            peers: args.peers,
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
         })
     }
@@ -79,7 +82,7 @@ impl Actor for ClusterMember {
         let (bytes, reply) = match msg {
             ClusterMsg::Call(bytes, reply) => (bytes, reply),
             ClusterMsg::Notice(bytes) => {
-                notice(&state.bus, &bytes);
+                notice(state, &bytes);
                 return Ok(());
             }
         };
@@ -117,11 +120,12 @@ fn unreadable(why: &str) {
     tracing::warn!(%why, "a cluster message could not be read");
 }
 
-fn notice(bus: &Bus, bytes: &[u8]) {
+fn notice(state: &MemberState, bytes: &[u8]) {
     match Envelope::<Notice>::from_bytes(bytes) {
         Err(why) => unreadable(&why),
         Ok(e) if e.expired() => tracing::debug!(from = %e.from, "dropping a stale notice"),
-        Ok(Envelope { body: Notice::Published { events }, .. }) => bus.broadcast_live(&events),
+        Ok(Envelope { body: Notice::Published { events }, .. }) => state.bus.broadcast_live(&events),
+        Ok(Envelope { body: Notice::Leaving, from, .. }) => state.peers.leaving(&from),
     }
 }
 

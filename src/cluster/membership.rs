@@ -63,6 +63,9 @@ struct Peer {
     /// Ready sessions to this peer (both sides may dial; the library elects one, briefly two).
     sessions: HashSet<u64>,
     last_pong: Option<Instant>,
+    /// It said it is shutting down: connected (it still serves what it owns until it is gone)
+    /// but not up, so placement sends it nothing new. Cleared when its sessions are gone.
+    leaving: bool,
 }
 
 /// The peers, shared with request handlers (read without a round trip to the actor).
@@ -90,6 +93,16 @@ impl Peers {
         self.0.read().ok().and_then(|p| p.get(node).map(Peer::is_up)).unwrap_or(false)
     }
 
+    /// `node` announced its graceful shutdown (see [`super::Cluster::hand_over`]).
+    pub fn leaving(&self, node: &str) {
+        tracing::info!(peer = %node, "cluster peer is shutting down; placing nothing more on it");
+        self.update(|peers| {
+            if let Some(p) = peers.get_mut(node) {
+                p.leaving = true;
+            }
+        });
+    }
+
     fn update(&self, f: impl FnOnce(&mut HashMap<String, Peer>)) {
         if let Ok(mut peers) = self.0.write() {
             f(&mut peers);
@@ -109,7 +122,7 @@ impl Peers {
 
 impl Peer {
     fn is_up(&self) -> bool {
-        !self.sessions.is_empty() && self.last_pong.is_some_and(|t| t.elapsed() <= UP_WINDOW)
+        !self.leaving && !self.sessions.is_empty() && self.last_pong.is_some_and(|t| t.elapsed() <= UP_WINDOW)
     }
 }
 
@@ -236,6 +249,7 @@ impl Actor for Membership {
                         address: address.clone(),
                         sessions: HashSet::new(),
                         last_pong: None,
+                        leaving: false,
                     });
                     peer.address = address;
                     peer.sessions.insert(ses.node_id);
@@ -257,6 +271,8 @@ impl Actor for Membership {
                             && p.sessions.remove(&ses.node_id)
                             && p.sessions.is_empty()
                         {
+                            // Whatever comes back under this name is a new run.
+                            p.leaving = false;
                             tracing::warn!(peer = %node, "cluster peer disconnected");
                         }
                     });

@@ -12,6 +12,9 @@
 //!   ranks first among those up ([`Placement`]).
 //! - **Live streams** ([`Cluster::fanout`]): the node that publishes the outbox passes each batch
 //!   to every peer as a [`Notice`], so SSE and WebSocket streams on any node see every change.
+//! - **Graceful shutdown** ([`Cluster::hand_over`], then [`Cluster::leave`]): a stopping node
+//!   tells its peers, hands its events over before it drains HTTP, and forwards what still
+//!   reaches it.
 //! - **Upkeep** ([`Cluster::upkeep`]): leases are renewed every third of their TTL; a lost lease
 //!   stops its inventory, and an event that placement now sends to a returning node is handed
 //!   over (its lease released, no waiting out the TTL). Shutdown releases every lease.
@@ -184,7 +187,7 @@ impl Cluster {
         let (member, _) = Actor::spawn(
             Some(membership::member_name(&self.inner.name)),
             ClusterMember,
-            MemberArgs { me: self.inner.name.clone(), orders, bus },
+            MemberArgs { me: self.inner.name.clone(), orders, bus, peers: self.inner.peers.clone() },
         )
         .await
         .context("starting the cluster member")?;
@@ -237,8 +240,29 @@ impl Cluster {
         }
     }
 
-    /// Graceful shutdown: give every lease back (the others take the events over at once), then
-    /// leave the cluster.
+    /// Graceful shutdown, first step (before the HTTP drain): this node takes no event any more,
+    /// tells its peers to place nothing new on it, and hands every event it owns over: each
+    /// inventory stops after the messages it already took, then its lease goes back, and the next
+    /// request for the event starts it on a peer. Waits at most `within` for that. Requests that
+    /// still reach this node are forwarded to the new owners; during the switch a caller may get
+    /// a 503 with `Retry-After`, never a lost answer (a write the fence refused was not granted).
+    pub async fn hand_over(&self, supervisor: &ActorRef<SupervisorMsg>, within: Duration) {
+        let Some(ownership) = &self.inner.ownership else { return };
+        ownership.leave();
+        tell_peers(&self.inner.name, &self.inner.peers, Notice::Leaving);
+        let events = ownership.events();
+        for event in &events {
+            let _ = supervisor.cast(SupervisorMsg::HandOver(*event));
+        }
+        let until = Instant::now() + within;
+        while ownership.count() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(events = events.len(), still_owned = ownership.count(), "shutting down: events handed over");
+    }
+
+    /// Graceful shutdown, last step: give every lease still held back (the others take the
+    /// events over at once), then leave the cluster.
     pub async fn leave(&self) {
         if let Some(ownership) = &self.inner.ownership {
             ownership.release_all().await;
@@ -293,6 +317,11 @@ impl Placement for RendezvousPlacement {
         let best = rendezvous(event, up.iter().map(String::as_str).chain([self.me.as_str()]))?;
         (best != self.me).then(|| best.to_owned())
     }
+
+    fn best_peer(&self, event: Uuid) -> Option<String> {
+        let up = self.peers.up();
+        rendezvous(event, up.iter().map(String::as_str)).map(str::to_owned)
+    }
 }
 
 /// A notice older than this is dropped by its receiver (see [`member`]).
@@ -307,18 +336,21 @@ struct PeerFanout {
 
 impl Fanout for PeerFanout {
     fn published(&self, events: &[DomainEvent]) {
-        let members: Vec<_> = self.peers.up().iter().filter_map(|node| remote_member(node)).collect();
-        if members.is_empty() {
-            return;
-        }
         for chunk in events.chunks(NOTICE_EVENTS) {
-            let notice = Notice::Published { events: chunk.to_vec() };
-            let bytes = Envelope::new(&self.me, Utc::now() + NOTICE_TTL, notice).to_bytes();
-            for member in &members {
-                // A peer that went away misses these; its streams re-read what they show.
-                let _ = member.cast(ClusterMsg::Notice(bytes.clone()));
-            }
+            tell_peers(&self.me, &self.peers, Notice::Published { events: chunk.to_vec() });
         }
+    }
+}
+
+/// Sends `notice` to every peer that is up, without waiting (one that went away misses it).
+fn tell_peers(me: &str, peers: &Peers, notice: Notice) {
+    let members: Vec<_> = peers.up().iter().filter_map(|node| remote_member(node)).collect();
+    if members.is_empty() {
+        return;
+    }
+    let bytes = Envelope::new(me, Utc::now() + NOTICE_TTL, notice).to_bytes();
+    for member in &members {
+        let _ = member.cast(ClusterMsg::Notice(bytes.clone()));
     }
 }
 

@@ -104,6 +104,8 @@ pub enum Notice {
     /// Domain events the sender just published (it leads the outbox relay), for the receiver's
     /// live streams.
     Published { events: Vec<DomainEvent> },
+    /// The sender is shutting down: place nothing new on it (it hands its events over).
+    Leaving,
 }
 
 /// What a node answers.
