@@ -775,6 +775,34 @@ async fn three_nodes_started_at_once_on_an_empty_database_migrate_once_and_seed_
         let (s, body) = c.call(i, "GET", "/readyz", Value::Null).await;
         assert_eq!(s, StatusCode::OK, "node {i}: {body}");
     }
+
+    // Idle for longer than the relay lock's idle timeout, the leader still holds its lock (it
+    // proves its session alive between polls), so exactly one node says it publishes, the same
+    // one as before, and PostgreSQL shows its lock held.
+    let leader = relay_leader(&c, &[0, 1, 2]).await;
+    tokio::time::sleep(boxoffice::bridge::outbox::LEADER_SILENCE + Duration::from_secs(2)).await;
+    let mut leaders = Vec::new();
+    for i in 0..3 {
+        if c.metric(i, "boxoffice_outbox_relay_leader").await == 1.0 {
+            leaders.push(i);
+        }
+    }
+    assert_eq!(leaders, [leader], "after an idle spell, one leader, unchanged\n{}", c.log(leader));
+    let held: i64 = sqlx_count(
+        &c.db,
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()",
+    )
+    .await;
+    // The relay lock and the three node names (the start-up lock is long released).
+    assert_eq!(held, 4, "advisory locks held in this database");
+}
+
+/// The one number a `SELECT count(*)` returns.
+async fn sqlx_count(db: &DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    row.try_get_by_index(0).unwrap()
 }
 
 /// The relay leader's index: the node whose `boxoffice_outbox_relay_leader` is 1, once exactly one is.

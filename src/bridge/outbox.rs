@@ -75,6 +75,7 @@ impl OutboxRelay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         match &self.leadership {
             Leadership::Always => {
+                metrics::gauge!(instruments::OUTBOX_LEADER).set(1.0);
                 self.lead(None, shutdown).await;
             }
             Leadership::Lock { url } => loop {
@@ -161,7 +162,18 @@ impl OutboxRelay {
             if *shutdown.borrow() {
                 return Rest::Stop;
             }
-            let beat = tokio::time::Instant::now() + LEADER_HEARTBEAT;
+            // The beat is counted from the lock's last proof, not from this rest: rests shorter
+            // than the heartbeat (the cluster's 100 ms poll) would otherwise never prove it, and
+            // an idle leader's session would time out while it still believed it led.
+            if let Some(l) = lock
+                && l.unproven_for() >= LEADER_HEARTBEAT
+                && !l.alive().await
+            {
+                return Rest::Lost;
+            }
+            let beat = lock
+                .as_ref()
+                .map_or(until, |l| tokio::time::Instant::now() + LEADER_HEARTBEAT.saturating_sub(l.unproven_for()));
             tokio::select! {
                 _ = tokio::time::sleep_until(until.min(beat)) => {}
                 _ = self.wake.notified(), if wake => return Rest::Go,
@@ -169,11 +181,6 @@ impl OutboxRelay {
             }
             if tokio::time::Instant::now() >= until {
                 return Rest::Go;
-            }
-            if let Some(l) = lock
-                && !l.alive().await
-            {
-                return Rest::Lost;
             }
         }
     }

@@ -19,6 +19,8 @@ use sea_orm::sqlx::{self, Connection, PgConnection};
 /// Held until dropped or [`Exclusive::release`]d.
 pub struct Exclusive {
     conn: PgConnection,
+    /// When the session last answered (taking the lock counts).
+    proven: std::time::Instant,
 }
 
 impl Exclusive {
@@ -35,7 +37,7 @@ impl Exclusive {
         let mut conn = Self::connect(url, None).await?;
         // The lock's 64-bit key is a hash of its name, so names stay readable in code and logs.
         sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))").bind(name).execute(&mut conn).await?;
-        Ok(Self { conn })
+        Ok(Self { conn, proven: std::time::Instant::now() })
     }
 
     /// The lock if nobody holds it. With `idle`, the server frees it once this side has been
@@ -47,7 +49,7 @@ impl Exclusive {
             .fetch_one(&mut conn)
             .await?;
         if taken {
-            Ok(Some(Self { conn }))
+            Ok(Some(Self { conn, proven: std::time::Instant::now() }))
         } else {
             let _ = conn.close().await;
             Ok(None)
@@ -57,7 +59,16 @@ impl Exclusive {
     /// Whether the session holding the lock is still there (one round trip); keeps an
     /// `idle_session_timeout` from ending it.
     pub async fn alive(&mut self) -> bool {
-        self.conn.ping().await.is_ok()
+        let ok = self.conn.ping().await.is_ok();
+        if ok {
+            self.proven = std::time::Instant::now();
+        }
+        ok
+    }
+
+    /// How long ago the session last answered.
+    pub fn unproven_for(&self) -> Duration {
+        self.proven.elapsed()
     }
 
     /// Gives the lock back now rather than when the connection is dropped.
