@@ -112,6 +112,7 @@ impl Application {
                     .then(|| Duration::from_secs(booking.passivate_after_seconds)),
                 restart: booking.restart_policy(),
                 ownership: cluster.ownership(),
+                admission: Duration::from_secs(u64::from(booking.admission_seconds)),
             },
         )
         .await?;

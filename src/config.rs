@@ -201,6 +201,8 @@ pub struct BookingConfig {
     pub restart_backoff_ms: u64,
     /// An order saga with nothing to do stops after this long (it reloads from the database).
     pub saga_idle_seconds: u64,
+    /// How long a waiting-room admission lasts.
+    pub admission_seconds: u32,
 }
 
 impl BookingConfig {
@@ -539,6 +541,9 @@ impl Config {
         }
         if b.payment_pin_max_seconds == 0 {
             return Err(bad("booking.payment_pin_max_seconds", "must be at least 1"));
+        }
+        if b.admission_seconds == 0 {
+            return Err(bad("booking.admission_seconds", "must be at least 1"));
         }
         if b.actor_call_timeout_ms == 0 {
             return Err(bad("booking.actor_call_timeout_ms", "must be at least 1"));

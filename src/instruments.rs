@@ -20,6 +20,9 @@ pub const SOLD_OUT: &str = "boxoffice_reservations_rejected_total";
 pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations_total";
 pub const EVENT_SLOTS: &str = "boxoffice_event_slots";
 pub const HOLDS_ACTIVE: &str = "boxoffice_holds_active";
+pub const QUEUE_WAITING: &str = "boxoffice_queue_waiting";
+pub const QUEUE_JOINS: &str = "boxoffice_queue_joins_total";
+pub const QUEUE_ADMISSIONS: &str = "boxoffice_queue_admissions_total";
 pub const SAGA_DURATION: &str = "boxoffice_saga_duration_seconds";
 pub const PAYMENTS: &str = "boxoffice_payments_total";
 pub const ACTOR_RESTARTS: &str = "boxoffice_actor_restarts_total";
@@ -54,7 +57,9 @@ pub mod refusal {
     pub const AUTH_RATE: &str = "auth_rate_limited";
     pub const TOKEN_REVOKED: &str = "token_revoked";
     pub const ACCOUNT_GONE: &str = "account_gone";
-    pub const ALL: &[&str] = &[PERSON_LIMIT, LOGIN_LOCKED, AUTH_RATE, TOKEN_REVOKED, ACCOUNT_GONE];
+    /// An order or registration without an admission from the event's waiting room.
+    pub const QUEUE_REQUIRED: &str = "queue_required";
+    pub const ALL: &[&str] = &[PERSON_LIMIT, LOGIN_LOCKED, AUTH_RATE, TOKEN_REVOKED, ACCOUNT_GONE, QUEUE_REQUIRED];
 }
 
 /// Counts one refusal (see [`refusal`]).
@@ -104,7 +109,7 @@ pub fn render() -> String {
 /// than no data, and an alert on "any increase" works from the first scrape.
 fn register_known() {
     use metrics::counter;
-    for name in [SOLD_OUT, INVARIANT_VIOLATIONS, ACTOR_CALL_TIMEOUTS, PUBLISH_ERRORS] {
+    for name in [SOLD_OUT, INVARIANT_VIOLATIONS, ACTOR_CALL_TIMEOUTS, PUBLISH_ERRORS, QUEUE_JOINS, QUEUE_ADMISSIONS] {
         counter!(name).increment(0);
     }
     for kind in ["inventory", "saga", "payment", "notifier", "auditor"] {
@@ -143,6 +148,9 @@ fn describe() {
     describe_counter!(INVARIANT_VIOLATIONS, "Inventory invariant violations (must stay 0)");
     describe_gauge!(EVENT_SLOTS, "Slots of each active event by state: available, held, sold");
     describe_gauge!(HOLDS_ACTIVE, "Unpaid holds currently held, over active events");
+    describe_gauge!(QUEUE_WAITING, "People waiting in each active event's waiting room");
+    describe_counter!(QUEUE_JOINS, "Places taken in waiting rooms");
+    describe_counter!(QUEUE_ADMISSIONS, "People let through waiting rooms");
     describe_histogram!(SAGA_DURATION, Unit::Seconds, "Paid order time from hold to confirmed, cancelled or expired");
     describe_counter!(PAYMENTS, "Payments by outcome: succeeded, failed");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by kind");

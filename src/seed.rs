@@ -138,6 +138,8 @@ pub async fn demo_data(db: &DatabaseConnection, config: &Config) -> anyhow::Resu
             max_per_order: max,
             hold_seconds: config.booking.default_hold_seconds as i32,
             max_per_person: config.booking.default_max_per_person as i32,
+            waiting_room: false,
+            admit_per_second: 10,
             created_at: now,
             updated_at: now,
         };

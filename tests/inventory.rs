@@ -72,6 +72,8 @@ async fn fixture_priced(total: i32, hold_seconds: i32, price_cents: i64) -> Fixt
         max_per_order: Set(10),
         hold_seconds: Set(hold_seconds),
         max_per_person: Set(0),
+        waiting_room: Set(false),
+        admit_per_second: Set(10),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -96,6 +98,7 @@ impl Fixture {
             payment_pin_max: pin_max,
             passivate_after: None,
             fence,
+            admission: Duration::from_secs(300),
         };
         Actor::spawn(None, EventInventory, args).await.unwrap().0
     }
@@ -316,6 +319,7 @@ fn supervisor_args(f: &Fixture, directory: Directory, max_restarts: u32) -> Supe
             max_restarts,
         },
         ownership: None,
+        admission: Duration::from_secs(300),
     }
 }
 

@@ -104,6 +104,13 @@ pub trait Forward: Send + Sync {
     ) -> BoxFuture<'static, Result<Result<Uuid, SagaError>, CallError>>;
     fn cancel(&self, node: String, order: (Uuid, Uuid))
     -> BoxFuture<'static, Result<Result<(), SagaError>, CallError>>;
+    /// The waiting room (see [`Inventories::line`]).
+    fn line(
+        &self,
+        node: String,
+        event_id: Uuid,
+        op: inventory::LineOp,
+    ) -> BoxFuture<'static, Result<Result<inventory::LineAnswer, InventoryError>, CallError>>;
 }
 
 /// Reaches an event's inventory actor, spawning it if needed; in cluster mode, on the node that
@@ -255,6 +262,28 @@ impl Inventories {
             Err(CallError::Elsewhere(node)) => self.forwarded(node, |f, n| f.reconfigure(n, event.clone())).await,
             other => other,
         }
+    }
+
+    /// A person's place in the event's lines (the waiting room), on the owner.
+    pub async fn line(
+        &self,
+        event_id: Uuid,
+        op: inventory::LineOp,
+    ) -> Result<Result<inventory::LineAnswer, InventoryError>, CallError> {
+        match self.line_here(event_id, op.clone(), false).await {
+            Err(CallError::Elsewhere(node)) => self.forwarded(node, |f, n| f.line(n, event_id, op.clone())).await,
+            other => other,
+        }
+    }
+
+    /// [`Inventories::line`] on this node's inventory, without forwarding.
+    pub async fn line_here(
+        &self,
+        event_id: Uuid,
+        op: inventory::LineOp,
+        placed: bool,
+    ) -> Result<Result<inventory::LineAnswer, InventoryError>, CallError> {
+        self.ask_placed(event_id, placed, |r| InventoryMsg::Line(op.clone(), r)).await
     }
 
     /// [`Inventories::reconfigure`] on this node's inventory, without forwarding.

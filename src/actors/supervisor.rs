@@ -77,6 +77,8 @@ pub struct SupervisorArgs {
     pub restart: RestartPolicy,
     /// Cluster mode: this node's leases.
     pub ownership: Option<Ownership>,
+    /// How long a waiting-room admission lasts.
+    pub admission: Duration,
 }
 
 pub struct SupervisorState {
@@ -246,6 +248,7 @@ impl SupervisorState {
             payment_pin_max: self.args.payment_pin_max,
             passivate_after: self.args.passivate_after,
             fence,
+            admission: self.args.admission,
         };
         let (actor, _) = match Actor::spawn_linked(None, EventInventory, args, myself.get_cell()).await {
             Ok(spawned) => spawned,

@@ -162,6 +162,11 @@ async fn serve(orders: &OrderSagas, request: Request) -> Response {
             Ok(result) => Response::from_saga(result, |()| Response::Done),
             Err(e) => failed(e),
         },
+        Request::Line { event_id, line } => match inventories.line_here(event_id, line, true).await {
+            Ok(Ok(answer)) => Response::Line { answer },
+            Ok(Err(error)) => Response::Refused { error },
+            Err(e) => failed(e),
+        },
     }
 }
 

@@ -39,7 +39,7 @@ use uuid::Uuid;
 use crate::{
     actors::{
         CallError, Forward,
-        inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
+        inventory::{InventoryError, LineAnswer, LineOp, Reservation, ReserveRequest, Snapshot},
         ownership::{Ownership, Placement, rendezvous},
         saga::{OrderSagas, PayRequest, SagaError},
         supervisor::SupervisorMsg,
@@ -483,6 +483,19 @@ impl Forward for Forwarder {
         self.send_within(node, request, timeout + self.timeout, |r| match r {
             Response::Paid { payment_id } => Some(Ok(payment_id)),
             Response::OrderRefused { error } => Some(Err(error.into())),
+            _ => None,
+        })
+    }
+
+    fn line(
+        &self,
+        node: String,
+        event_id: Uuid,
+        op: LineOp,
+    ) -> BoxFuture<'static, Result<Result<LineAnswer, InventoryError>, CallError>> {
+        self.send(node, Request::Line { event_id, line: op }, |r| match r {
+            Response::Line { answer } => Some(Ok(answer)),
+            Response::Refused { error } => Some(Err(error)),
             _ => None,
         })
     }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     actors::{
-        inventory::{InventoryError, Reservation, ReserveRequest, Snapshot},
+        inventory::{InventoryError, LineAnswer, LineOp, Reservation, ReserveRequest, Snapshot},
         saga::{PayRequest, SagaError},
     },
     domain::{DomainEvent, OrderConflict, events::PaymentSucceeded},
@@ -95,6 +95,8 @@ pub enum Request {
     Pay { order_id: Uuid, event_id: Uuid, request: PayRequest, timeout_ms: u64 },
     /// Cancel an order in its saga on the event's owner.
     Cancel { order_id: Uuid, event_id: Uuid },
+    /// A person's place in the event's waiting room.
+    Line { event_id: Uuid, line: LineOp },
 }
 
 /// What one node tells the others without waiting for an answer.
@@ -127,6 +129,9 @@ pub enum Response {
     Done,
     Paid {
         payment_id: Uuid,
+    },
+    Line {
+        answer: LineAnswer,
     },
     /// The order's saga said no (wrong state, wrong amount): the same answer a local call gets.
     OrderRefused {

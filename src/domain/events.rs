@@ -96,6 +96,10 @@ domain_events! {
     EventUpdated(EventFacts) = "event.updated",
     /// An event's available/held/sold counts changed (the live availability streams use it).
     InventoryChanged(SlotCounts) = "inventory.changed",
+    /// A person took a place in an event's waiting room.
+    QueueJoined(QueueJoined) = "queue.joined",
+    /// The waiting room let a person through: they may book until `admittedUntil`.
+    QueueAdmitted(QueueAdmitted) = "queue.admitted",
 }
 
 /// What every order and payment event says about its order, first and in this order.
@@ -227,6 +231,29 @@ pub struct EventFacts {
     pub hold_seconds: i32,
 }
 
+/// `queue.joined`: `seq` is the place in join order (dense from 1 per event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueJoined {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+    pub seq: i64,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// `queue.admitted`: admissions follow join order, so everyone with a lower `seq` was admitted
+/// before (a waiting person's position is their `seq` minus this one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueAdmitted {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+    pub seq: i64,
+    pub admitted_until: DateTime<Utc>,
+}
+
 /// An event's seat counts at one moment: what `inventory.changed` carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -256,6 +283,8 @@ impl Payload {
             Self::CategoryCreated(c) => c.category_id,
             Self::EventCreated(e) | Self::EventUpdated(e) => e.event_id,
             Self::InventoryChanged(c) => c.event_id,
+            Self::QueueJoined(q) => q.event_id,
+            Self::QueueAdmitted(q) => q.event_id,
         }
     }
 
@@ -347,6 +376,18 @@ impl From<SlotCounts> for Payload {
     }
 }
 
+impl From<QueueJoined> for Payload {
+    fn from(q: QueueJoined) -> Self {
+        Self::QueueJoined(q)
+    }
+}
+
+impl From<QueueAdmitted> for Payload {
+    fn from(q: QueueAdmitted) -> Self {
+        Self::QueueAdmitted(q)
+    }
+}
+
 #[cfg(test)]
 impl OrderFacts {
     /// An order of two seats at 25.00 EUR each, with fresh ids (for unit tests).
@@ -424,7 +465,7 @@ mod tests {
                 reason: "card_declined".into(),
             }),
             Payload::PaymentRefunded(PaymentRefunded {
-                order,
+                order: order.clone(),
                 payment_id: Uuid::now_v7(),
                 refund_cents: 5000,
                 reason: "hold expired during payment".into(),
@@ -445,6 +486,20 @@ mod tests {
                 available: 7,
                 held: 2,
                 sold: 1,
+            }),
+            Payload::QueueJoined(QueueJoined {
+                event_id: order.event_id,
+                user_id: order.user_id,
+                entry_id: Uuid::now_v7(),
+                seq: 7,
+                joined_at: at,
+            }),
+            Payload::QueueAdmitted(QueueAdmitted {
+                event_id: order.event_id,
+                user_id: order.user_id,
+                entry_id: Uuid::now_v7(),
+                seq: 7,
+                admitted_until: at,
             }),
         ];
         assert_eq!(all.len(), EventType::ALL.len(), "one sample per type");

@@ -91,6 +91,10 @@ pub struct EventView {
     /// Seats one person may hold and have bought for this event; 0 = no limit.
     pub max_per_person: i32,
     pub hold_seconds: i32,
+    /// Orders and registrations need an admission from the event's waiting room.
+    pub waiting_room: bool,
+    /// People the waiting room admits per second.
+    pub admit_per_second: i32,
     pub total_slots: u32,
     pub available_slots: u32,
     pub held_slots: u32,
@@ -111,6 +115,8 @@ impl EventView {
             max_per_order: e.max_per_order,
             max_per_person: e.max_per_person,
             hold_seconds: e.hold_seconds,
+            waiting_room: e.waiting_room,
+            admit_per_second: e.admit_per_second,
             total_slots: s.total,
             available_slots: s.available,
             held_slots: s.held,
@@ -151,6 +157,10 @@ pub struct EventInput {
     /// Seats one person may hold and have bought (0 = no limit); default
     /// `booking.default_max_per_person`.
     pub max_per_person: Option<i64>,
+    /// Buyers queue in a virtual waiting room and book only once admitted; default `false`.
+    pub waiting_room: Option<bool>,
+    /// People the waiting room admits per second, 1 to 10,000; default 10.
+    pub admit_per_second: Option<i64>,
 }
 
 async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
@@ -232,6 +242,10 @@ async fn validate_event(
     if !(1..=i64::from(booking.max_hold_seconds)).contains(&hold_seconds) {
         return Err(Error::invalid("hold_seconds", format!("must be between 1 and {}", booking.max_hold_seconds)));
     }
+    let admit_per_second = req.admit_per_second.unwrap_or(10);
+    if !(1..=10_000).contains(&admit_per_second) {
+        return Err(Error::invalid("admit_per_second", "must be between 1 and 10000"));
+    }
     Ok(events::Model {
         id,
         name,
@@ -243,6 +257,8 @@ async fn validate_event(
         max_per_order: max_per_order as i32,
         hold_seconds: hold_seconds as i32,
         max_per_person: max_per_person as i32,
+        waiting_room: req.waiting_room.unwrap_or(false),
+        admit_per_second: admit_per_second as i32,
         created_at,
         updated_at: Utc::now(),
     })

@@ -24,6 +24,7 @@ use super::AppState;
         super::payments::create, super::payments::list, super::payments::read,
         super::audit::list, super::streams::availability, super::streams::availability_of_many,
         super::cluster::view, super::cluster::owner,
+        super::queues::join, super::queues::mine, super::queues::mine_live,
     ),
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,

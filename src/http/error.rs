@@ -34,8 +34,9 @@ pub enum Error {
     Invalid { field: String, message: String },
     #[error("{0}")]
     Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
+    /// 403; `code` says which rule (`forbidden` for a plain permission check).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("this route does not accept that method")]
@@ -61,6 +62,11 @@ impl Error {
         Self::Conflict { code, message: message.into() }
     }
 
+    /// 403 `forbidden`: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden { code: "forbidden", message: message.into() }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
     }
@@ -72,7 +78,7 @@ impl Error {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -89,7 +95,7 @@ impl Error {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Invalid { .. } => "validation_failed",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,

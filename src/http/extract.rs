@@ -35,7 +35,7 @@ impl AuthUser {
     }
 
     pub fn require_admin(&self) -> Result<()> {
-        if self.is_admin() { Ok(()) } else { Err(Error::Forbidden("administrators only".into())) }
+        if self.is_admin() { Ok(()) } else { Err(Error::forbidden("administrators only")) }
     }
 
     /// The user themself or an admin.
@@ -43,7 +43,7 @@ impl AuthUser {
         if self.is_admin() || self.id == user_id {
             Ok(())
         } else {
-            Err(Error::Forbidden("you may only access your own account".into()))
+            Err(Error::forbidden("you may only access your own account"))
         }
     }
 }

@@ -12,6 +12,7 @@ mod extract;
 mod health;
 mod orders;
 mod payments;
+mod queues;
 mod serve;
 mod streams;
 mod users;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(catalog::router())
         .merge(orders::router())
+        .merge(queues::router())
         .merge(payments::router())
         .merge(audit::router())
         .merge(cluster::router())

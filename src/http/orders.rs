@@ -134,6 +134,10 @@ fn reservation_error(e: InventoryError) -> Error {
             Error::conflict("not_free", "registration is for free events; this one needs an order and a payment")
         }
         InventoryError::AlreadyRegistered => already_registered(),
+        InventoryError::QueueRequired => Error::Forbidden {
+            code: "queue_required",
+            message: "this event admits buyers through its waiting room: join its queue and book once admitted".into(),
+        },
         other => Unavailable::because("the event's inventory", other).into(),
     }
 }

@@ -111,7 +111,7 @@ async fn create(
     }
     let order = visible_order(&state, user, req.order_id).await?;
     if order.user_id != user.id {
-        return Err(Error::Forbidden("only the customer who placed an order can pay it".into()));
+        return Err(Error::forbidden("only the customer who placed an order can pay it"));
     }
     idempotent(&state, user.id, "payments", &headers, &req, || async {
         let pay = PayRequest { payment_id: Uuid::now_v7(), amount_cents: req.amount_cents, card_token: token.clone() };

@@ -28,7 +28,9 @@ use sea_orm::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entities::{events, orders, outbox, payment_status_history, payments, processed_events, refunds, tickets};
+use super::entities::{
+    events, orders, outbox, payment_status_history, payments, processed_events, queue_entries, refunds, tickets,
+};
 use crate::domain::{DomainEvent, OrderStatus, PaymentStatus, SlotCounts};
 
 /// One write. Inserts of a batch run before its updates; within each kind, in submission order.
@@ -55,6 +57,13 @@ pub enum WriteOp {
         provider_ref: Option<String>,
     },
     UpdateEvent(events::ActiveModel),
+    /// A new place in an event's waiting room.
+    InsertQueueEntry(queue_entries::ActiveModel),
+    /// Waiting-room entries let through, admitted until `until`.
+    AdmitQueue {
+        ids: Vec<Uuid>,
+        until: chrono::DateTime<Utc>,
+    },
     Outbox(DomainEvent),
     /// An event's counts after this job. `inventory.changed` is a snapshot, and a batch is one
     /// transaction, so counts between two of its writes are never visible to anyone: the batch
@@ -441,6 +450,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
     let mut new_tickets = Vec::new();
     let mut new_payments = Vec::new();
     let mut new_refunds = Vec::new();
+    let mut new_queue = Vec::new();
     let mut new_outbox = Vec::new();
     let mut new_processed = Vec::new();
     let mut new_history = Vec::new();
@@ -454,6 +464,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
             WriteOp::InsertTickets(ts) => new_tickets.extend(ts.iter().cloned()),
             WriteOp::InsertPayment(m) => new_payments.push(m.clone()),
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
+            WriteOp::InsertQueueEntry(m) => new_queue.push(m.clone()),
             WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
             WriteOp::Counts(c) => match counts_at.get(&c.event_id) {
                 Some(&i) => counts[i] = *c,
@@ -475,6 +486,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
     inserts::<tickets::Entity>(backend, new_tickets, &mut out, None);
     inserts::<payments::Entity>(backend, new_payments, &mut out, None);
     inserts::<refunds::Entity>(backend, new_refunds, &mut out, None);
+    inserts::<queue_entries::Entity>(backend, new_queue, &mut out, None);
     let skip_known = OnConflict::columns([processed_events::Column::Consumer, processed_events::Column::EventId])
         .do_nothing()
         .to_owned();
@@ -520,6 +532,14 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
                     continue;
                 };
                 out.push(events::Entity::update_many().set(m.clone()).filter(events::Column::Id.eq(id)).build(backend));
+            }
+            WriteOp::AdmitQueue { ids, until } => {
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    let update = queue_entries::Entity::update_many()
+                        .col_expr(queue_entries::Column::AdmittedUntil, Expr::value(*until))
+                        .filter(queue_entries::Column::Id.is_in(chunk.iter().copied()));
+                    out.push(update.build(backend));
+                }
             }
             WriteOp::MarkPublished(ids) => {
                 let mut ids = &ids[..];

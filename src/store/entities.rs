@@ -143,6 +143,10 @@ pub mod events {
         pub updated_at: ChronoDateTimeUtc,
         /// Seats one person may hold and have bought for this event; 0 = no limit.
         pub max_per_person: i32,
+        /// Orders and registrations need an admission from the event's queue.
+        pub waiting_room: bool,
+        /// People the waiting room admits per second.
+        pub admit_per_second: i32,
     }
     no_relations!();
 
@@ -162,6 +166,26 @@ pub mod events {
             }
         }
     }
+}
+
+/// One person's place in an event's waiting room (see the migration for how its state is read).
+pub mod queue_entries {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "queue_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub event_id: Uuid,
+        pub user_id: Uuid,
+        /// Join order within the event, dense from 1.
+        pub seq: i64,
+        pub joined_at: ChronoDateTimeUtc,
+        /// `None`: waiting; in the future: admitted; in the past: the admission expired.
+        pub admitted_until: Option<ChronoDateTimeUtc>,
+    }
+    no_relations!();
 }
 
 pub mod orders {

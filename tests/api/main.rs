@@ -14,6 +14,7 @@ mod leases;
 mod metrics;
 mod orders;
 mod payments;
+mod queues;
 mod recovery;
 mod sessions;
 mod streams;

@@ -16,9 +16,16 @@
 //! event), the caller hears [`InventoryError::Moved`] and the actor stops for good: its memory is
 //! stale, and the event lives on the node that holds the lease now.
 //!
-//! Parts: [`slots`] (the arithmetic and its invariant), [`recovery`], [`rows`] (what is written),
-//! and this module: the messages, the actor, its timers and the commit path.
+//! It also keeps the event's virtual waiting room ([`queue`]): places in join order, admissions
+//! paced at the event's `admit_per_second`, and, while the room is on, no reservation for anyone
+//! not admitted. Being the single writer of the seats makes it the one place those rules can hold
+//! without a race, and the room moves with the event (it is recovered from the store like holds).
+//!
+//! Parts: [`slots`] (the arithmetic and its invariant), [`queue`] (the waiting room's
+//! bookkeeping), [`recovery`], [`rows`] (what is written), and this module: the messages, the
+//! actor, its timers and the commit path.
 
+pub mod queue;
 mod recovery;
 mod rows;
 pub mod slots;
@@ -34,16 +41,17 @@ use uuid::Uuid;
 use crate::{
     domain::{
         DomainEvent, OrderFacts, OrderKind, OrderStatus, Payload, ReleaseReason, SlotCounts,
-        events::{OrderConfirmed, OrderPlaced, Registration},
+        events::{OrderConfirmed, OrderPlaced, QueueAdmitted, QueueJoined, Registration},
     },
     instruments,
     store::{
         Committer, WriteOp,
         committer::{CommitError, Fence},
-        entities::{events, tickets},
+        entities::{events, queue_entries, tickets},
     },
 };
 
+pub use queue::{QueueStatus, QueueView};
 use rows::{order_row, release_ops, reset_all, ticket_codes, ticket_model, ticket_rows};
 pub use slots::{EventTerms, Slots};
 
@@ -123,6 +131,29 @@ pub enum InventoryError {
     /// This node no longer owns the event (its lease moved on): nothing was written; retry.
     #[error("the event moved to another node")]
     Moved,
+    #[error("this event has no waiting room")]
+    NoWaitingRoom,
+    /// The event's waiting room is on and this person holds no current admission.
+    #[error("this event admits buyers through its waiting room; join the queue first")]
+    QueueRequired,
+}
+
+/// Asks about a person's place in the event's lines (also sent between cluster nodes).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LineOp {
+    /// Take a place in the waiting room (or see the one already held).
+    JoinQueue { user_id: Uuid },
+    /// The person's place in the waiting room, if they ever joined.
+    QueueOf { user_id: Uuid },
+}
+
+/// The answer to a [`LineOp`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "line", rename_all = "snake_case")]
+pub enum LineAnswer {
+    /// `created`: a new place was taken by this request.
+    Queue { view: Option<QueueView>, created: bool },
 }
 
 /// Why an inventory actor stops itself for its supervisor to restart it.
@@ -156,6 +187,10 @@ pub enum InventoryMsg {
     Release(Uuid, ReleaseReason, Vec<WriteOp>, RpcReplyPort<Result<(), InventoryError>>),
     Reconfigure(events::Model, RpcReplyPort<Result<(), InventoryError>>),
     Snapshot(RpcReplyPort<Snapshot>),
+    /// The waiting room and (later) the waiting list.
+    Line(LineOp, RpcReplyPort<Result<LineAnswer, InventoryError>>),
+    /// The waiting room's clock: admit whoever is due.
+    AdmitTick,
     HoldTimer(Uuid, u64),
     /// A commit of this actor's writes failed: it restarts from the store, or, if it was fenced,
     /// stops (another node owns the event now).
@@ -174,6 +209,8 @@ pub struct InventoryArgs {
     pub passivate_after: Option<Duration>,
     /// Cluster mode: the lease this actor acts under (every commit is fenced by it).
     pub fence: Option<Fence>,
+    /// How long a waiting-room admission lasts (`booking.admission_seconds`).
+    pub admission: Duration,
 }
 
 pub struct InventoryState {
@@ -189,6 +226,13 @@ pub struct InventoryState {
     /// event, decided by this single writer (so on every node of a cluster) before anything is
     /// written; the database's unique index is the backstop no batch should ever reach.
     registered: HashMap<Uuid, Uuid>,
+    /// The waiting room.
+    queue: queue::Queue,
+    /// Runs while somebody waits: [`InventoryMsg::AdmitTick`] every [`queue::TICK`].
+    queue_ticker: Option<JoinHandle<()>>,
+    /// When admissions were last counted.
+    queue_ticked: Instant,
+    admission: Duration,
     committer: Committer,
     fence: Option<Fence>,
     payment_pin_max: Duration,
@@ -206,6 +250,8 @@ struct SlotGauges {
     held: metrics::Gauge,
     sold: metrics::Gauge,
     holds: metrics::Gauge,
+    /// People in the waiting room.
+    waiting: metrics::Gauge,
     /// Reservations' time in the mailbox (not per event: one series for all events).
     queue: metrics::Histogram,
 }
@@ -220,6 +266,7 @@ impl SlotGauges {
             held: slots("held"),
             sold: slots("sold"),
             holds: metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id.clone()),
+            waiting: metrics::gauge!(instruments::QUEUE_WAITING, "event_id" => id.clone()),
             queue: metrics::histogram!(instruments::INVENTORY_QUEUE),
         }
     }
@@ -247,6 +294,9 @@ impl Actor for EventInventory {
         if let Some(t) = &state.idle_timer {
             t.abort();
         }
+        if let Some(t) = &state.queue_ticker {
+            t.abort();
+        }
         Ok(())
     }
 
@@ -256,7 +306,7 @@ impl Actor for EventInventory {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, InventoryMsg::IdleCheck | InventoryMsg::Snapshot(_)) {
+        if !matches!(msg, InventoryMsg::IdleCheck | InventoryMsg::Snapshot(_) | InventoryMsg::AdmitTick) {
             state.last_activity = Instant::now();
         }
         match msg {
@@ -279,6 +329,8 @@ impl Actor for EventInventory {
             InventoryMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
             }
+            InventoryMsg::Line(op, reply) => state.line(&myself, op, reply).await,
+            InventoryMsg::AdmitTick => state.admit_due(&myself).await,
             InventoryMsg::HoldTimer(order, token) => state.on_timer(&myself, order, token).await,
             InventoryMsg::CommitFailed(CommitError::Fenced { event_id, epoch }) => {
                 // Not a failure to restart from: this node lost the event (see the module docs).
@@ -292,6 +344,7 @@ impl Actor for EventInventory {
             InventoryMsg::IdleCheck => {
                 if let Some(after) = state.passivate_after
                     && state.holds.is_empty()
+                    && state.queue.waiting_len() == 0
                     && state.last_activity.elapsed() >= after
                 {
                     tracing::debug!(event = %state.terms.id, "passivating idle inventory");
@@ -381,6 +434,11 @@ impl InventoryState {
         }
         if req.registration && !self.terms.is_free() {
             let _ = reply.send(Err(InventoryError::NotFree));
+            return;
+        }
+        if self.terms.waiting_room && !self.queue.is_admitted(req.user_id, Utc::now()) {
+            instruments::refused(instruments::refusal::QUEUE_REQUIRED);
+            let _ = reply.send(Err(InventoryError::QueueRequired));
             return;
         }
         if req.registration && self.registered.contains_key(&req.user_id) {
@@ -483,6 +541,97 @@ impl InventoryState {
         }
         ops.push(self.changed());
         self.commit(myself, ops, None, Some((reply, reservation))).await;
+    }
+
+    async fn line(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        op: LineOp,
+        reply: RpcReplyPort<Result<LineAnswer, InventoryError>>,
+    ) {
+        let now = Utc::now().trunc_subsecs(6);
+        match op {
+            LineOp::QueueOf { user_id } => {
+                let _ = reply.send(Ok(LineAnswer::Queue { view: self.queue.view(user_id, now), created: false }));
+            }
+            LineOp::JoinQueue { user_id } => {
+                if !self.terms.waiting_room {
+                    let _ = reply.send(Err(InventoryError::NoWaitingRoom));
+                    return;
+                }
+                let (place, view) = match self.queue.join(user_id, Uuid::now_v7(), now) {
+                    queue::Join::Existing(view) => {
+                        let _ = reply.send(Ok(LineAnswer::Queue { view: Some(view), created: false }));
+                        return;
+                    }
+                    queue::Join::New(place, view) => (place, view),
+                };
+                let row = queue_entries::ActiveModel {
+                    id: sea_orm::Set(place.entry_id),
+                    event_id: sea_orm::Set(self.terms.id),
+                    user_id: sea_orm::Set(user_id),
+                    seq: sea_orm::Set(place.seq),
+                    joined_at: sea_orm::Set(now),
+                    admitted_until: sea_orm::Set(None),
+                };
+                let joined = QueueJoined {
+                    event_id: self.terms.id,
+                    user_id,
+                    entry_id: place.entry_id,
+                    seq: place.seq,
+                    joined_at: now,
+                };
+                metrics::counter!(instruments::QUEUE_JOINS).increment(1);
+                self.start_queue_clock(myself);
+                self.queue_gauge();
+                let ops = vec![WriteOp::InsertQueueEntry(row), WriteOp::Outbox(DomainEvent::new(joined))];
+                let answer = LineAnswer::Queue { view: Some(view), created: true };
+                self.commit(myself, ops, None, Some((reply, answer))).await;
+            }
+        }
+    }
+
+    /// Starts the waiting room's clock if it is not running.
+    fn start_queue_clock(&mut self, myself: &ActorRef<InventoryMsg>) {
+        if self.queue_ticker.is_none() {
+            self.queue_ticked = Instant::now();
+            self.queue_ticker = Some(myself.send_interval(queue::TICK, || InventoryMsg::AdmitTick));
+        }
+    }
+
+    /// Admits whoever is due at the event's rate, durably; stops the clock when nobody waits.
+    async fn admit_due(&mut self, myself: &ActorRef<InventoryMsg>) {
+        let elapsed = self.queue_ticked.elapsed();
+        self.queue_ticked = Instant::now();
+        let n = self.queue.due(elapsed, self.terms.admit_per_second);
+        if self.queue.waiting_len() == 0 {
+            if let Some(t) = self.queue_ticker.take() {
+                t.abort();
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        let until = Utc::now().trunc_subsecs(6) + chrono::Duration::from_std(self.admission).unwrap_or_default();
+        let through = self.queue.admit(n, until);
+        metrics::counter!(instruments::QUEUE_ADMISSIONS).increment(through.len() as u64);
+        self.queue_gauge();
+        let mut ops = vec![WriteOp::AdmitQueue { ids: through.iter().map(|w| w.entry_id).collect(), until }];
+        ops.extend(through.iter().map(|w| {
+            WriteOp::Outbox(DomainEvent::new(QueueAdmitted {
+                event_id: self.terms.id,
+                user_id: w.user_id,
+                entry_id: w.entry_id,
+                seq: w.seq,
+                admitted_until: until,
+            }))
+        }));
+        self.commit::<()>(myself, ops, None, None).await;
+    }
+
+    fn queue_gauge(&self) {
+        self.gauges.waiting.set(self.queue.waiting_len() as f64);
     }
 
     /// The one way this actor's writes end: the committer runs the completion itself right after

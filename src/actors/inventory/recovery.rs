@@ -10,17 +10,18 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use tokio::time::Instant;
 
 use super::{
-    EventTerms, InventoryArgs, InventoryFailure, InventoryMsg, InventoryState, SlotGauges, Slots, rows::release_ops,
+    EventTerms, InventoryArgs, InventoryFailure, InventoryMsg, InventoryState, SlotGauges, Slots, queue,
+    rows::release_ops,
 };
 use crate::{
     domain::{OrderKind, OrderStatus, ReleaseReason},
     store::{
         WriteOp,
-        entities::{events, orders},
+        entities::{events, orders, queue_entries},
     },
 };
 
@@ -41,6 +42,12 @@ pub(super) async fn recover(
         .all(&args.db)
         .await?;
 
+    let places = queue_entries::Entity::find()
+        .filter(queue_entries::Column::EventId.eq(args.event_id))
+        .order_by_asc(queue_entries::Column::Seq)
+        .all(&args.db)
+        .await?;
+
     let terms = EventTerms::from_model(&event);
     let mut state = InventoryState {
         gauges: SlotGauges::new(terms.id),
@@ -50,6 +57,10 @@ pub(super) async fn recover(
         sold_orders: HashMap::new(),
         per_person: HashMap::new(),
         registered: HashMap::new(),
+        queue: queue::Queue::restore(places.into_iter().map(|p| (p.id, p.user_id, p.seq, p.admitted_until))),
+        queue_ticker: None,
+        queue_ticked: Instant::now(),
+        admission: args.admission,
         committer: args.committer.clone(),
         fence: args.fence,
         payment_pin_max: args.payment_pin_max,
@@ -109,6 +120,11 @@ pub(super) async fn recover(
     if ops.iter().any(|op| !matches!(op, WriteOp::Fence(_))) {
         args.committer.commit(ops).await.map_err(InventoryFailure::Lapsed)?;
     }
+    // Whoever still waits is admitted on from where the room stopped.
+    if state.queue.waiting_len() > 0 {
+        state.start_queue_clock(myself);
+    }
+    state.queue_gauge();
     if let Some(every) = state.passivate_after {
         let every = (every / 2).max(Duration::from_millis(50));
         state.idle_timer = Some(myself.send_interval(every, || InventoryMsg::IdleCheck));

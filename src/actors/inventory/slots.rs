@@ -16,6 +16,9 @@ pub struct EventTerms {
     pub hold_seconds: u32,
     /// Seats one person may hold and have bought; 0 = no limit.
     pub max_per_person: u32,
+    /// Reservations need an admission from the waiting room.
+    pub waiting_room: bool,
+    pub admit_per_second: u32,
 }
 
 impl EventTerms {
@@ -28,6 +31,8 @@ impl EventTerms {
             max_per_order: m.max_per_order.max(1) as u32,
             hold_seconds: m.hold_seconds.max(1) as u32,
             max_per_person: m.max_per_person.max(0) as u32,
+            waiting_room: m.waiting_room,
+            admit_per_second: m.admit_per_second.max(1) as u32,
         }
     }
 
