@@ -23,6 +23,9 @@ pub const HOLDS_ACTIVE: &str = "boxoffice_holds_active";
 pub const QUEUE_WAITING: &str = "boxoffice_queue_waiting";
 pub const QUEUE_JOINS: &str = "boxoffice_queue_joins_total";
 pub const QUEUE_ADMISSIONS: &str = "boxoffice_queue_admissions_total";
+pub const WAITLIST_WAITING: &str = "boxoffice_waitlist_waiting";
+pub const WAITLIST_OFFERS: &str = "boxoffice_waitlist_offers_total";
+pub const WAITLIST_TAKEN: &str = "boxoffice_waitlist_offers_taken_total";
 pub const SAGA_DURATION: &str = "boxoffice_saga_duration_seconds";
 pub const PAYMENTS: &str = "boxoffice_payments_total";
 pub const ACTOR_RESTARTS: &str = "boxoffice_actor_restarts_total";
@@ -109,7 +112,16 @@ pub fn render() -> String {
 /// than no data, and an alert on "any increase" works from the first scrape.
 fn register_known() {
     use metrics::counter;
-    for name in [SOLD_OUT, INVARIANT_VIOLATIONS, ACTOR_CALL_TIMEOUTS, PUBLISH_ERRORS, QUEUE_JOINS, QUEUE_ADMISSIONS] {
+    for name in [
+        SOLD_OUT,
+        INVARIANT_VIOLATIONS,
+        ACTOR_CALL_TIMEOUTS,
+        PUBLISH_ERRORS,
+        QUEUE_JOINS,
+        QUEUE_ADMISSIONS,
+        WAITLIST_OFFERS,
+        WAITLIST_TAKEN,
+    ] {
         counter!(name).increment(0);
     }
     for kind in ["inventory", "saga", "payment", "notifier", "auditor"] {
@@ -151,6 +163,9 @@ fn describe() {
     describe_gauge!(QUEUE_WAITING, "People waiting in each active event's waiting room");
     describe_counter!(QUEUE_JOINS, "Places taken in waiting rooms");
     describe_counter!(QUEUE_ADMISSIONS, "People let through waiting rooms");
+    describe_gauge!(WAITLIST_WAITING, "People on each active event's waiting list");
+    describe_counter!(WAITLIST_OFFERS, "Returned seats offered to people on waiting lists");
+    describe_counter!(WAITLIST_TAKEN, "Waiting-list offers taken (a hold paid, or a registration made)");
     describe_histogram!(SAGA_DURATION, Unit::Seconds, "Paid order time from hold to confirmed, cancelled or expired");
     describe_counter!(PAYMENTS, "Payments by outcome: succeeded, failed");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by kind");

@@ -300,6 +300,20 @@ impl NotifierArgs {
                     "Your seats were held but not paid in time, so they were released.".to_string(),
                 )
             }
+            Payload::WaitlistOffered(w) => {
+                let name = self.event_name(w.event_id).await?;
+                let text = match w.expires_at {
+                    Some(until) => format!(
+                        "Seats came back and {} are held for you (order {}). Pay for them before {} \
+                         (UTC) to keep them; after that they go to the next person on the list.",
+                        w.quantity,
+                        w.order_id,
+                        until.format("%Y-%m-%d %H:%M")
+                    ),
+                    None => format!("A place came back and you are now registered (order {}).", w.order_id),
+                };
+                (w.user_id, format!("From the waiting list: seats for {name}"), text)
+            }
             _ => return Ok(None),
         };
         let user = users::Entity::find_by_id(user_id).one(&self.db).await?;

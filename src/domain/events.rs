@@ -100,6 +100,13 @@ domain_events! {
     QueueJoined(QueueJoined) = "queue.joined",
     /// The waiting room let a person through: they may book until `admittedUntil`.
     QueueAdmitted(QueueAdmitted) = "queue.admitted",
+    /// A person asked for seats of a sold-out event.
+    WaitlistJoined(WaitlistEntry) = "waitlist.joined",
+    /// Returned seats were set aside for a person on the waiting list: a hold (paid event, until
+    /// `expiresAt`) or a registration (free event).
+    WaitlistOffered(WaitlistOffered) = "waitlist.offered",
+    /// A person left the waiting list.
+    WaitlistLeft(WaitlistEntry) = "waitlist.left",
 }
 
 /// What every order and payment event says about its order, first and in this order.
@@ -254,6 +261,29 @@ pub struct QueueAdmitted {
     pub admitted_until: DateTime<Utc>,
 }
 
+/// `waitlist.joined` and `waitlist.left`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitlistEntry {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+    pub quantity: u32,
+}
+
+/// `waitlist.offered`: `orderId` is the hold or registration made for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitlistOffered {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_id: Uuid,
+    pub quantity: u32,
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// An event's seat counts at one moment: what `inventory.changed` carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -285,6 +315,8 @@ impl Payload {
             Self::InventoryChanged(c) => c.event_id,
             Self::QueueJoined(q) => q.event_id,
             Self::QueueAdmitted(q) => q.event_id,
+            Self::WaitlistJoined(w) | Self::WaitlistLeft(w) => w.event_id,
+            Self::WaitlistOffered(w) => w.event_id,
         }
     }
 
@@ -373,6 +405,12 @@ impl DomainEvent {
 impl From<SlotCounts> for Payload {
     fn from(c: SlotCounts) -> Self {
         Self::InventoryChanged(c)
+    }
+}
+
+impl From<WaitlistOffered> for Payload {
+    fn from(w: WaitlistOffered) -> Self {
+        Self::WaitlistOffered(w)
     }
 }
 
@@ -500,6 +538,27 @@ mod tests {
                 entry_id: Uuid::now_v7(),
                 seq: 7,
                 admitted_until: at,
+            }),
+            Payload::WaitlistJoined(WaitlistEntry {
+                event_id: order.event_id,
+                user_id: order.user_id,
+                entry_id: Uuid::now_v7(),
+                quantity: 2,
+            }),
+            Payload::WaitlistOffered(WaitlistOffered {
+                event_id: order.event_id,
+                user_id: order.user_id,
+                entry_id: Uuid::now_v7(),
+                quantity: 2,
+                order_id: order.order_id,
+                status: OrderStatus::Pending,
+                expires_at: Some(at),
+            }),
+            Payload::WaitlistLeft(WaitlistEntry {
+                event_id: order.event_id,
+                user_id: order.user_id,
+                entry_id: Uuid::now_v7(),
+                quantity: 2,
             }),
         ];
         assert_eq!(all.len(), EventType::ALL.len(), "one sample per type");

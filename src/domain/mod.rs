@@ -94,6 +94,30 @@ pub enum OrderKind {
     Registration,
 }
 
+/// Where a person stands on an event's waiting list (see `actors::inventory::waitlist`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ListStatus {
+    Waiting,
+    /// Seats were set aside for them (a hold, or a registration for a free event).
+    Offered,
+    /// They left the list.
+    Left,
+}
+
+impl ListStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Offered => "offered",
+            Self::Left => "left",
+        }
+    }
+}
+
 /// Why a hold or a sale gave its slots back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseReason {

@@ -25,6 +25,7 @@ use super::AppState;
         super::audit::list, super::streams::availability, super::streams::availability_of_many,
         super::cluster::view, super::cluster::owner,
         super::queues::join, super::queues::mine, super::queues::mine_live,
+        super::queues::join_list, super::queues::my_entry, super::queues::leave_list,
     ),
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,

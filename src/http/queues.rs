@@ -1,9 +1,15 @@
-//! The virtual waiting room of an event (the event's inventory keeps it; see
-//! `actors::inventory::queue`):
+//! The queues of an event for the rush, both kept by the event's inventory (see
+//! `actors::inventory::queue` and `::waitlist`).
 //!
+//! The virtual waiting room:
 //! - `POST /api/v1/events/{id}/queue`: take a place (`201`), or see the one already held (`200`).
 //! - `GET /api/v1/events/{id}/queue/me`: the caller's place.
 //! - `GET /api/v1/events/{id}/queue/me/stream` (SSE): the place now, then on every change.
+//!
+//! The waiting list of a sold-out event:
+//! - `POST /api/v1/events/{id}/waitlist` `{"quantity": n}`: ask for seats (`201`), or see the
+//!   entry already held (`200`); `409 seats_available` while the event can serve `n` now.
+//! - `GET` and `DELETE /api/v1/events/{id}/waitlist/me`: the caller's entry; leave the list.
 //!
 //! The stream does not ask the inventory on every change (fifty thousand people waiting would
 //! mean fifty thousand questions per admission). It follows the published `queue.admitted`
@@ -25,14 +31,18 @@ use axum::{
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sea_orm::EntityTrait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppState, Error, Result, error::ApiPath, error::reply, extract::AuthUser};
+use super::{
+    AppState, Error, Result,
+    error::{ApiJson, ApiPath, reply},
+    extract::AuthUser,
+};
 use crate::{
-    actors::inventory::{InventoryError, LineAnswer, LineOp, QueueStatus, QueueView},
+    actors::inventory::{InventoryError, LineAnswer, LineOp, ListStatus, ListView, QueueStatus, QueueView},
     domain::{DomainEvent, Payload},
     error::Unavailable,
     store::entities::events,
@@ -44,6 +54,73 @@ pub fn router() -> Router<AppState> {
         .route("/events/{id}/queue", post(join))
         .route("/events/{id}/queue/me", get(mine))
         .route("/events/{id}/queue/me/stream", get(mine_live))
+        .route("/events/{id}/waitlist", post(join_list))
+        .route("/events/{id}/waitlist/me", get(my_entry).delete(leave_list))
+}
+
+/// A person's entry on an event's waiting list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ListEntry {
+    /// Waiting people ahead plus one; `null` once offered.
+    pub position: Option<u64>,
+    pub status: ListStatus,
+    pub quantity: u32,
+}
+
+impl From<ListView> for ListEntry {
+    fn from(v: ListView) -> Self {
+        Self { position: v.position, status: v.status, quantity: v.quantity }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinList {
+    /// Seats wanted: 1 to the event's `max_per_order` (always 1 for a free event).
+    pub quantity: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/{id}/waitlist", params(("id" = Uuid, Path, description = "the event's id")),
+    tag = "queues", request_body = JoinList,
+    responses((status = 201, body = ListEntry, description = "a new entry at the back"),
+        (status = 200, body = ListEntry, description = "the entry already held"),
+        (status = 404), (status = 409, description = "`seats_available`: book them instead"), (status = 422)))]
+async fn join_list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<JoinList>,
+) -> Result<Response> {
+    let event = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
+    let max = if event.price_cents == 0 { 1 } else { i64::from(event.max_per_order) };
+    if !(1..=max).contains(&req.quantity) {
+        return Err(Error::invalid("quantity", format!("must be between 1 and {max}")));
+    }
+    let op = LineOp::JoinList { user_id: user.id, quantity: req.quantity as u32 };
+    let (view, created) = list(&state, id, op).await?;
+    let view = view.ok_or_else(|| anyhow::anyhow!("a waiting-list join answered without an entry"))?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(reply(status, ListEntry::from(view)))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/waitlist/me", params(("id" = Uuid, Path, description = "the event's id")),
+    tag = "queues",
+    responses((status = 200, body = ListEntry), (status = 404, description = "no such event, or not listed")))]
+async fn my_entry(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    exists(&state, id).await?;
+    let view = list(&state, id, LineOp::ListOf { user_id: user.id }).await?.0;
+    Ok(reply(StatusCode::OK, ListEntry::from(view.ok_or_else(|| Error::not_found("waiting-list entry"))?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/events/{id}/waitlist/me", params(("id" = Uuid, Path, description = "the event's id")),
+    tag = "queues",
+    responses((status = 204, description = "left the list"), (status = 404, description = "no such event, or not listed")))]
+async fn leave_list(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
+    exists(&state, id).await?;
+    match list(&state, id, LineOp::LeaveList { user_id: user.id }).await?.0 {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(Error::not_found("waiting-list entry")),
+    }
 }
 
 /// A person's place in an event's waiting room.
@@ -109,12 +186,32 @@ async fn place_of(state: &AppState, event: Uuid, user: Uuid) -> Result<QueueView
 }
 
 async fn ask(state: &AppState, event: Uuid, op: LineOp) -> Result<(Option<QueueView>, bool)> {
+    match line(state, event, op).await? {
+        LineAnswer::Queue { view, created } => Ok((view, created)),
+        other => Err(anyhow::anyhow!("a waiting-room question answered {other:?}").into()),
+    }
+}
+
+async fn list(state: &AppState, event: Uuid, op: LineOp) -> Result<(Option<ListView>, bool)> {
+    match line(state, event, op).await? {
+        LineAnswer::List { view, created } => Ok((view, created)),
+        other => Err(anyhow::anyhow!("a waiting-list question answered {other:?}").into()),
+    }
+}
+
+/// One question to the event's inventory, its refusals as HTTP errors.
+async fn line(state: &AppState, event: Uuid, op: LineOp) -> Result<LineAnswer> {
     match state.inventories.line(event, op).await? {
-        Ok(LineAnswer::Queue { view, created }) => Ok((view, created)),
+        Ok(answer) => Ok(answer),
         Err(InventoryError::NoWaitingRoom) => {
             Err(Error::conflict("no_waiting_room", "this event has no waiting room; book directly"))
         }
-        Err(e) => Err(Unavailable::because("the event's waiting room", e).into()),
+        Err(InventoryError::SeatsAvailable { available }) => Err(Error::conflict(
+            "seats_available",
+            format!("{available} seats are available: book them instead of joining the waiting list"),
+        )),
+        Err(InventoryError::TooMany { max }) => Err(Error::invalid("quantity", format!("must be between 1 and {max}"))),
+        Err(e) => Err(Unavailable::because("the event's queues", e).into()),
     }
 }
 

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::entities::{
     events, orders, outbox, payment_status_history, payments, processed_events, queue_entries, refunds, tickets,
+    waitlist_entries,
 };
 use crate::domain::{DomainEvent, OrderStatus, PaymentStatus, SlotCounts};
 
@@ -63,6 +64,14 @@ pub enum WriteOp {
     AdmitQueue {
         ids: Vec<Uuid>,
         until: chrono::DateTime<Utc>,
+    },
+    /// A new entry on an event's waiting list.
+    InsertWaitlistEntry(waitlist_entries::ActiveModel),
+    /// A waiting-list entry offered seats (`order`) or left.
+    SetWaitlistStatus {
+        id: Uuid,
+        status: crate::domain::ListStatus,
+        order: Option<Uuid>,
     },
     Outbox(DomainEvent),
     /// An event's counts after this job. `inventory.changed` is a snapshot, and a batch is one
@@ -451,6 +460,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
     let mut new_payments = Vec::new();
     let mut new_refunds = Vec::new();
     let mut new_queue = Vec::new();
+    let mut new_listed = Vec::new();
     let mut new_outbox = Vec::new();
     let mut new_processed = Vec::new();
     let mut new_history = Vec::new();
@@ -465,6 +475,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
             WriteOp::InsertPayment(m) => new_payments.push(m.clone()),
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
             WriteOp::InsertQueueEntry(m) => new_queue.push(m.clone()),
+            WriteOp::InsertWaitlistEntry(m) => new_listed.push(m.clone()),
             WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
             WriteOp::Counts(c) => match counts_at.get(&c.event_id) {
                 Some(&i) => counts[i] = *c,
@@ -487,6 +498,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
     inserts::<payments::Entity>(backend, new_payments, &mut out, None);
     inserts::<refunds::Entity>(backend, new_refunds, &mut out, None);
     inserts::<queue_entries::Entity>(backend, new_queue, &mut out, None);
+    inserts::<waitlist_entries::Entity>(backend, new_listed, &mut out, None);
     let skip_known = OnConflict::columns([processed_events::Column::Consumer, processed_events::Column::EventId])
         .do_nothing()
         .to_owned();
@@ -540,6 +552,14 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
                         .filter(queue_entries::Column::Id.is_in(chunk.iter().copied()));
                     out.push(update.build(backend));
                 }
+            }
+            WriteOp::SetWaitlistStatus { id, status, order } => {
+                let update = waitlist_entries::Entity::update_many()
+                    .col_expr(waitlist_entries::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(waitlist_entries::Column::OrderId, Expr::value(*order))
+                    .col_expr(waitlist_entries::Column::UpdatedAt, Expr::value(now))
+                    .filter(waitlist_entries::Column::Id.eq(*id));
+                out.push(update.build(backend));
             }
             WriteOp::MarkPublished(ids) => {
                 let mut ids = &ids[..];

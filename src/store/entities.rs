@@ -188,6 +188,29 @@ pub mod queue_entries {
     no_relations!();
 }
 
+/// One person's entry on an event's waiting list.
+pub mod waitlist_entries {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "waitlist_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub event_id: Uuid,
+        pub user_id: Uuid,
+        pub quantity: i32,
+        /// The order asked in, within the event.
+        pub seq: i64,
+        pub status: crate::domain::ListStatus,
+        /// The hold or registration offered, once `offered`.
+        pub order_id: Option<Uuid>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod orders {
     use sea_orm::entity::prelude::*;
 

@@ -15,6 +15,8 @@ mod metrics;
 mod orders;
 mod payments;
 mod queues;
+
 mod recovery;
 mod sessions;
 mod streams;
+mod waitlist;

@@ -29,6 +29,7 @@ pub mod queue;
 mod recovery;
 mod rows;
 pub mod slots;
+pub mod waitlist;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -41,19 +42,22 @@ use uuid::Uuid;
 use crate::{
     domain::{
         DomainEvent, OrderFacts, OrderKind, OrderStatus, Payload, ReleaseReason, SlotCounts,
-        events::{OrderConfirmed, OrderPlaced, QueueAdmitted, QueueJoined, Registration},
+        events::{
+            OrderConfirmed, OrderPlaced, QueueAdmitted, QueueJoined, Registration, WaitlistEntry, WaitlistOffered,
+        },
     },
     instruments,
     store::{
         Committer, WriteOp,
         committer::{CommitError, Fence},
-        entities::{events, queue_entries, tickets},
+        entities::{events, queue_entries, tickets, waitlist_entries},
     },
 };
 
 pub use queue::{QueueStatus, QueueView};
 use rows::{order_row, release_ops, reset_all, ticket_codes, ticket_model, ticket_rows};
 pub use slots::{EventTerms, Slots};
+pub use waitlist::{ListStatus, ListView};
 
 /// A live hold.
 struct Hold {
@@ -133,6 +137,9 @@ pub enum InventoryError {
     Moved,
     #[error("this event has no waiting room")]
     NoWaitingRoom,
+    /// A waiting-list request the event can serve now.
+    #[error("seats are available: book them instead")]
+    SeatsAvailable { available: u32 },
     /// The event's waiting room is on and this person holds no current admission.
     #[error("this event admits buyers through its waiting room; join the queue first")]
     QueueRequired,
@@ -146,6 +153,12 @@ pub enum LineOp {
     JoinQueue { user_id: Uuid },
     /// The person's place in the waiting room, if they ever joined.
     QueueOf { user_id: Uuid },
+    /// Ask for `quantity` seats of the sold-out event (or see the entry already held).
+    JoinList { user_id: Uuid, quantity: u32 },
+    /// The person's waiting-list entry, unless they left it.
+    ListOf { user_id: Uuid },
+    /// Leave the waiting list.
+    LeaveList { user_id: Uuid },
 }
 
 /// The answer to a [`LineOp`].
@@ -154,6 +167,8 @@ pub enum LineOp {
 pub enum LineAnswer {
     /// `created`: a new place was taken by this request.
     Queue { view: Option<QueueView>, created: bool },
+    /// `created`: a new entry was made by this request; after a leave, `view` is the entry left.
+    List { view: Option<ListView>, created: bool },
 }
 
 /// Why an inventory actor stops itself for its supervisor to restart it.
@@ -228,6 +243,10 @@ pub struct InventoryState {
     registered: HashMap<Uuid, Uuid>,
     /// The waiting room.
     queue: queue::Queue,
+    /// The waiting list.
+    waitlist: waitlist::Waitlist,
+    /// Holds made as waiting-list offers and not yet paid (for the "offers taken" count).
+    offered: std::collections::HashSet<Uuid>,
     /// Runs while somebody waits: [`InventoryMsg::AdmitTick`] every [`queue::TICK`].
     queue_ticker: Option<JoinHandle<()>>,
     /// When admissions were last counted.
@@ -252,6 +271,8 @@ struct SlotGauges {
     holds: metrics::Gauge,
     /// People in the waiting room.
     waiting: metrics::Gauge,
+    /// People on the waiting list.
+    listed: metrics::Gauge,
     /// Reservations' time in the mailbox (not per event: one series for all events).
     queue: metrics::Histogram,
 }
@@ -267,6 +288,7 @@ impl SlotGauges {
             sold: slots("sold"),
             holds: metrics::gauge!(instruments::HOLDS_ACTIVE, "event_id" => id.clone()),
             waiting: metrics::gauge!(instruments::QUEUE_WAITING, "event_id" => id.clone()),
+            listed: metrics::gauge!(instruments::WAITLIST_WAITING, "event_id" => id.clone()),
             queue: metrics::histogram!(instruments::INVENTORY_QUEUE),
         }
     }
@@ -445,17 +467,41 @@ impl InventoryState {
             let _ = reply.send(Err(InventoryError::AlreadyRegistered));
             return;
         }
-        let has = self.seats_of(req.user_id);
-        let max = self.terms.max_per_person;
-        if max > 0 && has.saturating_add(req.quantity) > max {
-            instruments::refused(instruments::refusal::PERSON_LIMIT);
-            let _ = reply.send(Err(InventoryError::PersonLimit { max, has }));
+        if let Err(e) = self.person_may_take(req.user_id, req.quantity) {
+            let _ = reply.send(Err(e));
             return;
         }
-        let Some(amount_cents) = crate::domain::order_amount(self.terms.price_cents, req.quantity) else {
-            let _ = reply.send(Err(InventoryError::AmountOutOfRange));
-            return;
-        };
+        match self.grant(myself, &req) {
+            Ok((mut ops, reservation)) => {
+                ops.push(self.changed());
+                self.commit(myself, ops, None, Some((reply, reservation))).await;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Within the event's `max_per_person`, counting what the person holds and bought.
+    fn person_may_take(&self, user: Uuid, quantity: u32) -> Result<(), InventoryError> {
+        let has = self.seats_of(user);
+        let max = self.terms.max_per_person;
+        if !within_person_limit(has, quantity, max) {
+            instruments::refused(instruments::refusal::PERSON_LIMIT);
+            return Err(InventoryError::PersonLimit { max, has });
+        }
+        Ok(())
+    }
+
+    /// Takes the seats (a hold, or for a free event a sale) in memory and says what to write: the
+    /// one place a reservation is made, for a buyer's request and for a waiting-list offer.
+    fn grant(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        req: &ReserveRequest,
+    ) -> Result<(Vec<WriteOp>, Reservation), InventoryError> {
+        let amount_cents = crate::domain::order_amount(self.terms.price_cents, req.quantity)
+            .ok_or(InventoryError::AmountOutOfRange)?;
         let facts = OrderFacts {
             order_id: req.order_id,
             event_id: self.terms.id,
@@ -473,8 +519,7 @@ impl InventoryState {
             // Free events confirm at once: the seats are sold, the tickets issued.
             if !self.slots.sell(req.quantity) {
                 metrics::counter!(instruments::SOLD_OUT).increment(1);
-                let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
-                return;
+                return Err(InventoryError::SoldOut { available: self.slots.available() });
             }
             let tickets = ticket_rows(&facts, now);
             let codes = ticket_codes(&tickets);
@@ -514,8 +559,7 @@ impl InventoryState {
         } else {
             if !self.slots.hold(req.quantity) {
                 metrics::counter!(instruments::SOLD_OUT).increment(1);
-                let _ = reply.send(Err(InventoryError::SoldOut { available: self.slots.available() }));
-                return;
+                return Err(InventoryError::SoldOut { available: self.slots.available() });
             }
             let ttl = Duration::from_secs(u64::from(self.terms.hold_seconds));
             let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or_default();
@@ -539,8 +583,7 @@ impl InventoryState {
             let now = Instant::now();
             self.add_hold(myself, facts, now, now + ttl);
         }
-        ops.push(self.changed());
-        self.commit(myself, ops, None, Some((reply, reservation))).await;
+        Ok((ops, reservation))
     }
 
     async fn line(
@@ -551,6 +594,23 @@ impl InventoryState {
     ) {
         let now = Utc::now().trunc_subsecs(6);
         match op {
+            LineOp::JoinList { user_id, quantity } => self.join_list(myself, user_id, quantity, reply).await,
+            LineOp::ListOf { user_id } => {
+                let _ = reply.send(Ok(LineAnswer::List { view: self.waitlist.view(user_id), created: false }));
+            }
+            LineOp::LeaveList { user_id } => {
+                let view = self.waitlist.view(user_id);
+                let Some(entry) = self.waitlist.leave(user_id) else {
+                    let _ = reply.send(Ok(LineAnswer::List { view: None, created: false }));
+                    return;
+                };
+                self.list_gauge();
+                let ops = vec![
+                    WriteOp::SetWaitlistStatus { id: entry.entry_id, status: ListStatus::Left, order: None },
+                    WriteOp::Outbox(DomainEvent::new(Payload::WaitlistLeft(listed(self.terms.id, &entry)))),
+                ];
+                self.commit(myself, ops, None, Some((reply, LineAnswer::List { view, created: false }))).await;
+            }
             LineOp::QueueOf { user_id } => {
                 let _ = reply.send(Ok(LineAnswer::Queue { view: self.queue.view(user_id, now), created: false }));
             }
@@ -589,6 +649,118 @@ impl InventoryState {
                 self.commit(myself, ops, None, Some((reply, answer))).await;
             }
         }
+    }
+
+    async fn join_list(
+        &mut self,
+        myself: &ActorRef<InventoryMsg>,
+        user_id: Uuid,
+        quantity: u32,
+        reply: RpcReplyPort<Result<LineAnswer, InventoryError>>,
+    ) {
+        if quantity == 0 || quantity > self.terms.max_per_order || (self.terms.is_free() && quantity != 1) {
+            let max = if self.terms.is_free() { 1 } else { self.terms.max_per_order };
+            let _ = reply.send(Err(InventoryError::TooMany { max }));
+            return;
+        }
+        if let Some(view) = self.waitlist.view(user_id)
+            && view.status == ListStatus::Waiting
+        {
+            let _ = reply.send(Ok(LineAnswer::List { view: Some(view), created: false }));
+            return;
+        }
+        let available = self.slots.available();
+        if available >= quantity {
+            let _ = reply.send(Err(InventoryError::SeatsAvailable { available }));
+            return;
+        }
+        let waitlist::Join::New(entry, view) = self.waitlist.join(user_id, Uuid::now_v7(), quantity) else {
+            unreachable!("not waiting, checked above");
+        };
+        let now = Utc::now().trunc_subsecs(6);
+        let row = waitlist_entries::ActiveModel {
+            id: sea_orm::Set(entry.entry_id),
+            event_id: sea_orm::Set(self.terms.id),
+            user_id: sea_orm::Set(user_id),
+            quantity: sea_orm::Set(quantity as i32),
+            seq: sea_orm::Set(entry.seq),
+            status: sea_orm::Set(ListStatus::Waiting),
+            order_id: sea_orm::Set(None),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+        };
+        self.list_gauge();
+        let ops = vec![
+            WriteOp::InsertWaitlistEntry(row),
+            WriteOp::Outbox(DomainEvent::new(Payload::WaitlistJoined(listed(self.terms.id, &entry)))),
+        ];
+        self.commit(myself, ops, None, Some((reply, LineAnswer::List { view: Some(view), created: true }))).await;
+    }
+
+    /// Offers seats that came back to the waiting list: to the first waiting person they fit (and
+    /// whose per-person limit allows), as a hold for a paid event or a registration for a free
+    /// one, as long as seats and people last. An offer not taken (its hold lapses) comes back
+    /// here through the release, and goes to the next person. Returns what to write, for the
+    /// caller to commit with the change that freed the seats.
+    fn offer_returned(&mut self, myself: &ActorRef<InventoryMsg>) -> Vec<WriteOp> {
+        let mut ops = Vec::new();
+        if self.waitlist.is_empty() {
+            return ops;
+        }
+        loop {
+            let available = self.slots.available();
+            let (per_person, registered) = (&self.per_person, &self.registered);
+            let (max, free) = (self.terms.max_per_person, self.terms.is_free());
+            let Some(entry) = self.waitlist.offer(|e| {
+                let has = per_person.get(&e.user_id).copied().unwrap_or(0);
+                e.quantity <= available
+                    && within_person_limit(has, e.quantity, max)
+                    && !(free && registered.contains_key(&e.user_id))
+            }) else {
+                break;
+            };
+            let req = ReserveRequest {
+                order_id: Uuid::now_v7(),
+                user_id: entry.user_id,
+                quantity: entry.quantity,
+                registration: self.terms.is_free(),
+            };
+            let Ok((granted, reservation)) = self.grant(myself, &req) else {
+                // Checked above; an amount out of range is the only other refusal.
+                tracing::warn!(event = %self.terms.id, entry = %entry.entry_id, "a waiting-list offer could not be made");
+                continue;
+            };
+            metrics::counter!(instruments::WAITLIST_OFFERS).increment(1);
+            if self.terms.is_free() {
+                // A registration is taken as it is made.
+                metrics::counter!(instruments::WAITLIST_TAKEN).increment(1);
+            } else {
+                self.offered.insert(reservation.order_id);
+            }
+            ops.extend(granted);
+            ops.push(WriteOp::SetWaitlistStatus {
+                id: entry.entry_id,
+                status: ListStatus::Offered,
+                order: Some(reservation.order_id),
+            });
+            ops.push(WriteOp::Outbox(DomainEvent::new(WaitlistOffered {
+                event_id: self.terms.id,
+                user_id: entry.user_id,
+                entry_id: entry.entry_id,
+                quantity: entry.quantity,
+                order_id: reservation.order_id,
+                status: reservation.status,
+                expires_at: reservation.expires_at,
+            })));
+        }
+        if !ops.is_empty() {
+            self.list_gauge();
+        }
+        ops
+    }
+
+    fn list_gauge(&self) {
+        self.gauges.listed.set(self.waitlist.len() as f64);
     }
 
     /// Starts the waiting room's clock if it is not running.
@@ -732,6 +904,9 @@ impl InventoryState {
             return;
         };
         hold.timer.abort();
+        if self.offered.remove(&order) {
+            metrics::counter!(instruments::WAITLIST_TAKEN).increment(1);
+        }
         let saga = SagaEnd::of(&hold, OrderStatus::Confirmed);
         self.slots.sell_held(hold.facts.quantity);
         let now = Utc::now();
@@ -770,6 +945,7 @@ impl InventoryState {
     ) {
         let (facts, was, saga) = if let Some(hold) = self.holds.remove(&order) {
             hold.timer.abort();
+            self.offered.remove(&order);
             let saga = SagaEnd::of(&hold, reason.status());
             self.slots.unhold(hold.facts.quantity);
             self.count_out(&hold.facts);
@@ -793,6 +969,9 @@ impl InventoryState {
         let outbox = ops.pop();
         ops.extend(extra);
         ops.extend(outbox);
+        // The seats go straight on to the waiting list, in the same transaction: nobody sees
+        // them free in between, and the release's answer means the offer is written too.
+        ops.extend(self.offer_returned(myself));
         ops.push(self.changed());
         self.commit(myself, ops, saga, reply.map(|r| (r, ()))).await;
     }
@@ -812,7 +991,10 @@ impl InventoryState {
         self.terms = terms;
         let event = DomainEvent::new(Payload::EventUpdated(model.facts()));
         let active: events::ActiveModel = model.into();
-        let ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event), self.changed()];
+        let mut ops = vec![WriteOp::UpdateEvent(reset_all(active)), WriteOp::Outbox(event)];
+        // More seats may serve the waiting list.
+        ops.extend(self.offer_returned(myself));
+        ops.push(self.changed());
         self.commit(myself, ops, None, Some((reply, ()))).await;
     }
 
@@ -862,4 +1044,14 @@ fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Insta
         tokio::time::sleep_until(deadline).await;
         let _ = myself.cast(InventoryMsg::HoldTimer(order, token));
     })
+}
+
+/// What `waitlist.joined` and `waitlist.left` say about an entry.
+fn listed(event_id: Uuid, e: &waitlist::Listed) -> WaitlistEntry {
+    WaitlistEntry { event_id, user_id: e.user_id, entry_id: e.entry_id, quantity: e.quantity }
+}
+
+/// Whether someone with `has` seats here may take `quantity` more under `max` (0: no limit).
+fn within_person_limit(has: u32, quantity: u32, max: u32) -> bool {
+    max == 0 || has.saturating_add(quantity) <= max
 }

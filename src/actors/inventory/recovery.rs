@@ -15,13 +15,13 @@ use tokio::time::Instant;
 
 use super::{
     EventTerms, InventoryArgs, InventoryFailure, InventoryMsg, InventoryState, SlotGauges, Slots, queue,
-    rows::release_ops,
+    rows::release_ops, waitlist,
 };
 use crate::{
-    domain::{OrderKind, OrderStatus, ReleaseReason},
+    domain::{ListStatus, OrderKind, OrderStatus, ReleaseReason},
     store::{
         WriteOp,
-        entities::{events, orders, queue_entries},
+        entities::{events, orders, queue_entries, waitlist_entries},
     },
 };
 
@@ -48,6 +48,19 @@ pub(super) async fn recover(
         .all(&args.db)
         .await?;
 
+    let listed = waitlist_entries::Entity::find()
+        .filter(waitlist_entries::Column::EventId.eq(args.event_id))
+        .order_by_asc(waitlist_entries::Column::Seq)
+        .all(&args.db)
+        .await?;
+    // Offers still open: their holds are among the live orders.
+    let offered = listed.iter().filter(|e| e.status == ListStatus::Offered).filter_map(|e| e.order_id).collect();
+    let waitlist = waitlist::Waitlist::restore(listed.into_iter().map(|e| {
+        let entry =
+            waitlist::Listed { entry_id: e.id, user_id: e.user_id, quantity: e.quantity.max(1) as u32, seq: e.seq };
+        (entry, e.status)
+    }));
+
     let terms = EventTerms::from_model(&event);
     let mut state = InventoryState {
         gauges: SlotGauges::new(terms.id),
@@ -58,6 +71,8 @@ pub(super) async fn recover(
         per_person: HashMap::new(),
         registered: HashMap::new(),
         queue: queue::Queue::restore(places.into_iter().map(|p| (p.id, p.user_id, p.seq, p.admitted_until))),
+        waitlist,
+        offered,
         queue_ticker: None,
         queue_ticked: Instant::now(),
         admission: args.admission,
@@ -111,11 +126,18 @@ pub(super) async fn recover(
             state.rearm(myself, order_id, left(ends));
         }
     }
-    // Holds that lapsed while nobody was watching are released now, durably.
+    // Holds that lapsed while nobody was watching are released now, durably, and seats free with
+    // people on the waiting list (those, or an offer a crash kept from being written) go to them
+    // in the same commit.
     let mut ops: Vec<WriteOp> = args.fence.map(WriteOp::Fence).into_iter().collect();
     for facts in lapsed {
         state.slots.unhold(facts.quantity);
         ops.extend(release_ops(&facts, ReleaseReason::Expired, OrderStatus::Pending));
+    }
+    let offers = state.offer_returned(myself);
+    if !offers.is_empty() {
+        ops.extend(offers);
+        ops.push(state.changed());
     }
     if ops.iter().any(|op| !matches!(op, WriteOp::Fence(_))) {
         args.committer.commit(ops).await.map_err(InventoryFailure::Lapsed)?;
@@ -125,6 +147,7 @@ pub(super) async fn recover(
         state.start_queue_clock(myself);
     }
     state.queue_gauge();
+    state.list_gauge();
     if let Some(every) = state.passivate_after {
         let every = (every / 2).max(Duration::from_millis(50));
         state.idle_timer = Some(myself.send_interval(every, || InventoryMsg::IdleCheck));
