@@ -106,7 +106,35 @@ impl FromRequestParts<AppState> for AuthAttempt {
     }
 }
 
-impl AuthUser {}
+/// The caller of a stream, with its token: from `Authorization: Bearer`, or from
+/// `?access_token=` for clients that cannot set headers (a browser's `EventSource` and
+/// `WebSocket`). The same checks as [`AuthUser`].
+pub struct StreamUser {
+    pub user: AuthUser,
+    pub token: String,
+}
+
+impl FromRequestParts<AppState> for StreamUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = match bearer(&parts.headers)? {
+            Some(t) => t.to_owned(),
+            None => {
+                #[derive(Deserialize)]
+                struct TokenQuery {
+                    access_token: Option<String>,
+                }
+                axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
+                    .ok()
+                    .and_then(|q| q.0.access_token)
+                    .ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?
+            }
+        };
+        let user = AuthUser::from_token(state, &token).await?;
+        Ok(Self { user, token })
+    }
+}
 
 /// `?limit=&next_token=&previous_token=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

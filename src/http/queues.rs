@@ -4,7 +4,8 @@
 //! The virtual waiting room:
 //! - `POST /api/v1/events/{id}/queue`: take a place (`201`), or see the one already held (`200`).
 //! - `GET /api/v1/events/{id}/queue/me`: the caller's place.
-//! - `GET /api/v1/events/{id}/queue/me/stream` (SSE): the place now, then on every change.
+//! - `GET /api/v1/events/{id}/queue/me/stream` (SSE): the place now, then on every change (the
+//!   token may come as `?access_token=`, since a browser's `EventSource` cannot set headers).
 //!
 //! The waiting list of a sold-out event:
 //! - `POST /api/v1/events/{id}/waitlist` `{"quantity": n}`: ask for seats (`201`), or see the
@@ -39,7 +40,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, reply},
-    extract::AuthUser,
+    extract::{AuthUser, StreamUser},
 };
 use crate::{
     actors::inventory::{InventoryError, LineAnswer, LineOp, ListStatus, ListView, QueueStatus, QueueView},
@@ -166,7 +167,8 @@ async fn mine(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPat
     responses((status = 200, content_type = "text/event-stream",
         description = "`queue` events, each a QueuePlace: the place now, then on every change"),
         (status = 404, description = "no such event, or never joined")))]
-async fn mine_live(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+async fn mine_live(State(state): State<AppState>, caller: StreamUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    let user = caller.user;
     exists(&state, id).await?;
     // Subscribe before reading the place, so no admission falls between the two.
     let live = state.bus.subscribe_live();

@@ -22,7 +22,6 @@ use axum::{
         Query, State,
         ws::{Message, WebSocket, WebSocketUpgrade},
     },
-    http::HeaderMap,
     response::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
@@ -39,7 +38,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::ApiPath,
-    extract::{AuthUser, bearer},
+    extract::{AuthUser, StreamUser},
 };
 use crate::{
     domain::{DomainEvent, Payload, SlotCounts},
@@ -60,24 +59,9 @@ pub fn api_router() -> Router<AppState> {
 /// Most events one multi-event stream follows (a page of a list).
 const MAX_STREAMED_EVENTS: usize = 100;
 
-#[derive(Debug, Deserialize)]
-struct WsAuth {
-    access_token: Option<String>,
-}
-
-async fn logs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<WsAuth>,
-    ws: WebSocketUpgrade,
-) -> Result<Response> {
-    let token = match bearer(&headers)? {
-        Some(t) => t.to_string(),
-        None => {
-            q.access_token.ok_or_else(|| Error::Unauthorized("a bearer token or ?access_token= is required".into()))?
-        }
-    };
-    AuthUser::from_token(&state, &token).await?.require_admin()?;
+async fn logs(State(state): State<AppState>, caller: StreamUser, ws: WebSocketUpgrade) -> Result<Response> {
+    caller.user.require_admin()?;
+    let token = caller.token;
     let live = state.bus.subscribe_live();
     Ok(ws.on_upgrade(move |socket| forward_logs(socket, live, state, token)))
 }

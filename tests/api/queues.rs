@@ -223,10 +223,10 @@ async fn the_live_place_counts_down_then_says_admitted() {
     for fan in &fans {
         assert_eq!(join(&app, fan, event).await.0, StatusCode::CREATED);
     }
+    // As a browser's EventSource asks: the token in the query, no header.
     let res = app
         .client
-        .get(format!("{}/api/v1/events/{event}/queue/me/stream", app.base))
-        .bearer_auth(&fans[4])
+        .get(format!("{}/api/v1/events/{event}/queue/me/stream?access_token={}", app.base, fans[4]))
         .send()
         .await
         .unwrap();
@@ -257,6 +257,8 @@ async fn the_live_place_counts_down_then_says_admitted() {
     assert!(seen.last().unwrap()["admitted_until"].is_string(), "{seen:?}");
     let (s, body) = app.get(&format!("/api/v1/events/{event}/queue/me/stream"), Some(&app.admin_token)).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "the admin never joined: {body}");
+    let (s, _) = app.get(&format!("/api/v1/events/{event}/queue/me/stream"), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
