@@ -46,14 +46,14 @@ async function apiUser(name) {
   return token(name, password);
 }
 
-async function createEvent(name, { price = 2500, total = 10, hold = 600, max = 5 } = {}) {
+async function createEvent(name, { price = 2500, total = 10, hold = 600, max = 5, room = false, rate = 10 } = {}) {
   const kind = price ? 'paid' : 'free';
   let cats = (await call('GET', '/api/v1/categories')).body;
   let cat = cats.find((c) => c.kind === kind);
   if (!cat) cat = (await call('POST', '/api/v1/categories', adminToken, { name: `Web ${kind}`, kind })).body;
   const r = await call('POST', '/api/v1/events', adminToken, {
     name, category_id: cat.id, price_cents: price, currency: 'EUR', starts_at: '2031-06-01T19:30:00Z',
-    total_slots: total, max_per_order: max, hold_seconds: hold,
+    total_slots: total, max_per_order: max, hold_seconds: hold, waiting_room: room, admit_per_second: rate,
   });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   return r.body;
@@ -288,6 +288,53 @@ test('an admin creates an event, watches it, reads the audit log and the live st
   await p.waitForFunction(() => [...document.querySelectorAll('.card')].some((c) =>
     c.textContent.includes('Night Market Tour') && c.querySelector('[data-k="available"]').textContent === '36'));
   await shot(p, 'admin');
+  await p.context().close();
+});
+
+test('a waiting room shows the place in the queue live, then lets the admitted buyer book before the countdown ends', async () => {
+  const event = await createEvent('Stadium On-Sale', { total: 50, room: true, rate: 1 });
+  // Two people queued first: the browser's buyer waits behind them, one admission a second.
+  for (const name of ['queuer1', 'queuer2']) {
+    const t = await apiUser(name);
+    assert.equal((await call('POST', `/api/v1/events/${event.id}/queue`, t)).status, 201);
+  }
+  const p = await page();
+  await signUp(p, 'quinn');
+  await p.goto(`${base}/#/events/${event.id}`);
+  await p.getByRole('button', { name: 'Join the queue' }).click();
+  const place = p.locator('#queue-place');
+  await place.waitFor();
+  assert.match(await place.textContent(), /queue/);
+  await shot(p, 'queue');
+  await p.locator('#admitted').waitFor({ timeout: 15000 });
+  assert.match(await p.locator('#admission-countdown').textContent(), /^[0-9]+:[0-9]{2}$/);
+  await p.getByLabel(/Seats/).fill('2');
+  await p.getByRole('button', { name: 'Book' }).click();
+  await p.getByRole('heading', { name: '2 seat(s) held for you' }).waitFor();
+  assert.deepEqual(await counts(event.id), { available: 48, held: 2, sold: 0 });
+  await p.context().close();
+});
+
+test('a sold-out event offers its waiting list, and a seat that comes back is held for the first in line', async () => {
+  const event = await createEvent('Last Seat Jazz', { total: 1 });
+  const holder = await apiUser('holder');
+  const held = await call('POST', '/api/v1/orders', holder, { event_id: event.id, quantity: 1 });
+  assert.equal(held.status, 201);
+  const p = await page();
+  await signUp(p, 'wren');
+  await p.goto(`${base}/#/events/${event.id}`);
+  await p.getByText('Sold out. Join the waiting list').waitFor();
+  await p.getByLabel('Waiting-list seats').fill('1');
+  await p.getByRole('button', { name: 'Join the waiting list' }).click();
+  await p.getByText('You are number 1 on the waiting list for 1 seat(s).').waitFor();
+  await shot(p, 'waitlist');
+  const cancelled = await call('POST', `/api/v1/orders/${held.body.id}/cancel`, holder, {});
+  assert.equal(cancelled.status, 200);
+  await p.reload();
+  await p.locator('#waitlist-offered').waitFor();
+  await p.getByRole('link', { name: 'My orders' }).first().click();
+  await p.getByText('Last Seat Jazz').first().waitFor();
+  assert.deepEqual(await counts(event.id), { available: 0, held: 1, sold: 0 }, 'the seat is held for wren');
   await p.context().close();
 });
 

@@ -190,7 +190,17 @@ async function eventView(id) {
     area.append(h('p', {}, h('a', { href: '#/login' }, 'Log in'), ' or ', h('a', { href: '#/signup' }, 'sign up'), ' to book.'));
     return;
   }
-  if (free) {
+  const book = h('div', { id: 'book' });
+  const list = h('div', { id: 'waitlist' });
+  area.append(book, list);
+  waitlistPanel(list, e);
+  if (e.waiting_room) queuePanel(book, e);
+  else bookingForm(book, e);
+}
+
+/** The order form (or, for a free event, the register button). */
+function bookingForm(area, e) {
+  if (e.price_cents === 0) {
     const btn = h('button', { type: 'button', onclick: async () => {
       btn.disabled = true;
       const res = await api('POST', '/registrations', { event_id: e.id }, { 'Idempotency-Key': crypto.randomUUID() });
@@ -216,6 +226,84 @@ async function eventView(id) {
   const submit = h('button', { type: 'submit' }, 'Book');
   form.append(submit);
   area.append(form);
+}
+
+/** The event's waiting room: join, then the live place, then (admitted) the booking form with
+ * a countdown to the admission's end. */
+async function queuePanel(area, e) {
+  const mine = await api('GET', `/events/${e.id}/queue/me`);
+  const place = h('p', { class: 'queue-place', id: 'queue-place', 'aria-live': 'polite' });
+  const showPlace = (p) => {
+    if (p.status === 'admitted') {
+      const left = h('span', { class: 'countdown', id: 'admission-countdown' });
+      area.replaceChildren(h('p', { class: 'status-confirmed', id: 'admitted' }, 'You are in! Book within ', left, '.'));
+      bookingForm(area, e);
+      const ends = new Date(p.admitted_until).getTime();
+      const tick = () => {
+        const s = Math.ceil(Math.max(0, ends - Date.now()) / 1000);
+        left.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+        if (s === 0) { clearInterval(timer); queuePanel(area, e); }
+      };
+      const timer = setInterval(tick, 250);
+      cleanups.push(() => clearInterval(timer));
+      tick();
+      return true;
+    }
+    if (p.status === 'waiting') {
+      place.textContent = p.position === 1 ? 'You are next in the queue.' : `Your place in the queue: ${p.position}`;
+      if (!place.isConnected) area.replaceChildren(h('p', {}, 'This event lets buyers in through a waiting room.'), place);
+      return false;
+    }
+    return false;
+  };
+  const follow = () => {
+    const source = new EventSource(`${API}/events/${e.id}/queue/me/stream?access_token=${encodeURIComponent(session().access)}`);
+    source.addEventListener('queue', (msg) => { if (showPlace(JSON.parse(msg.data))) source.close(); });
+    cleanups.push(() => source.close());
+  };
+  if (mine.status === 200 && mine.body.status !== 'expired') {
+    if (!showPlace(mine.body)) follow();
+    return;
+  }
+  const join = h('button', { type: 'button', id: 'join-queue', onclick: async () => {
+    join.disabled = true;
+    const res = await api('POST', `/events/${e.id}/queue`);
+    if (res.status === 201 || res.status === 200) {
+      if (!showPlace(res.body)) follow();
+    } else { join.disabled = false; bookingFailed(res, area); }
+  } }, 'Join the queue');
+  area.replaceChildren(h('p', {}, mine.status === 200
+    ? 'Your admission has ended. Join the queue again to book.'
+    : 'This event lets buyers in through a waiting room, first come, first served.'), join);
+}
+
+/** The waiting list: offered on a sold-out event, with the caller's entry once on it. */
+async function waitlistPanel(area, e) {
+  const mine = await api('GET', `/events/${e.id}/waitlist/me`);
+  const entry = (w) => {
+    if (w.status === 'offered') {
+      area.replaceChildren(h('p', { class: 'status-confirmed', id: 'waitlist-offered' },
+        'Seats came back for you from the waiting list. See ', h('a', { href: '#/orders' }, 'My orders'), '.'));
+      return;
+    }
+    const leave = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      const res = await api('DELETE', `/events/${e.id}/waitlist/me`);
+      if (res.status === 204) { toast('You left the waiting list.'); waitlistPanel(area, e); } else toast(errorText(res), 'bad');
+    } }, 'Leave the waiting list');
+    area.replaceChildren(h('p', { id: 'waitlist-place' },
+      `You are number ${w.position} on the waiting list for ${w.quantity} seat(s).`), leave);
+  };
+  if (mine.status === 200) { entry(mine.body); return; }
+  const free = e.price_cents === 0;
+  const qty = h('input', { type: 'number', id: 'waitlist-quantity', name: 'quantity', min: 1, max: free ? 1 : e.max_per_order, value: 1 });
+  const join = h('form', { class: 'row', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const res = await api('POST', `/events/${e.id}/waitlist`, { quantity: Number(qty.value) });
+    if (res.status === 201 || res.status === 200) { toast('You are on the waiting list.'); entry(res.body); } else bookingFailed(res, area);
+  } }, free ? '' : field('Waiting-list seats', qty), h('button', { type: 'submit', id: 'join-waitlist' }, 'Join the waiting list'));
+  const offer = h('div', { class: 'waitlist-offer', 'data-soldout': e.id, hidden: e.available_slots > 0 },
+    h('p', {}, 'Sold out. Join the waiting list and get seats that come back.'), join);
+  area.replaceChildren(offer);
 }
 
 function bookingFailed(res, area) {
@@ -369,6 +457,7 @@ async function adminView() {
       starts_at: new Date(v.starts_at).toISOString(), total_slots: Number(v.total_slots),
       max_per_order: Number(v.max_per_order), hold_seconds: Number(v.hold_seconds),
       max_per_person: Number(v.max_per_person),
+      waiting_room: v.waiting_room === 'on', admit_per_second: Number(v.admit_per_second),
     });
     if (r.status === 201) { toast(`Event "${r.body.name}" created.`); adminView(); } else toast(errorText(r), 'bad');
   } },
@@ -380,6 +469,9 @@ async function adminView() {
     field('Max per order', input('max_per_order', 'number', { min: 1, value: 10 })),
     field('Max per person (0 = no limit)', input('max_per_person', 'number', { min: 0, value: 20 })),
     field('Hold (seconds)', input('hold_seconds', 'number', { min: 1, value: 600 }))),
+  h('div', { class: 'row' },
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'waiting_room', id: 'waiting_room' }), 'Waiting room'),
+    field('Admitted per second', input('admit_per_second', 'number', { min: 1, max: 10000, value: 10 }))),
   h('button', { type: 'submit' }, 'Create event'));
 
   const events = await api('GET', '/events?limit=50');
@@ -388,7 +480,8 @@ async function adminView() {
   const type = h('select', { id: 'audit-type', name: 'event_type' }, h('option', { value: '' }, 'All types'),
     ['user.created', 'category.created', 'event.created', 'event.updated', 'order.placed', 'order.confirmed',
       'order.cancelled', 'order.expired', 'payment.started', 'payment.succeeded', 'payment.failed', 'payment.refunded',
-      'registration.created'].map((t) => h('option', { value: t }, t)));
+      'registration.created', 'queue.joined', 'queue.admitted', 'waitlist.joined', 'waitlist.offered',
+      'waitlist.left'].map((t) => h('option', { value: t }, t)));
   const auditBody = h('tbody');
   const loadAudit = async () => {
     const r = await api('GET', `/audit-logs?limit=50${type.value ? `&event_type=${type.value}` : ''}`);
