@@ -250,7 +250,10 @@ async function queuePanel(area, e) {
       return true;
     }
     if (p.status === 'waiting') {
-      place.textContent = p.position === 1 ? 'You are next in the queue.' : `Your place in the queue: ${p.position}`;
+      // People go through at the event's rate: the wait is about position / rate seconds.
+      const wait = Math.ceil(p.position / Math.max(1, e.admit_per_second));
+      const eta = `about ${Math.floor(wait / 60)}:${String(wait % 60).padStart(2, '0')} to go`;
+      place.textContent = p.position === 1 ? `You are next in the queue (${eta}).` : `Your place in the queue: ${p.position} (${eta}).`;
       if (!place.isConnected) area.replaceChildren(h('p', {}, 'This event lets buyers in through a waiting room.'), place);
       return false;
     }
