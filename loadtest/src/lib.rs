@@ -11,6 +11,10 @@
 //! throughput, latency percentiles, responses by status and an invariant check read back from
 //! the API and, when it can reach it, the database. `--json` writes the same report for machines.
 //!
+//! With `--waiting-room` the hot event queues its buyers (see the README's waiting room): the users
+//! join in a known order, the load then meets `403 queue_required` until each is admitted, and
+//! the report adds the queue check (admissions in join order, no order without an admission).
+//!
 //! Scenarios: `hold` (POST /orders only), `checkout` (order, then pay), `mixed` (mostly
 //! browsing, some booking), `rush` (demand far above supply: few seats, many clients), and
 //! `ceiling` (a trivial endpoint, see [`trivial_server`], to measure the machine and harness).
@@ -102,6 +106,14 @@ pub struct LoadtestArgs {
     /// A label for the report (e.g. "sqlite c=64").
     #[arg(long)]
     pub label: Option<String>,
+    /// The hot event gets a waiting room: every user joins its queue (one after another, so the
+    /// join order is known) before the load starts, and books only once admitted. The report
+    /// checks that admissions followed the join order and that nobody booked without one.
+    #[arg(long)]
+    pub waiting_room: bool,
+    /// The waiting room's admission rate (people per second), with --waiting-room.
+    #[arg(long, default_value_t = 10)]
+    pub admit_per_second: u32,
 }
 
 #[cfg(test)]

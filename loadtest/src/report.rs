@@ -30,6 +30,19 @@ pub struct InvariantCheck {
     pub exhausted_exactly: Option<bool>,
 }
 
+/// What `--waiting-room` checks after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueCheck {
+    pub joined: u64,
+    pub admitted: u64,
+    /// Admitted people form the front of the join order, and their admissions are in that order.
+    pub in_join_order: bool,
+    /// Orders made by someone never admitted, or after their admission ended: must be 0.
+    pub booked_without_admission: u64,
+    /// Orders refused with `403 queue_required` during the run.
+    pub refused_queue_required: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub label: Option<String>,
@@ -45,14 +58,17 @@ pub struct Report {
     pub statuses: BTreeMap<String, u64>,
     pub errors: u64,
     pub invariant: Option<InvariantCheck>,
+    pub queue: Option<QueueCheck>,
 }
 
 impl Report {
-    /// True when nothing was oversold and no 5xx or transport error was seen.
+    /// True when nothing was oversold, no 5xx or transport error was seen, and (with a waiting
+    /// room) admissions kept the join order and nobody booked without one.
     pub fn ok(&self) -> bool {
         let five_xx = self.statuses.iter().any(|(s, n)| s.starts_with('5') && *n > 0);
         let invariant = self.invariant.as_ref().is_none_or(|i| i.holds && i.exhausted_exactly != Some(false));
-        !five_xx && self.errors == 0 && invariant
+        let queue = self.queue.as_ref().is_none_or(|q| q.in_join_order && q.booked_without_admission == 0);
+        !five_xx && self.errors == 0 && invariant && queue
     }
 
     pub fn print(&self) {
@@ -93,6 +109,16 @@ impl Report {
                     if exact { "yes" } else { "NO" }
                 );
             }
+        }
+        if let Some(q) = &self.queue {
+            println!(
+                "waiting room   {} joined, {} admitted, in join order: {}; {} orders without an admission; {} refused (queue_required)",
+                q.joined,
+                q.admitted,
+                if q.in_join_order { "yes" } else { "NO" },
+                q.booked_without_admission,
+                q.refused_queue_required
+            );
         }
         println!("result         {}", if self.ok() { "PASS" } else { "FAIL" });
     }

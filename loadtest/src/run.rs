@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     LoadtestArgs, Scenario,
     client::{Conn, Endpoint, Prepared},
-    report::{InvariantCheck, Latency, Report},
+    report::{InvariantCheck, Latency, QueueCheck, Report},
 };
 use crate::{Embedded, Host};
 
@@ -31,7 +31,9 @@ struct Target {
     endpoint: Arc<Endpoint>,
     event_id: Uuid,
     amount_cents: i64,
+    /// In join order, with --waiting-room.
     tokens: Vec<String>,
+    waiting_room: bool,
 }
 
 /// One worker's tally, merged at the end.
@@ -99,6 +101,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
             event_id: Uuid::nil(),
             amount_cents: 0,
             tokens: vec!["ceiling".into()],
+            waiting_room: false,
         }
     } else {
         let admin = admin.unwrap_or_else(|| host.admin());
@@ -169,6 +172,12 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         let sold_out_seen = total.statuses.get(&409).copied().unwrap_or(0) > 0;
         Some(check_invariant(&target, host, database_url.as_deref(), sold_out_seen).await?)
     };
+    let queue = if target.waiting_room {
+        let refused = total.statuses.get(&403).copied().unwrap_or(0);
+        Some(check_queue(&target, refused).await?)
+    } else {
+        None
+    };
     if let Some(app) = embedded {
         (app.stop)().await;
     }
@@ -194,6 +203,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         statuses: total.statuses.into_iter().map(|(s, n)| (s.to_string(), n)).collect::<BTreeMap<_, _>>(),
         errors: total.errors,
         invariant,
+        queue,
     })
 }
 
@@ -244,6 +254,10 @@ async fn prepare(
         // Every virtual user is the same account: no per-person limit.
         "max_per_person": 0,
     });
+    if args.waiting_room {
+        event["waiting_room"] = json!(true);
+        event["admit_per_second"] = json!(args.admit_per_second);
+    }
     let (mut s, mut ev) = post(&client, format!("{api}/events"), Some(&admin), event.clone()).await?;
     if s == StatusCode::UNPROCESSABLE_ENTITY && ev.to_string().contains("max_per_person") {
         // A target older than per-person limits (an A/B against an earlier build) has none.
@@ -295,8 +309,19 @@ async fn prepare(
     while let Some(t) = pending.next().await {
         tokens.push(t?);
     }
+    if args.waiting_room {
+        // One after another, so the join order is the order of `tokens`.
+        for t in &tokens {
+            let (s, b) = post(&client, format!("{api}/events/{event_id}/queue"), Some(t), json!({})).await?;
+            if s != StatusCode::CREATED {
+                bail!("joining the waiting room failed ({s}): {b}");
+            }
+        }
+        eprintln!("loadtest: {users} users queued, admitted at {} a second", args.admit_per_second);
+    }
     eprintln!("loadtest: event {event_id} with {capacity} seats, {users} users ready");
-    Ok(Target { base, client, endpoint, event_id, amount_cents: price * i64::from(args.quantity), tokens })
+    let amount_cents = price * i64::from(args.quantity);
+    Ok(Target { base, client, endpoint, event_id, amount_cents, tokens, waiting_room: args.waiting_room })
 }
 
 /// One worker's requests, built once.
@@ -420,6 +445,54 @@ fn spawn_progress(live: Arc<Live>, stop: Arc<AtomicBool>, total: Option<u64>) ->
             ));
         }
         bar.finish_and_clear();
+    })
+}
+
+/// The waiting room after the run, as each user sees it: their place, and their own orders.
+async fn check_queue(t: &Target, refused_queue_required: u64) -> anyhow::Result<QueueCheck> {
+    let api = format!("{}/api/v1", t.base);
+    let get = |path: String, token: &str| {
+        let req = t.client.get(format!("{api}{path}")).bearer_auth(token);
+        async move { anyhow::Ok(req.send().await?.json::<Value>().await?) }
+    };
+    let mut admitted_until = Vec::new();
+    let mut booked_without_admission = 0;
+    for token in &t.tokens {
+        let place = get(format!("/events/{}/queue/me", t.event_id), token).await?;
+        let until = place["admitted_until"].as_str().and_then(|u| u.parse::<chrono::DateTime<chrono::Utc>>().ok());
+        admitted_until.push(until);
+        let mut next: Option<String> = None;
+        loop {
+            let page = match &next {
+                Some(n) => format!("/orders?limit=100&next_token={n}"),
+                None => "/orders?limit=100".into(),
+            };
+            let orders = get(page, token).await?;
+            for o in orders["items"].as_array().into_iter().flatten() {
+                if o["event_id"] != t.event_id.to_string() {
+                    continue;
+                }
+                let at = o["created_at"].as_str().and_then(|c| c.parse::<chrono::DateTime<chrono::Utc>>().ok());
+                if until.is_none_or(|u| at.is_none_or(|at| at > u)) {
+                    booked_without_admission += 1;
+                }
+            }
+            next = orders["next_token"].as_str().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+    }
+    let admitted = admitted_until.iter().filter(|u| u.is_some()).count();
+    // The admitted are the first `admitted` in join order, with admissions in that order.
+    let front = admitted_until.iter().take(admitted).flatten().collect::<Vec<_>>();
+    let in_join_order = front.len() == admitted && front.windows(2).all(|w| w[0] <= w[1]);
+    Ok(QueueCheck {
+        joined: t.tokens.len() as u64,
+        admitted: admitted as u64,
+        in_join_order,
+        booked_without_admission,
+        refused_queue_required,
     })
 }
 

@@ -65,6 +65,49 @@ async fn loadtest_without_a_url_starts_an_embedded_boxoffice_and_checks_the_inva
 }
 
 #[tokio::test]
+async fn loadtest_with_a_waiting_room_queues_its_users_and_checks_admission_order_and_that_nobody_skipped_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let json = report.to_str().unwrap();
+    let args = [
+        "loadtest",
+        "--scenario",
+        "rush",
+        "--waiting-room",
+        "--admit-per-second",
+        "4",
+        "--capacity",
+        "50",
+        "-d",
+        "3",
+        "-c",
+        "8",
+        "--users",
+        "12",
+        "--quiet",
+        "--json",
+        json,
+    ];
+    let env =
+        [("BOXOFFICE_AUTH__ARGON2_MEMORY_KIB", "64"), ("BOXOFFICE_AUTH__ARGON2_ITERATIONS", "1"), ("RUST_LOG", "warn")];
+    let out = run(dir.path(), &args, &env).await;
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let q = &report["queue"];
+    assert_eq!(q["joined"], 12, "{report}");
+    assert!(q["admitted"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(
+        (q["in_join_order"].as_bool(), q["booked_without_admission"].as_u64()),
+        (Some(true), Some(0)),
+        "{report}"
+    );
+    // The room was in the way: refusals before admission, and bookings after it.
+    assert!(report["statuses"]["403"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(q["refused_queue_required"], report["statuses"]["403"], "{report}");
+    assert!(report["statuses"]["201"].as_u64().unwrap_or(0) > 0, "{report}");
+}
+
+#[tokio::test]
 async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
     let url = crate::common::sqlite_database(dir.path());
