@@ -1454,3 +1454,91 @@ async fn three_nodes_a_graceful_shutdown_mid_rush_hands_events_over_with_at_most
         counts_match_the_store(&c, survivors[1], event, 2000).await;
     }
 }
+
+/// Asks `path` through node `via` until it answers something other than 503 or nothing.
+async fn until_answered(c: &Cluster, via: usize, method: &str, path: &str, token: &str) -> (StatusCode, Value) {
+    let started = Instant::now();
+    loop {
+        let (s, body) = c.call_as(via, method, path, Value::Null, token).await;
+        if ![StatusCode::SERVICE_UNAVAILABLE, StatusCode::BAD_GATEWAY].contains(&s)
+            || started.elapsed() > Duration::from_secs(20)
+        {
+            return (s, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_keep_an_events_waiting_room_and_list_with_its_owner_whichever_node_is_asked() {
+    let c = Cluster::start(|_| "the-cluster-cookie").await;
+    for i in 0..3 {
+        c.wait_members(i, 3).await;
+    }
+    let (s, category) =
+        c.call(0, "POST", "/api/v1/categories", json!({"name": format!("c-{}", Uuid::new_v4()), "kind": "paid"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{category}");
+    let room = json!({
+        "name": format!("rush-{}", Uuid::new_v4()), "category_id": category["id"], "price_cents": 1000,
+        "currency": "EUR", "starts_at": "2030-01-01T20:00:00Z", "total_slots": 100, "max_per_order": 4,
+        "waiting_room": true, "admit_per_second": 1,
+    });
+    let (s, event) = c.call(1, "POST", "/api/v1/events", room).await;
+    assert_eq!(s, StatusCode::CREATED, "{event}");
+    let event: Uuid = event["id"].as_str().unwrap().parse().unwrap();
+    let fans = customers(&c, 5).await;
+
+    // Joins through every node land in one queue, in order.
+    for (i, fan) in fans.iter().enumerate() {
+        let (s, body) = c.call_as(i % 3, "POST", &format!("/api/v1/events/{event}/queue"), Value::Null, fan).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let last = &fans[4];
+    let (s, body) = order(&c, 2, event, last).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("queue_required")), "{body}");
+    let place = |via: usize, token: String| {
+        let c = &c;
+        async move { c.call_as(via, "GET", &format!("/api/v1/events/{event}/queue/me"), Value::Null, &token).await }
+    };
+    let (_, a) = place(0, last.clone()).await;
+    let (_, b) = place(1, last.clone()).await;
+    assert_eq!(a["status"], "waiting", "{a}");
+    assert!(b["position"].as_u64() <= a["position"].as_u64(), "the same place from another node: {a} {b}");
+
+    // The owner dies: the room comes back on a survivor with everyone in it, in order.
+    let owner = c.index_of(&c.owner(0, event).await.expect("an owner"));
+    c.kill(owner).await;
+    let survivor = (owner + 1) % 3;
+    let (s, after) = until_answered(&c, survivor, "GET", &format!("/api/v1/events/{event}/queue/me"), last).await;
+    assert_eq!(s, StatusCode::OK, "{after}");
+    assert!(["waiting", "admitted"].contains(&after["status"].as_str().unwrap()), "{after}");
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = place(survivor, last.clone()).await;
+        if p["status"] == "admitted" {
+            break;
+        }
+        assert!(Instant::now() < until, "never admitted after the takeover: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, body) = order(&c, survivor, event, last).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let first: Vec<_> = futures::future::join_all((0..4).map(|i| place(survivor, fans[i].clone()))).await;
+    assert!(first.iter().all(|(_, p)| p["status"] == "admitted"), "those ahead went first: {first:?}");
+
+    // The waiting list, asked and answered through different nodes.
+    let tiny = c.create_event(1).await;
+    let (s, held) = order(&c, survivor, tiny, &fans[0]).await;
+    assert_eq!(s, StatusCode::CREATED, "{held}");
+    let other = (survivor + 1) % 3;
+    let other = if other == owner { (other + 1) % 3 } else { other };
+    let path = format!("/api/v1/events/{tiny}/waitlist");
+    let (s, body) = c.call_as(other, "POST", &path, json!({"quantity": 1}), &fans[1]).await;
+    assert_eq!((s, body["position"].as_u64()), (StatusCode::CREATED, Some(1)), "{body}");
+    let cancel = format!("/api/v1/orders/{}/cancel", held["id"].as_str().unwrap());
+    let (s, body) = c.call_as(other, "POST", &cancel, json!({}), &fans[0]).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = c.call_as(survivor, "GET", &format!("{path}/me"), Value::Null, &fans[1]).await;
+    assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("offered")), "{body}");
+    assert_eq!(c.stored_counts(tiny).await, (1, 1), "the seat is held for the first in line");
+}
