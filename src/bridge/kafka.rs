@@ -460,30 +460,42 @@ async fn watch_lag(
 /// not reported this round (its gauge keeps the last full reading).
 fn lag_by_topic(consumer: &StreamConsumer, topics: &[String]) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
     const TIMEOUT: Duration = Duration::from_secs(2);
+    // One metadata request for all topics: one per topic took about half a second each (the
+    // client paces its metadata requests), which with twenty-odd topics outlasted the period.
+    let wanted: std::collections::HashSet<&str> = topics.iter().map(String::as_str).collect();
+    let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
     let mut all = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                all.add_partition(t.name(), p.id());
-            }
+    for t in metadata.topics().iter().filter(|t| wanted.contains(t.name())) {
+        for p in t.partitions() {
+            all.add_partition(t.name(), p.id());
         }
     }
     let committed = consumer.committed_offsets(all, TIMEOUT)?;
+    let partitions: Vec<(String, i32, Offset)> =
+        committed.elements().iter().map(|p| (p.topic().to_owned(), p.partition(), p.offset())).collect();
+    // One watermark request per partition, a few hundred milliseconds each: asked all at once
+    // (the client is thread-safe), or sixty-odd partitions take twenty seconds in a row.
+    let watermarks: Vec<_> = std::thread::scope(|scope| {
+        let asks: Vec<_> = partitions
+            .iter()
+            .map(|(topic, partition, _)| scope.spawn(move || consumer.fetch_watermarks(topic, *partition, TIMEOUT)))
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap_or(Err(rdkafka::error::KafkaError::NoMessageReceived))).collect()
+    });
     let mut lags = HashMap::new();
     let mut unreadable = Vec::new();
-    for p in committed.elements() {
-        let Ok((low, high)) = consumer.fetch_watermarks(p.topic(), p.partition(), TIMEOUT) else {
-            unreadable.push(p.topic().to_string());
+    for ((topic, _, offset), marks) in partitions.into_iter().zip(watermarks) {
+        let Ok((low, high)) = marks else {
+            unreadable.push(topic);
             continue;
         };
         // Nothing committed yet, or retention deleted past the commit: count from the oldest
         // message still on the partition.
-        let done = match p.offset() {
+        let done = match offset {
             Offset::Offset(o) => o.max(low),
             _ => low,
         };
-        *lags.entry(p.topic().to_string()).or_insert(0) += (high - done).max(0);
+        *lags.entry(topic).or_insert(0) += (high - done).max(0);
     }
     for topic in unreadable {
         lags.remove(&topic);
