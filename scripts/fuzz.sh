@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the REST API from its own description (/openapi.json) with schemathesis (PyPI), bounded,
-# once with a customer's token and once with an admin's: any 5xx answer fails the run. Part of the
+# Validates the REST API's own description (/openapi.json, OpenAPI 3.1) with openapi-spec-validator,
+# then fuzzes the API from it with schemathesis (both from PyPI), bounded, once with a customer's
+# token and once with an admin's: an invalid document or any 5xx answer fails the run. Part of the
 # test command. FUZZ_EXAMPLES (default 25) bounds the examples per operation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,13 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "fuzz: installing schemathesis $SCHEMATHESIS into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS"
+fi
+# The validator in a venv of its own: its dependencies must not move schemathesis's.
+validator=$HOME/.cache/boxoffice/openapi-spec-validator-$OPENAPI_SPEC_VALIDATOR
+if [ ! -x "$validator/bin/openapi-spec-validator" ]; then
+  echo "fuzz: installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR into $validator"
+  python3 -m venv "$validator"
+  "$validator/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR"
 fi
 
 cargo build -q --bin boxoffice
@@ -44,12 +52,16 @@ curl -fsS -XPOST "$base/api/v1/auth/register" -H 'content-type: application/json
 user_token=$(token fuzzer "correct horse battery staple")
 admin_token=$(token admin "$admin_password")
 
+echo "== openapi-spec-validator $OPENAPI_SPEC_VALIDATOR: /openapi.json =="
+curl -fsS "$base/openapi.json" >"$out/openapi.json"
+"$validator/bin/openapi-spec-validator" "$out/openapi.json"
+
 status=0
 for who in user admin; do
   if [ "$who" = user ]; then t=$user_token; else t=$admin_token; fi
   echo "== schemathesis $SCHEMATHESIS as $who: no 5xx =="
   # Streams never end and logout would end the token the run uses; both have their own tests.
-  "$venv/bin/schemathesis" run "$base/openapi.json" --checks not_a_server_error \
+  "$venv/bin/schemathesis" run "$base/openapi.json" --checks "${FUZZ_CHECKS:-not_a_server_error}" \
     --max-examples "${FUZZ_EXAMPLES:-25}" --workers 2 --seed 20261202 --request-timeout 20 \
     --suppress-health-check all --exclude-path-regex 'stream|logout' \
     -H "Authorization: Bearer $t" --warnings off || status=1

@@ -54,7 +54,7 @@ pub struct CreateCategory {
     pub kind: CategoryKind,
 }
 
-#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", responses((status = 200, body = [CategoryView])))]
+#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", security(()), responses((status = 200, body = [CategoryView])))]
 async fn list_categories(State(state): State<AppState>) -> Result<Response> {
     let all = categories::Entity::find().order_by_asc(categories::Column::Name).all(&state.db).await?;
     Ok(reply(StatusCode::OK, all.into_iter().map(CategoryView::from).collect::<Vec<_>>()))
@@ -128,6 +128,7 @@ impl EventView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventSearch {
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
@@ -168,7 +169,7 @@ async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
     Ok(EventView::new(e, s))
 }
 
-#[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(EventSearch, PageParams),
+#[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(EventSearch, PageParams), security(()),
     responses((status = 200, body = Page<EventView>)))]
 async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<EventSearch>) -> Result<Response> {
     let mut select = events::Entity::find();
@@ -194,7 +195,7 @@ async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<E
     Ok(reply(StatusCode::OK, Page { items, next_token: page.next_token, previous_token: page.previous_token }))
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", security(()),
     responses((status = 200, body = EventView), (status = 404)))]
 async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let e = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;

@@ -30,8 +30,10 @@ use super::AppState;
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,
         super::auth::TokenPair, super::users::UserView, super::users::UpdateUser,
+        super::error::ErrorBody, super::error::ErrorDetail,
     )),
-    modifiers(&BearerAuth),
+    servers((url = "/", description = "this Boxoffice")),
+    modifiers(&BearerAuth, &OperationIds, &ErrorResponses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -45,6 +47,105 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// Every operation gets an id from its method and path (`getOrdersById`, `postEventsByIdQueue`):
+/// unique by construction, where the handlers' function names (`list`, `read`, ...) repeat
+/// across modules, and stable for generated clients.
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let mut name = String::new();
+            for segment in path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()) {
+                let word = match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(param) => format!("by_{param}"),
+                    None => segment.to_owned(),
+                };
+                for part in word.split(['_', '-']).filter(|p| !p.is_empty()) {
+                    let mut chars = part.chars();
+                    if let Some(first) = chars.next() {
+                        name.push(first.to_ascii_uppercase());
+                        name.push_str(chars.as_str());
+                    }
+                }
+            }
+            let operations = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                if let Some(op) = operation {
+                    op.operation_id = Some(format!("{method}{name}"));
+                }
+            }
+        }
+    }
+}
+
+/// The error answers every operation may give, declared where the handlers do not name them
+/// (the one error type decides them, so they follow from what an operation takes): `503` always
+/// (with `Retry-After`); `401` and `403` when it needs a token; `400`, `413`, `415` and `422` when
+/// it takes a body; `422` for malformed parameters; `404` for a path with an id; `429` for the
+/// login, sign-up and refresh limits.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let rate_limited =
+                ["/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"].contains(&path.as_str());
+            let with_id = path.contains('{');
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                // No `security` of its own: the document's bearer requirement. An empty requirement
+                // among its own makes the token optional.
+                let optional = |r: &utoipa::openapi::security::SecurityRequirement| {
+                    serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+                };
+                let needs_token = op.security.as_ref().is_none_or(|s| !s.iter().any(optional));
+                let has_body = op.request_body.is_some();
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
+                };
+                add("503", "a part Boxoffice needs is unavailable; retry after `Retry-After` seconds");
+                if needs_token {
+                    add("401", "no token, or an invalid, expired or revoked one");
+                    add("403", "the token's holder may not do this");
+                }
+                if has_body {
+                    add("400", "the body is not JSON");
+                    add("413", "the body is larger than `http.body_limit_bytes`");
+                    add("415", "the body is not `application/json`");
+                    add("422", "a field is missing or invalid (`field` names it)");
+                }
+                if has_params {
+                    add("422", "a parameter is malformed (`field` names it)");
+                }
+                if with_id {
+                    add("404", "no such resource");
+                }
+                if rate_limited {
+                    add("429", "too many attempts; retry after `Retry-After` seconds");
+                }
+            }
+        }
     }
 }
 

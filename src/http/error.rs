@@ -53,6 +53,24 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every error's body, as the OpenAPI document describes it (built in [`Error::into_response`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A description for the document; the body itself is built with `json!`.
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// What went wrong, for programs: `validation_failed`, `sold_out`, `queue_required`, ...
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+    /// The field at fault (`validation_failed` only).
+    field: Option<String>,
+}
+
 impl Error {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.into(), message: message.into() }

@@ -138,6 +138,7 @@ impl FromRequestParts<AppState> for StreamUser {
 
 /// `?limit=&next_token=&previous_token=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 100, default 20. (A string so it also parses inside flattened query structs.)
     pub limit: Option<String>,

@@ -110,7 +110,7 @@ async fn forward_logs(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", security(()),
     responses((status = 200, description = "text/event-stream of `availability` events: \
         {eventId, total, available, held, sold}", content_type = "text/event-stream"), (status = 404)))]
 async fn availability(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
@@ -123,7 +123,7 @@ struct ManyEvents {
     events: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/availability/stream", tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/availability/stream", tag = "catalog", security(()),
     params(("events" = String, Query, description = "comma-separated event ids, at most 100")),
     responses((status = 200, description = "text/event-stream of `availability` events: \
         {eventId, total, available, held, sold}, first one per event, then on every change",

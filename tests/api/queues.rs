@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -232,25 +231,8 @@ async fn the_live_place_counts_down_then_says_admitted() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
-    let mut body = res.bytes_stream();
-    let mut buf = String::new();
-    let mut seen: Vec<Value> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while seen.last().is_none_or(|p| p["status"] != "admitted") {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap_or_else(|_| panic!("the stream never said admitted: {seen:?}"))
-            .expect("the stream stays open")
-            .unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if frame.lines().any(|l| l == "event: queue") {
-                let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
-                seen.push(serde_json::from_str(data).unwrap());
-            }
-        }
-    }
+    let seen =
+        crate::streams::sse_events(res, "queue", |seen| seen.last().is_some_and(|p| p["status"] == "admitted")).await;
     let positions: Vec<u64> = seen.iter().filter_map(|p| p["position"].as_u64()).collect();
     assert!(positions.windows(2).all(|w| w[1] < w[0]), "the position only counts down: {seen:?}");
     assert!(positions.len() >= 2, "changes were pushed before the admission: {seen:?}");

@@ -10,20 +10,26 @@ use crate::common::TestApp;
 
 /// Reads SSE frames from a streaming body until `n` `availability` events were seen.
 async fn availability_events(res: reqwest::Response, n: usize) -> Vec<Value> {
+    sse_events(res, "availability", |seen| seen.len() >= n).await
+}
+
+/// The data of each `kind` event of an SSE body, read until `done` says enough (15 s at most).
+pub async fn sse_events(res: reqwest::Response, kind: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut body = res.bytes_stream();
     let mut buf = String::new();
     let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while out.len() < n {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let wanted = format!("event: {kind}");
+    while !done(&out) {
         let chunk = tokio::time::timeout_at(deadline, body.next())
             .await
-            .expect("availability events in time")
+            .unwrap_or_else(|_| panic!("{kind} events in time; seen {out:?}"))
             .expect("stream still open")
             .unwrap();
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let frame: String = buf.drain(..end + 2).collect();
-            if frame.lines().any(|l| l == "event: availability") {
+            if frame.lines().any(|l| l == wanted) {
                 let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
                 out.push(serde_json::from_str(data).unwrap());
             }
