@@ -1,11 +1,13 @@
-//! The OpenAPI document (`/openapi.json`) and interactive docs (`/docs`).
+//! The OpenAPI document (`/openapi.json`) and interactive docs (`/docs`: Swagger UI, its files
+//! built into the binary, so the docs work without internet, under a Content-Security-Policy
+//! that lets the page load nothing from anywhere else).
 
-use axum::{Json, Router, routing::get};
+use axum::Router;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
-use utoipa_scalar::{Scalar, Servable};
+use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
 
@@ -149,8 +151,17 @@ impl Modify for ErrorResponses {
     }
 }
 
+/// What the docs pages may load: their own files, and the document from this server.
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+    // `/docs` itself redirects to `/docs/`, the UI's page.
+    Router::from(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())).layer(axum::middleware::map_response(
+        |mut res: axum::response::Response| async move {
+            res.headers_mut()
+                .insert(axum::http::header::CONTENT_SECURITY_POLICY, axum::http::HeaderValue::from_static(DOCS_CSP));
+            res
+        },
+    ))
 }

@@ -73,9 +73,40 @@ async fn health_readiness_openapi_and_docs_are_served() {
     for (path, method) in paths {
         assert!(spec["paths"][path].get(method).is_some(), "{method} {path} missing from the OpenAPI document");
     }
-    let res = app.client.get(format!("{}/docs", app.base)).send().await.unwrap();
+    // The document validates as far as it can be checked here: every operation id is unique.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} repeats ({method} {path})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_are_served_from_the_binary_under_a_content_security_policy() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(format!("{}/docs/", app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("openapi"));
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"), "{csp}");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("swagger-ui-bundle.js"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"),
+        "nothing from elsewhere: {page}"
+    );
+    for (file, at_least) in
+        [("swagger-ui-bundle.js", 100_000), ("swagger-ui.css", 10_000), ("swagger-initializer.js", 50)]
+    {
+        let res = app.client.get(format!("{}/docs/{file}", app.base)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{file}");
+        let body = res.text().await.unwrap();
+        assert!(body.len() >= at_least, "{file} is {} bytes", body.len());
+        if file == "swagger-initializer.js" {
+            assert!(body.contains("/openapi.json"), "{body}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -338,6 +338,25 @@ test('a sold-out event offers its waiting list, and a seat that comes back is he
   await p.context().close();
 });
 
+test('the API docs render from the binary alone, with every request elsewhere blocked and no CSP violation', async () => {
+  const p = await page();
+  const blocked = [];
+  const violations = [];
+  p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
+  await p.route('**/*', (route) => {
+    if (route.request().url().startsWith(base)) return route.continue();
+    blocked.push(route.request().url());
+    return route.abort();
+  });
+  await p.goto(`${base}/docs`);
+  await p.getByText('Ticket booking: events, holds, orders, payments.').waitFor();
+  await p.locator('.opblock-tag', { hasText: 'queues' }).first().waitFor();
+  assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
+  assert.deepEqual(blocked, [], 'the docs asked for nothing outside this server');
+  await shot(p, 'docs');
+  await p.context().close();
+});
+
 test('the page opens without a focus frame around the whole main area, and keyboard focus stays visible', async () => {
   const p = await page();
   await p.goto(`${base}/`);
