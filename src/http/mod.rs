@@ -12,6 +12,7 @@ mod extract;
 mod health;
 mod orders;
 mod payments;
+pub mod postman;
 mod queues;
 mod serve;
 mod streams;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(streams::router())
         .merge(docs::router())
+        .merge(postman::router())
         .merge(web::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -118,3 +118,14 @@ async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(log.contains("migrations applied"), "{log}");
     assert!(!log.contains('\x1b'), "ANSI escapes in a redirected log: {log:?}");
 }
+
+#[tokio::test]
+async fn postman_prints_the_collection_for_a_given_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["postman", "--base-url", "http://shop.example:9000"], &[("RUST_LOG", "warn")]).await;
+    assert!(out.status.success(), "{out:?}");
+    let collection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let base = collection["variable"].as_array().unwrap().iter().find(|v| v["key"] == "baseUrl").unwrap();
+    assert_eq!(base["value"], "http://shop.example:9000");
+    assert!(collection["item"].as_array().unwrap().len() >= 5, "folders per tag: {collection}");
+}

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::TestApp;
 
@@ -239,4 +239,69 @@ async fn an_actor_call_that_times_out_answers_503_json() {
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
     assert!(body["error"]["message"].is_string());
     assert!(timeouts().await > before, "it was the actor call that timed out");
+}
+
+#[tokio::test]
+async fn the_postman_collection_has_every_operation_once_and_a_wired_login() {
+    let app = TestApp::spawn().await;
+    let (s, collection) = app.get("/postman.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(collection["info"]["schema"], "https://schema.getpostman.com/json/collection/v2.1.0/collection.json");
+    let var =
+        |k: &str| collection["variable"].as_array().unwrap().iter().find(|v| v["key"] == k).map(|v| v["value"].clone());
+    assert_eq!(var("baseUrl"), Some(serde_json::json!(app.base)), "baseUrl is where it was fetched from");
+    assert_eq!(collection["auth"]["bearer"][0]["value"], "{{token}}");
+
+    let (_, spec) = app.get("/openapi.json", None).await;
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut requests = Vec::new();
+    for folder in collection["item"].as_array().unwrap() {
+        for item in folder["item"].as_array().unwrap() {
+            let raw = item["request"]["url"]["raw"].as_str().unwrap();
+            let path: String = raw
+                .trim_start_matches("{{baseUrl}}")
+                .split('/')
+                .map(|s| s.strip_prefix(':').map_or(s.to_owned(), |v| format!("{{{v}}}")))
+                .collect::<Vec<_>>()
+                .join("/");
+            requests.push(((item["request"]["method"].as_str().unwrap().to_owned(), path), item.clone()));
+        }
+    }
+    let listed: std::collections::BTreeSet<_> = requests.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(listed.len(), requests.len(), "every operation once");
+    assert_eq!(listed, documented, "the collection is the OpenAPI document's operations");
+    let find = |method: &str, path: &str| {
+        requests.iter().find(|(k, _)| k.0 == method && k.1 == path).map(|(_, i)| i.clone()).unwrap()
+    };
+    assert_eq!(find("GET", "/api/v1/events")["request"]["auth"]["type"], "noauth", "public: no token");
+    assert!(find("GET", "/api/v1/orders")["request"]["auth"].is_null(), "the collection's bearer token");
+    let order_body = find("POST", "/api/v1/orders")["request"]["body"]["raw"].as_str().unwrap().to_owned();
+    let order_body: Value = serde_json::from_str(&order_body).unwrap();
+    assert!(order_body.get("event_id").is_some() && order_body.get("quantity").is_some(), "{order_body}");
+
+    // The wiring, followed as Postman would: log in, keep the token the script keeps, send it.
+    let login = find("POST", "/api/v1/auth/login");
+    let script = login["event"][0]["script"]["exec"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains("pm.collectionVariables.set('token', body.access_token)"), "{script}");
+    let url = login["request"]["url"]["raw"].as_str().unwrap().replace("{{baseUrl}}", &app.base);
+    let password = app.admin_password();
+    let body = serde_json::json!({"login": "admin", "password": password});
+    let res = app.client.post(url).json(&body).send().await.unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let orders = find("GET", "/api/v1/orders");
+    let url = orders["request"]["url"]["raw"].as_str().unwrap().replace("{{baseUrl}}", &app.base);
+    let auth = collection["auth"]["bearer"][0]["value"].as_str().unwrap().replace("{{token}}", &token);
+    let res = app.client.get(url).bearer_auth(auth).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }

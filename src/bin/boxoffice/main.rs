@@ -30,6 +30,12 @@ enum Command {
     Migrate,
     /// Load-test a Boxoffice (or an embedded one) and check the seat invariant afterwards.
     Loadtest(boxoffice_loadtest::LoadtestArgs),
+    /// Print the Postman collection of the API (also served at /postman.json).
+    Postman {
+        /// Where the collection's requests go (its `baseUrl` variable).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
     /// Serve a trivial endpoint: the ceiling the load-test harness is compared against.
     #[command(hide = true)]
     CeilingServer {
@@ -57,6 +63,10 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => migrate(&config).await,
         Command::Loadtest(args) => loadtest(args, config).await,
         Command::CeilingServer { addr } => boxoffice_loadtest::trivial_server(addr).await,
+        Command::Postman { base_url } => {
+            println!("{:#}", boxoffice::http::postman::collection(&base_url));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,166 @@
+//! A Postman collection (v2.1) generated from the OpenAPI document, so it never drifts from the
+//! API: `GET /postman.json` (its `baseUrl` is the address it was fetched from) and
+//! `boxoffice postman [--base-url URL]`.
+//!
+//! One folder per tag, one request per operation, path ids as `:id` variables, a JSON body shaped
+//! after the request schema. The bearer flow is pre-wired: the collection authenticates with
+//! `{{token}}`, and the login and refresh requests store the tokens they get back (public
+//! operations send no token).
+
+use axum::{Json, Router, http::HeaderMap, routing::get};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use super::{AppState, docs::ApiDoc};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/postman.json", get(served))
+}
+
+async fn served(headers: HeaderMap) -> Json<Value> {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    Json(collection(&format!("http://{host}")))
+}
+
+/// Stores the tokens a login or refresh answers, for the requests after it.
+const KEEP_TOKENS: &str = "const body = pm.response.json();\n\
+    if (body && body.access_token) {\n\
+      pm.collectionVariables.set('token', body.access_token);\n\
+      pm.collectionVariables.set('refreshToken', body.refresh_token);\n\
+    }";
+
+/// The collection for a Boxoffice at `base_url`.
+pub fn collection(base_url: &str) -> Value {
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut folders: Vec<(String, Vec<Value>)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
+            let request = request(&doc, path, method, op);
+            match folders.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, items)) => items.push(request),
+                None => folders.push((tag, vec![request])),
+            }
+        }
+    }
+    json!({
+        "info": {
+            "name": "Boxoffice",
+            "description": "Generated from Boxoffice's OpenAPI document. Run \"Log in\" (auth) first: \
+                it stores the access token every other request sends.",
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "auth": {"type": "bearer", "bearer": [{"key": "token", "value": "{{token}}", "type": "string"}]},
+        "variable": [
+            {"key": "baseUrl", "value": base_url},
+            {"key": "token", "value": ""},
+            {"key": "refreshToken", "value": ""},
+        ],
+        "item": folders.into_iter().map(|(name, item)| json!({"name": name, "item": item})).collect::<Vec<_>>(),
+    })
+}
+
+fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => format!(":{name}"),
+            None => s.to_owned(),
+        })
+        .collect();
+    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+    let of = |place: &str| -> Vec<Value> {
+        params
+            .iter()
+            .filter(|p| p["in"] == place)
+            .map(|p| json!({"key": p["name"], "value": "", "description": p["description"]}))
+            .collect()
+    };
+    let mut url = json!({
+        "raw": format!("{{{{baseUrl}}}}/{}", segments.join("/")),
+        "host": ["{{baseUrl}}"],
+        "path": segments,
+    });
+    let (path_vars, query) = (of("path"), of("query"));
+    if !path_vars.is_empty() {
+        url["variable"] = Value::Array(path_vars);
+    }
+    if !query.is_empty() {
+        // Optional filters, off until filled in.
+        let query: Vec<Value> = query
+            .into_iter()
+            .map(|mut q| {
+                q["disabled"] = json!(true);
+                q
+            })
+            .collect();
+        url["query"] = Value::Array(query);
+    }
+    let mut headers = of("header");
+    let mut request = json!({"method": method.to_uppercase(), "url": url});
+    if let Some(schema) = op["requestBody"]["content"]["application/json"]["schema"].as_object() {
+        headers.push(json!({"key": "Content-Type", "value": "application/json"}));
+        let body = example(doc, &Value::Object(schema.clone()), 0);
+        request["body"] = json!({
+            "mode": "raw",
+            "raw": serde_json::to_string_pretty(&body).unwrap_or_default(),
+            "options": {"raw": {"language": "json"}},
+        });
+    }
+    request["header"] = Value::Array(headers);
+    // An operation whose security allows no token sends none.
+    let public = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(Map::is_empty)));
+    if public {
+        request["auth"] = json!({"type": "noauth"});
+    }
+    let name = op["summary"].as_str().filter(|s| !s.is_empty()).map(str::to_owned).unwrap_or_else(|| {
+        let id = op["operationId"].as_str().unwrap_or(path);
+        if path == "/api/v1/auth/login" { "Log in".to_owned() } else { id.to_owned() }
+    });
+    let mut item = json!({"name": name, "request": request});
+    if ["/api/v1/auth/login", "/api/v1/auth/refresh"].contains(&path) {
+        item["event"] = json!([{"listen": "test", "script": {"type": "text/javascript", "exec": KEEP_TOKENS.lines().collect::<Vec<_>>()}}]);
+    }
+    if path == "/api/v1/auth/refresh" {
+        item["request"]["body"]["raw"] = json!("{\n  \"refresh_token\": \"{{refreshToken}}\"\n}");
+    }
+    item
+}
+
+/// A body shaped after `schema`: every property with a placeholder of its type.
+fn example(doc: &Value, schema: &Value, depth: usize) -> Value {
+    if depth > 6 {
+        return Value::Null;
+    }
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        return example(doc, &doc["components"]["schemas"][name], depth + 1);
+    }
+    for combined in ["allOf", "oneOf", "anyOf"] {
+        if let Some(first) = schema[combined].as_array().and_then(|a| a.iter().find(|s| s["type"] != "null")) {
+            return example(doc, first, depth + 1);
+        }
+    }
+    let ty = match &schema["type"] {
+        Value::Array(types) => types.iter().find(|t| *t != "null").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match ty.as_str() {
+        Some("object") => {
+            let mut out = Map::new();
+            for (k, v) in schema["properties"].as_object().into_iter().flatten() {
+                out.insert(k.clone(), example(doc, v, depth + 1));
+            }
+            Value::Object(out)
+        }
+        Some("array") => json!([example(doc, &schema["items"], depth + 1)]),
+        Some("integer") | Some("number") => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        Some("boolean") => json!(false),
+        Some("string") => match schema["format"].as_str() {
+            Some("uuid") => json!("00000000-0000-0000-0000-000000000000"),
+            Some("date-time") => json!("2030-01-01T20:00:00Z"),
+            _ => schema["enum"][0].clone().as_str().map_or(json!(""), |e| json!(e)),
+        },
+        _ => Value::Null,
+    }
+}
