@@ -61,8 +61,11 @@ for who in user admin; do
   if [ "$who" = user ]; then t=$user_token; else t=$admin_token; fi
   echo "== schemathesis $SCHEMATHESIS as $who: no 5xx =="
   # Streams never end and logout would end the token the run uses; both have their own tests.
+  # One worker: with two, schemathesis now and then dies in CPython's AST compiler ("SystemError:
+  # AST constructor recursion depth mismatch", two threads compiling at once), failing the run
+  # for nothing the API did.
   "$venv/bin/schemathesis" run "$base/openapi.json" --checks "${FUZZ_CHECKS:-not_a_server_error}" \
-    --max-examples "${FUZZ_EXAMPLES:-25}" --workers 2 --seed 20261202 --request-timeout 20 \
+    --max-examples "${FUZZ_EXAMPLES:-25}" --workers 1 --seed 20261202 --request-timeout 20 \
     --suppress-health-check all --exclude-path-regex 'stream|logout' \
     -H "Authorization: Bearer $t" --warnings off || status=1
 done
