@@ -9,7 +9,8 @@
 //!   a map lookup; another node's change is seen within that TTL.
 //! - **Revoked access tokens** are kept in memory until their `exp`, loaded from the database at
 //!   start and every [`SYNC_EVERY`] (so a logout on another node counts here within seconds).
-//! - **Logins** go through [`Guard::authenticate`], the one place their rules live: every attempt
+//! - **Logins** go through [`Guard::authenticate`], the one place their rules live (and each
+//!   outcome is announced: `user.login`, `user.login_failed`): every attempt
 //!   is recorded in the database *before* the password is checked (so parallel guesses all count)
 //!   and cleared by a success; past `limits.login_failures_per_account` attempts within
 //!   `limits.login_failure_window_seconds` the subject's logins are refused with 429 until the
@@ -33,14 +34,17 @@ use std::{
 use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use ipnet::IpNet;
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{AuthKeys, Claims};
 use crate::{
     config::LimitsConfig,
-    domain::Role,
+    domain::{
+        DomainEvent, Payload, Role,
+        events::{LoginFacts, LoginFailed},
+    },
     instruments::{refusal, refused},
     store::{entities::users, sessions},
 };
@@ -168,42 +172,63 @@ impl Guard {
     }
 
     /// The live account a login (username, or e-mail in any case) names and its password opens,
-    /// with every rule of a login applied (see the module docs).
+    /// with every rule of a login applied (see the module docs). Every decision is announced in
+    /// the outbox, the security audit trail: `user.login`, or `user.login_failed` with its reason.
     pub async fn authenticate(&self, keys: &AuthKeys, login: &str, password: String) -> Result<users::Model, Refused> {
         let login = login.trim();
-        let user = users::Entity::find()
-            .filter(users::Column::DeletedAt.is_null())
-            .filter(
-                Condition::any()
-                    .add(users::Column::Email.eq(login.to_lowercase()))
-                    .add(users::Column::Username.eq(login)),
-            )
-            .one(&self.db)
-            .await?;
-        let subject = match &user {
-            Some(u) => u.id.to_string(),
-            None => format!("login:{}", login.to_lowercase()),
-        };
-        if self.max_failures > 0 {
-            sessions::record_login_attempt(&self.db, &subject).await?;
-            self.check_lockout(&subject).await?;
-        }
-        let opened = match &user {
-            Some(u) => keys.verify_password(password, u.password_hash.clone()).await,
-            None => {
-                keys.verify_nobody(password).await;
-                false
+        let mut named = None;
+        let outcome = async {
+            let user = users::Entity::find()
+                .filter(users::Column::DeletedAt.is_null())
+                .filter(
+                    Condition::any()
+                        .add(users::Column::Email.eq(login.to_lowercase()))
+                        .add(users::Column::Username.eq(login)),
+                )
+                .one(&self.db)
+                .await?;
+            named = user.as_ref().map(|u| u.id);
+            let subject = match &user {
+                Some(u) => u.id.to_string(),
+                None => format!("login:{}", login.to_lowercase()),
+            };
+            if self.max_failures > 0 {
+                sessions::record_login_attempt(&self.db, &subject).await?;
+                self.check_lockout(&subject).await?;
             }
-        };
-        match user {
-            Some(u) if opened => {
-                if self.max_failures > 0 {
-                    sessions::clear_login_failures(&self.db, &subject).await?;
+            let opened = match &user {
+                Some(u) => keys.verify_password(password, u.password_hash.clone()).await,
+                None => {
+                    keys.verify_nobody(password).await;
+                    false
                 }
-                Ok(u)
+            };
+            match user {
+                Some(u) if opened => {
+                    if self.max_failures > 0 {
+                        sessions::clear_login_failures(&self.db, &subject).await?;
+                    }
+                    Ok(u)
+                }
+                _ => Err(Refused::BadCredentials),
             }
-            _ => Err(Refused::BadCredentials),
         }
+        .await;
+        let failed = |reason: &str| {
+            Payload::UserLoginFailed(LoginFailed { login: login.to_owned(), user_id: named, reason: reason.into() })
+        };
+        let announced = match &outcome {
+            Ok(u) => Some(Payload::UserLogin(LoginFacts { user_id: u.id, username: u.username.clone() })),
+            Err(Refused::BadCredentials) => Some(failed("bad_credentials")),
+            Err(Refused::Locked { .. }) => Some(failed("locked")),
+            Err(_) => None,
+        };
+        if let Some(payload) = announced {
+            let txn = self.db.begin().await?;
+            crate::store::record_event(&txn, &DomainEvent::new(payload)).await?;
+            txn.commit().await?;
+        }
+        outcome
     }
 
     /// Refuses a login while its subject has more attempts in the window than allowed (the

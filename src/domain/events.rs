@@ -107,6 +107,10 @@ domain_events! {
     WaitlistOffered(WaitlistOffered) = "waitlist.offered",
     /// A person left the waiting list.
     WaitlistLeft(WaitlistEntry) = "waitlist.left",
+    /// Someone logged in (the security audit trail).
+    UserLogin(LoginFacts) = "user.login",
+    /// A login was refused: wrong password, no such account, or the account locked.
+    UserLoginFailed(LoginFailed) = "user.login_failed",
 }
 
 /// What every order and payment event says about its order, first and in this order.
@@ -261,6 +265,24 @@ pub struct QueueAdmitted {
     pub admitted_until: DateTime<Utc>,
 }
 
+/// `user.login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFacts {
+    pub user_id: Uuid,
+    pub username: String,
+}
+
+/// `user.login_failed`: `login` is the text tried (never the password); `userId` the account it
+/// named, if any; `reason` is `bad_credentials` or `locked`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailed {
+    pub login: String,
+    pub user_id: Option<Uuid>,
+    pub reason: String,
+}
+
 /// `waitlist.joined` and `waitlist.left`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -317,6 +339,9 @@ impl Payload {
             Self::QueueAdmitted(q) => q.event_id,
             Self::WaitlistJoined(w) | Self::WaitlistLeft(w) => w.event_id,
             Self::WaitlistOffered(w) => w.event_id,
+            Self::UserLogin(l) => l.user_id,
+            // A login for nobody has no entity: the nil id keeps those on one partition.
+            Self::UserLoginFailed(l) => l.user_id.unwrap_or(Uuid::nil()),
         }
     }
 
@@ -559,6 +584,12 @@ mod tests {
                 user_id: order.user_id,
                 entry_id: Uuid::now_v7(),
                 quantity: 2,
+            }),
+            Payload::UserLogin(LoginFacts { user_id: order.user_id, username: "ann".into() }),
+            Payload::UserLoginFailed(LoginFailed {
+                login: "ann@b.io".into(),
+                user_id: Some(order.user_id),
+                reason: "bad_credentials".into(),
             }),
         ];
         assert_eq!(all.len(), EventType::ALL.len(), "one sample per type");

@@ -265,3 +265,50 @@ async fn a_refresh_token_issued_under_an_older_generation_is_refused() {
     let (s, body) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": pair["refresh_token"]})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+#[tokio::test]
+async fn logins_and_refused_logins_are_announced_for_the_security_audit_trail() {
+    let app = TestApp::spawn_with(|c| c.limits.login_failures_per_account = 2).await;
+    let (ann, _) = app.signup("ann").await;
+    let wrong = "Not-Her-Password-42";
+    for login in ["ann", "nobody-at-all"] {
+        let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": login, "password": wrong})).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // Past the account's limit: locked, even for the right password.
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": wrong})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+
+    app.eventually(10, "the logins in the audit log", || async {
+        app.audit("user.login").await.len() == 2 && app.audit("user.login_failed").await.len() == 4
+    })
+    .await;
+    let logins = app.audit("user.login").await;
+    assert!(
+        logins.iter().any(|e| e["data"]["userId"] == ann.to_string() && e["data"]["username"] == "ann"),
+        "{logins:?}"
+    );
+    let failed = app.audit("user.login_failed").await;
+    let seen: Vec<(String, Value, String)> = failed
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["login"].as_str().unwrap().to_owned(),
+                e["data"]["userId"].clone(),
+                e["data"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ann_id = json!(ann.to_string());
+    for want in [
+        ("ann".to_owned(), ann_id.clone(), "bad_credentials".to_owned()),
+        ("nobody-at-all".to_owned(), Value::Null, "bad_credentials".to_owned()),
+        ("ann".to_owned(), ann_id, "locked".to_owned()),
+    ] {
+        assert!(seen.contains(&want), "{want:?} not in {seen:?}");
+    }
+    let all = serde_json::to_string(&failed).unwrap();
+    assert!(!all.contains(wrong) && !all.contains("password-123"), "no password in the trail: {all}");
+}

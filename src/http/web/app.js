@@ -484,7 +484,7 @@ async function adminView() {
     ['user.created', 'category.created', 'event.created', 'event.updated', 'order.placed', 'order.confirmed',
       'order.cancelled', 'order.expired', 'payment.started', 'payment.succeeded', 'payment.failed', 'payment.refunded',
       'registration.created', 'queue.joined', 'queue.admitted', 'waitlist.joined', 'waitlist.offered',
-      'waitlist.left'].map((t) => h('option', { value: t }, t)));
+      'waitlist.left', 'user.login', 'user.login_failed'].map((t) => h('option', { value: t }, t)));
   const auditBody = h('tbody');
   const loadAudit = async () => {
     const r = await api('GET', `/audit-logs?limit=50${type.value ? `&event_type=${type.value}` : ''}`);
