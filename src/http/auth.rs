@@ -46,8 +46,13 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
+    #[schema(min_length = 3, max_length = 32)]
     pub username: String,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,

@@ -50,6 +50,7 @@ impl From<categories::Model> for CategoryView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCategory {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub kind: CategoryKind,
 }
@@ -146,21 +147,33 @@ pub struct EventSearch {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// A category whose kind matches the price (free: 0, paid: more).
     pub category_id: Uuid,
     /// Per seat, 0 to 1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub price_cents: i64,
+    /// ISO 4217, e.g. `EUR`.
+    #[schema(min_length = 3, max_length = 3)]
     pub currency: String,
     pub starts_at: DateTime<Utc>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub total_slots: i64,
+    /// Default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_per_order: Option<i64>,
+    /// Default `booking.default_hold_seconds`, at most `booking.max_hold_seconds`.
+    #[schema(minimum = 1)]
     pub hold_seconds: Option<i64>,
     /// Seats one person may hold and have bought (0 = no limit); default
     /// `booking.default_max_per_person`.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub max_per_person: Option<i64>,
     /// Buyers queue in a virtual waiting room and book only once admitted; default `false`.
     pub waiting_room: Option<bool>,
     /// People the waiting room admits per second, 1 to 10,000; default 10.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub admit_per_second: Option<i64>,
 }
 

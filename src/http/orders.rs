@@ -45,6 +45,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     pub event_id: Uuid,
+    /// Seats, 1 to the event's `max_per_order` (at most 100).
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 

@@ -35,8 +35,11 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
     pub order_id: Uuid,
+    /// The order's amount, to the cent.
+    #[schema(minimum = 0)]
     pub amount_cents: i64,
     /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
+    #[schema(min_length = 1, max_length = 200)]
     pub card_token: String,
 }
 

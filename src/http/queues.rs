@@ -78,6 +78,7 @@ impl From<ListView> for ListEntry {
 #[serde(deny_unknown_fields)]
 pub struct JoinList {
     /// Seats wanted: 1 to the event's `max_per_order` (always 1 for a free event).
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 
