@@ -207,7 +207,6 @@ impl Application {
             bus,
             audit_log,
             ready: Arc::new(AtomicBool::new(false)),
-            registrations: Default::default(),
         });
         seed::ensure_admin(&db, &state.auth, &config).await.context("ensuring the admin account")?;
         if config.seed.demo_data {

@@ -84,8 +84,6 @@ pub struct AppParts {
     pub audit_log: Option<Arc<MongoAuditLog>>,
     /// False until start-up finished and while shutting down.
     pub ready: Arc<AtomicBool>,
-    /// One registration per person and event at a time (see `orders::register`).
-    pub registrations: orders::RegistrationTurns,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -2,11 +2,6 @@
 //! inventory actor (201 only once it is durable); payment and cancellation go through the
 //! order's saga.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
-
 use axum::{
     Router,
     extract::State,
@@ -183,14 +178,10 @@ async fn register(
 ) -> Result<Response> {
     idempotent(&state, user.id, "registrations", &headers, &req, || async {
         // One registration per person and event: the event's inventory (its one writer, on
-        // whichever node owns it) refuses a second one before anything is written, so a duplicate
-        // never reaches the unique index `uq_orders_confirmed_registration` (where it would fail
-        // a whole group commit, other people's holds too). A second click while the first is
-        // running waits for it here and then gets the same 409 as a later repeat.
-        let _turn = state.registrations.turn(user.id, req.event_id).await;
-        if is_registered(&state, user.id, req.event_id).await? {
-            return Err(already_registered());
-        }
+        // whichever node owns it) refuses a second one before anything is written, concurrent
+        // clicks included, so a duplicate never reaches the unique index
+        // `uq_orders_confirmed_registration` (where it would fail a whole group commit, other
+        // people's holds too).
         reserve(&state, user, req.event_id, 1, true).await
     })
     .await
@@ -198,52 +189,6 @@ async fn register(
 
 fn already_registered() -> Error {
     Error::conflict("already_registered", "you are already registered for this event")
-}
-
-async fn is_registered(state: &AppState, user: Uuid, event: Uuid) -> Result<bool> {
-    let existing = orders::Entity::find()
-        .filter(orders::Column::UserId.eq(user))
-        .filter(orders::Column::EventId.eq(event))
-        .filter(orders::Column::Kind.eq(OrderKind::Registration))
-        .filter(orders::Column::Status.eq(OrderStatus::Confirmed))
-        .one(&state.db)
-        .await?;
-    Ok(existing.is_some())
-}
-
-/// Registrations running on this node, so one person's registrations for one event run one at a
-/// time. Entries exist while someone holds or waits for them (a waiter whose request was dropped
-/// can leave an idle entry, which the next registration of that pair reuses and removes).
-#[derive(Default)]
-pub struct RegistrationTurns(Mutex<HashMap<(Uuid, Uuid), Turn>>);
-
-/// One (person, event)'s turn: held by the running registration, awaited by the others.
-type Turn = Arc<tokio::sync::Mutex<()>>;
-
-/// The right to register `user` for `event`; the next waiter goes when it is dropped.
-pub struct RegistrationTurn<'a> {
-    turns: &'a RegistrationTurns,
-    key: (Uuid, Uuid),
-    _held: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl RegistrationTurns {
-    pub async fn turn(&self, user: Uuid, event: Uuid) -> RegistrationTurn<'_> {
-        let key = (user, event);
-        let lock = self.0.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().clone();
-        RegistrationTurn { turns: self, key, _held: lock.lock_owned().await }
-    }
-}
-
-impl Drop for RegistrationTurn<'_> {
-    fn drop(&mut self) {
-        let mut turns = self.turns.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // Two references: the map's and the one inside our guard. More means someone waits, and
-        // waiters clone under this same map lock, so nobody can appear after the check.
-        if turns.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 2) {
-            turns.remove(&self.key);
-        }
-    }
 }
 
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(PageParams),

@@ -458,13 +458,13 @@ impl InventoryState {
             let _ = reply.send(Err(InventoryError::NotFree));
             return;
         }
+        if req.registration && self.registered.contains_key(&req.user_id) {
+            let _ = reply.send(Err(InventoryError::AlreadyRegistered));
+            return;
+        }
         if self.terms.waiting_room && !self.queue.is_admitted(req.user_id, Utc::now()) {
             instruments::refused(instruments::refusal::QUEUE_REQUIRED);
             let _ = reply.send(Err(InventoryError::QueueRequired));
-            return;
-        }
-        if req.registration && self.registered.contains_key(&req.user_id) {
-            let _ = reply.send(Err(InventoryError::AlreadyRegistered));
             return;
         }
         if let Err(e) = self.person_may_take(req.user_id, req.quantity) {
