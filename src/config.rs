@@ -71,6 +71,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub mongodb: MongoConfig,
     pub seed: SeedConfig,
+    pub compat: CompatConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
 }
@@ -386,6 +387,13 @@ impl ClusterConfig {
 pub struct SeedConfig {
     /// Create demo categories and events when the catalogue is empty.
     pub demo_data: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatConfig {
+    /// Serve the replaced systems' routes (`http::compat`).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -90,6 +90,7 @@ async fn create_admin(
         first_name: Some("Admin".into()),
         last_name: None,
         mobile_phone: None,
+        birth_day: None,
         role: Role::Admin,
         created_at: now,
         updated_at: now,

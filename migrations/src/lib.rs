@@ -14,6 +14,7 @@ mod m20261202_000006_sessions_end_with_their_user;
 mod m20261202_000007_event_leases;
 mod m20261204_000008_waiting_room;
 mod m20261204_000009_waiting_list;
+mod m20261204_000010_notifications_and_birthdays;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_event_leases::Migration),
             Box::new(m20261204_000008_waiting_room::Migration),
             Box::new(m20261204_000009_waiting_list::Migration),
+            Box::new(m20261204_000010_notifications_and_birthdays::Migration),
         ]
     }
 }

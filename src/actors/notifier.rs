@@ -5,6 +5,9 @@
 //! Which events mail whom: `user.created` (welcome), `registration.created`, `order.confirmed`,
 //! `order.cancelled` and `order.expired` (to the order's owner).
 //!
+//! Each message is recorded in `notifications` (pending, then sent or failed) for the person's
+//! `GET /api/v1/notifications`.
+//!
 //! Each event mails once: the event id is recorded in `processed_events` after the send, and an
 //! event found there is skipped, so a redelivery (Kafka rewinding a group, a relay retry, a new
 //! relay leader publishing again what a killed one had sent) sends nothing. On PostgreSQL, where
@@ -32,12 +35,13 @@ use uuid::Uuid;
 use crate::{
     actors::consumer::ConsumerMsg,
     config::MailConfig,
-    domain::{DomainEvent, Payload},
+    domain::{DomainEvent, NotificationStatus, Payload},
     error::{Cause, Report},
     store::{
         Committer, WriteOp,
         committer::CommitError,
-        entities::{events, processed_events, users},
+        entities::{events, notifications, processed_events, users},
+        notifications::NotificationChange,
     },
 };
 
@@ -179,6 +183,7 @@ impl Actor for Notifier {
 /// One e-mail: recipient, subject and plain-text body (an HTML part is derived from it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
+    pub user_id: Uuid,
     pub to: String,
     pub name: String,
     pub subject: String,
@@ -228,26 +233,51 @@ impl NotifierArgs {
             .to(to)
             .subject(&draft.subject)
             .message_id(Some(format!("<{}@boxoffice>", event.id)))
-            .multipart(MultiPart::alternative_plain_html(draft.text, html))?;
+            .multipart(MultiPart::alternative_plain_html(draft.text.clone(), html))?;
+        // The person's record of it (`GET /api/v1/notifications`), pending until the send is done.
+        let pending = NotificationChange::Pending(notifications::Model {
+            id: event.id,
+            user_id: draft.user_id,
+            channel: "email".into(),
+            subject: draft.subject.clone(),
+            to_address: draft.to.clone(),
+            status: NotificationStatus::Pending,
+            error: None,
+            created_at: Utc::now(),
+            sent_at: None,
+        });
+        self.committer.commit(vec![WriteOp::Notification(pending)]).await.map_err(NotifyError::Record)?;
+        let sent_at = Utc::now();
+        let record_sent = NotificationChange::Sent { id: event.id, at: sent_at };
         let sent = processed_events::ActiveModel {
             consumer: Set(CONSUMER.to_string()),
             event_id: Set(event.id),
-            processed_at: Set(Utc::now()),
+            processed_at: Set(sent_at),
         };
         // On PostgreSQL the record is written before the send and committed right after it, so
         // the gap in which a dying node has sent but not recorded is one COMMIT, not a place in
         // the committer's queue behind a rush of holds. A failed send rolls it back.
         if let Some(txn) = &lock {
             processed_events::Entity::insert(sent.clone()).exec(txn).await?;
+            txn.execute_raw(record_sent.statement(DbBackend::Postgres)).await?;
         }
         if let Err(e) = self.mailer.send(message).await {
             metrics::counter!(crate::instruments::EMAILS, "result" => "failed").increment(1);
+            drop(lock);
+            let failed = NotificationChange::Failed { id: event.id, error: Report(&e).to_string() };
+            if let Err(record) = self.committer.commit(vec![WriteOp::Notification(failed)]).await {
+                tracing::warn!(event_id = %event.id, error = %Report(&record), "could not record a failed e-mail");
+            }
             return Err(e.into());
         }
         metrics::counter!(crate::instruments::EMAILS, "result" => "sent").increment(1);
         match lock {
             Some(txn) => txn.commit().await.map_err(NotifyError::Db),
-            None => self.committer.commit(vec![WriteOp::MarkProcessed(vec![sent])]).await.map_err(NotifyError::Record),
+            None => self
+                .committer
+                .commit(vec![WriteOp::MarkProcessed(vec![sent]), WriteOp::Notification(record_sent)])
+                .await
+                .map_err(NotifyError::Record),
         }
     }
 
@@ -323,7 +353,7 @@ impl NotifierArgs {
         let name =
             [user.first_name.clone(), user.last_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
         let name = if name.is_empty() { user.username.clone() } else { name };
-        Ok(Some(Draft { to: user.email, name, subject, text }))
+        Ok(Some(Draft { user_id, to: user.email, name, subject, text }))
     }
 
     async fn event_name(&self, id: Uuid) -> Result<String, NotifyError> {

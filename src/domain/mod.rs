@@ -118,6 +118,30 @@ impl ListStatus {
     }
 }
 
+/// Where a message to a person stands (see `actors::notifier`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, EnumIter, DeriveActiveEnum,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    /// About to be handed to the mail server.
+    Pending,
+    Sent,
+    /// The last try failed; the event is offered again.
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// Why a hold or a sale gave its slots back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseReason {
@@ -183,6 +207,9 @@ impl CategoryKind {
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
+    /// Box-office staff selling at the door: may register and order on behalf of others, and
+    /// nothing else of an admin's.
+    Staff,
     Admin,
 }
 
@@ -190,6 +217,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
+            Self::Staff => "staff",
             Self::Admin => "admin",
         }
     }

@@ -57,6 +57,9 @@ pub struct RegisterRequest {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub mobile_phone: Option<String>,
+    /// `YYYY-MM-DD`, in the past.
+    #[serde(default)]
+    pub birth_day: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,6 +92,7 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
     let first_name = optional_text("first_name", req.first_name, 100)?;
     let last_name = optional_text("last_name", req.last_name, 100)?;
     let mobile_phone = optional_text("mobile_phone", req.mobile_phone, 32)?;
+    let birth_day = req.birth_day.map(super::users::checked_birth_day).transpose()?;
     if let Some(p) = &mobile_phone
         && !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
     {
@@ -119,6 +123,7 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
         first_name,
         last_name,
         mobile_phone,
+        birth_day,
         role,
         created_at: now,
         updated_at: now,
@@ -166,12 +171,17 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password"),
         (status = 429, description = "rate_limited: too many failed logins for the account, or requests from the address")))]
 async fn login(State(state): State<AppState>, _: AuthAttempt, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
+    Ok(reply(StatusCode::OK, log_in(&state, req).await?))
+}
+
+/// A new session for a username or e-mail and its password: `POST /api/v1/auth/login`, and
+/// every other API's login. The caller has counted the attempt ([`AuthAttempt`]).
+pub async fn log_in(state: &AppState, req: LoginRequest) -> Result<TokenPair> {
     if req.login.trim().is_empty() {
         return Err(Error::invalid("login", "must not be empty"));
     }
     let user = state.guard.authenticate(&state.auth, &req.login, req.password).await?;
-    let pair = issue_pair(&state, &user, Uuid::now_v7()).await?;
-    Ok(reply(StatusCode::OK, pair))
+    issue_pair(state, &user, Uuid::now_v7()).await
 }
 
 /// A new pair for an unspent refresh token; the old one is spent, and re-using a spent one
@@ -217,12 +227,18 @@ async fn logout(
     headers: HeaderMap,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode> {
-    if let Ok(Some(token)) = bearer(&headers)
-        && let Ok(claims) = verified(&state, token)
+    log_out(&state, &headers, Some(&req.refresh_token)).await
+}
+
+/// Ends the bearer's access token and the refresh token's session, each if given and valid:
+/// `POST /api/v1/auth/logout`, and every other API's log-out.
+pub async fn log_out(state: &AppState, headers: &HeaderMap, refresh_token: Option<&str>) -> Result<StatusCode> {
+    if let Ok(Some(token)) = bearer(headers)
+        && let Ok(claims) = verified(state, token)
     {
         state.guard.revoke(&claims).await?;
     }
-    if let Some((id, hash)) = parse_refresh_token(&req.refresh_token)
+    if let Some((id, hash)) = refresh_token.and_then(parse_refresh_token)
         && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?
         && token.token_hash == hash
     {

@@ -184,7 +184,10 @@ async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(EventSearch, PageParams), security(()),
     responses((status = 200, body = Page<EventView>)))]
-async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<EventSearch>) -> Result<Response> {
+pub(super) async fn list_events(
+    State(state): State<AppState>,
+    ApiQuery(search): ApiQuery<EventSearch>,
+) -> Result<Response> {
     let mut select = events::Entity::find();
     if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         // LIKE is case-sensitive on PostgreSQL; compare lower-cased on both backends.
@@ -210,7 +213,7 @@ async fn list_events(State(state): State<AppState>, ApiQuery(search): ApiQuery<E
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", security(()),
     responses((status = 200, body = EventView), (status = 404)))]
-async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(super) async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let e = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
     Ok(reply(StatusCode::OK, with_counts(&state, e).await?))
 }
@@ -293,7 +296,7 @@ async fn create_event(
 
 #[utoipa::path(put, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", request_body = EventInput,
     responses((status = 200, body = EventView), (status = 409, description = "capacity below held + sold")))]
-async fn update_event(
+pub(super) async fn update_event(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,

@@ -28,6 +28,7 @@ use super::AppState;
         super::cluster::view, super::cluster::owner,
         super::queues::join, super::queues::mine, super::queues::mine_live,
         super::queues::join_list, super::queues::my_entry, super::queues::leave_list,
+        super::notifications::list,
     ),
     components(schemas(
         super::auth::RegisterRequest, super::auth::LoginRequest, super::auth::RefreshRequest,
@@ -54,14 +55,20 @@ impl Modify for BearerAuth {
 
 /// Every operation gets an id from its method and path (`getOrdersById`, `postEventsByIdQueue`):
 /// unique by construction, where the handlers' function names (`list`, `read`, ...) repeat
-/// across modules, and stable for generated clients.
-struct OperationIds;
+/// across modules, and stable for generated clients. Routes outside `/api/v1` (the compat
+/// layer's) are prefixed `compat` (`compatPostRegistrations`, `compatGetV1OrdersById`), so
+/// `/registrations` and `/api/v1/registrations` stay apart.
+pub(super) struct OperationIds;
 
 impl Modify for OperationIds {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let mut name = String::new();
-            for segment in path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()) {
+            let (prefix, rest) = match path.strip_prefix("/api/v1") {
+                Some(rest) => ("", rest),
+                None => ("compat", path.as_str()),
+            };
+            for segment in rest.split('/').filter(|s| !s.is_empty()) {
                 let word = match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     Some(param) => format!("by_{param}"),
                     None => segment.to_owned(),
@@ -83,7 +90,12 @@ impl Modify for OperationIds {
             ];
             for (method, operation) in operations {
                 if let Some(op) = operation {
-                    op.operation_id = Some(format!("{method}{name}"));
+                    op.operation_id = Some(if prefix.is_empty() {
+                        format!("{method}{name}")
+                    } else {
+                        let (first, rest) = method.split_at(1);
+                        format!("{prefix}{}{rest}{name}", first.to_ascii_uppercase())
+                    });
                 }
             }
         }
@@ -95,7 +107,7 @@ impl Modify for OperationIds {
 /// (with `Retry-After`); `401` and `403` when it needs a token; `400`, `413`, `415` and `422` when
 /// it takes a body; `422` for malformed parameters; `404` for a path with an id; `429` for the
 /// login, sign-up and refresh limits.
-struct ErrorResponses;
+pub(super) struct ErrorResponses;
 
 impl Modify for ErrorResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -110,8 +122,18 @@ impl Modify for ErrorResponses {
                 .build()
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let rate_limited =
-                ["/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"].contains(&path.as_str());
+            let rate_limited = [
+                "/api/v1/auth/login",
+                "/api/v1/auth/register",
+                "/api/v1/auth/refresh",
+                "/register",
+                "/login",
+                "/v1/login",
+                "/v1/register",
+                "/api/users",
+                "/api/users/login",
+            ]
+            .contains(&path.as_str());
             let with_id = path.contains('{');
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for op in operations.into_iter().flatten() {
@@ -155,9 +177,18 @@ impl Modify for ErrorResponses {
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-pub fn router() -> Router<AppState> {
+/// The document this server serves: `/api/v1`, and the compat layer's routes when it is on.
+pub fn document(compat: bool) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if compat {
+        doc.merge(super::compat::CompatDoc::openapi());
+    }
+    doc
+}
+
+pub fn router(compat: bool) -> Router<AppState> {
     // `/docs` itself redirects to `/docs/`, the UI's page.
-    Router::from(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())).layer(axum::middleware::map_response(
+    Router::from(SwaggerUi::new("/docs").url("/openapi.json", document(compat))).layer(axum::middleware::map_response(
         |mut res: axum::response::Response| async move {
             res.headers_mut()
                 .insert(axum::http::header::CONTENT_SECURITY_POLICY, axum::http::HeaderValue::from_static(DOCS_CSP));

@@ -267,6 +267,43 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A body sent as JSON or as an HTML form (`application/x-www-form-urlencoded`, what `curl -d`
+/// sends), as the systems Boxoffice replaces took theirs (`http::compat`). A form's missing or
+/// wrong field is a 422 naming it, as JSON's is; a request with no body and no content type is
+/// an empty form, so it too is told which field it lacks.
+pub struct ApiFormOrJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiFormOrJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if is_json(req.headers()) {
+            return ApiJson::from_request(req, state).await.map(|j| Self(j.0));
+        }
+        let essence = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        if essence.as_deref().is_some_and(|e| e != "application/x-www-form-urlencoded") {
+            return Err(Error::UnsupportedMediaType(
+                "expected Content-Type: application/json or application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::MalformedJson(format!("unreadable form: {}", e.body_text()))
+            }
+        })?;
+        serde_urlencoded::from_bytes::<T>(&bytes).map(Self).map_err(|e| {
+            let (field, message) = name_the_field(&e.to_string());
+            Error::Invalid { field, message }
+        })
+    }
+}
+
 /// `application/json`, or a `+json` type, whatever its parameters.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {

@@ -38,6 +38,11 @@ impl AuthUser {
         if self.is_admin() { Ok(()) } else { Err(Error::forbidden("administrators only")) }
     }
 
+    /// Staff and admins may book for other people (box-office staff selling at the door).
+    pub fn may_book_for_others(&self) -> bool {
+        matches!(self.role, Role::Staff | Role::Admin)
+    }
+
     /// The user themself or an admin.
     pub fn require_self_or_admin(&self, user_id: Uuid) -> Result<()> {
         if self.is_admin() || self.id == user_id {

@@ -6,10 +6,12 @@ mod audit;
 mod auth;
 mod catalog;
 mod cluster;
+mod compat;
 mod docs;
 mod error;
 mod extract;
 mod health;
+mod notifications;
 mod orders;
 mod payments;
 pub mod postman;
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(notifications::router())
         .merge(catalog::router())
         .merge(orders::router())
         .merge(queues::router())
@@ -99,11 +102,15 @@ pub fn router(state: AppState) -> Router {
         .merge(streams::api_router());
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
     let body_limit = state.config.http.body_limit_bytes;
-    Router::new()
-        .nest("/api/v1", api)
+    let compat = state.config.compat.enabled;
+    let mut routes = Router::new().nest("/api/v1", api);
+    if compat {
+        routes = routes.merge(compat::router());
+    }
+    routes
         .merge(health::router())
         .merge(streams::router())
-        .merge(docs::router())
+        .merge(docs::router(compat))
         .merge(postman::router())
         .merge(web::router())
         .fallback(|| async { Error::NotFound("no such route".into()) })

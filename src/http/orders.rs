@@ -25,7 +25,7 @@ use crate::{
     actors::inventory::{InventoryError, Reservation, ReserveRequest},
     domain::{OrderKind, OrderStatus},
     error::Unavailable,
-    store::entities::{orders, tickets},
+    store::entities::{orders, tickets, users},
 };
 
 pub fn router() -> Router<AppState> {
@@ -43,6 +43,9 @@ pub struct CreateOrder {
     /// Seats, 1 to the event's `max_per_order` (at most 100).
     #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
+    /// Whom the seats are for, when not the caller: staff and administrators only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
 }
 
 /// `{event_id}`, or camelCase `{eventId}` as the original clients send it.
@@ -51,6 +54,9 @@ pub struct CreateOrder {
 pub struct CreateRegistration {
     #[serde(alias = "eventId")]
     pub event_id: Uuid,
+    /// Whom to register, when not the caller: staff and administrators only.
+    #[serde(default, alias = "userId", skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,31 +147,54 @@ fn reservation_error(e: InventoryError) -> Error {
 
 async fn reserve(
     state: &AppState,
-    user: AuthUser,
+    user_id: Uuid,
     event_id: Uuid,
     quantity: u32,
     registration: bool,
 ) -> Result<(StatusCode, Value)> {
-    let req = ReserveRequest { order_id: Uuid::now_v7(), user_id: user.id, quantity, registration };
+    let req = ReserveRequest { order_id: Uuid::now_v7(), user_id, quantity, registration };
     let reservation = state.inventories.reserve(event_id, req).await?.map_err(reservation_error)?;
-    let view = OrderView::reserved(reservation, quantity, event_id, user.id);
+    let view = OrderView::reserved(reservation, quantity, event_id, user_id);
     Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
+}
+
+/// Whom a booking is for: the caller, or a live account staff or an administrator named.
+async fn booked_for(state: &AppState, caller: AuthUser, named: Option<Uuid>) -> Result<Uuid> {
+    match named {
+        None => Ok(caller.id),
+        Some(id) if id == caller.id => Ok(id),
+        Some(_) if !caller.may_book_for_others() => {
+            Err(Error::forbidden("only staff and administrators may book for someone else"))
+        }
+        Some(id) => {
+            let live = users::Entity::find_by_id(id).filter(users::Column::DeletedAt.is_null()).one(&state.db).await?;
+            live.map(|u| u.id).ok_or_else(|| Error::not_found("user"))
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
-    responses((status = 201, body = OrderView), (status = 409, description = "sold_out, person_limit"), (status = 422)))]
+    responses((status = 201, body = OrderView), (status = 403, description = "queue_required; or naming someone else without the staff role"),
+        (status = 404, description = "no such event or user"), (status = 409, description = "sold_out, person_limit"), (status = 422)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> Result<Response> {
+    place_order(&state, user, &headers, req).await
+}
+
+/// A hold on seats: `POST /api/v1/orders`, and what every other API's "place an order" maps to.
+pub async fn place_order(state: &AppState, user: AuthUser, headers: &HeaderMap, req: CreateOrder) -> Result<Response> {
     if !(1..=100).contains(&req.quantity) {
         return Err(Error::invalid("quantity", "must be between 1 and 100"));
     }
     let quantity = req.quantity as u32;
-    idempotent(&state, user.id, "orders", &headers, &req, || reserve(&state, user, req.event_id, quantity, false)).await
+    let for_user = booked_for(state, user, req.user_id).await?;
+    idempotent(state, user.id, "orders", headers, &req, || reserve(state, for_user, req.event_id, quantity, false))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/registrations", tag = "orders", request_body = CreateRegistration,
@@ -176,13 +205,25 @@ async fn register(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateRegistration>,
 ) -> Result<Response> {
-    idempotent(&state, user.id, "registrations", &headers, &req, || async {
+    register_free(&state, user, &headers, req).await
+}
+
+/// A free registration: `POST /api/v1/registrations`, and what the other APIs' registrations
+/// map to.
+pub async fn register_free(
+    state: &AppState,
+    user: AuthUser,
+    headers: &HeaderMap,
+    req: CreateRegistration,
+) -> Result<Response> {
+    let for_user = booked_for(state, user, req.user_id).await?;
+    idempotent(state, user.id, "registrations", headers, &req, || async {
         // One registration per person and event: the event's inventory (its one writer, on
         // whichever node owns it) refuses a second one before anything is written, concurrent
         // clicks included, so a duplicate never reaches the unique index
         // `uq_orders_confirmed_registration` (where it would fail a whole group commit, other
         // people's holds too).
-        reserve(&state, user, req.event_id, 1, true).await
+        reserve(state, for_user, req.event_id, 1, true).await
     })
     .await
 }
@@ -193,7 +234,11 @@ fn already_registered() -> Error {
 
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<OrderView>)))]
-async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): ApiQuery<PageParams>) -> Result<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Response> {
     let mut select = orders::Entity::find();
     if !user.is_admin() {
         select = select.filter(orders::Column::UserId.eq(user.id));
@@ -228,14 +273,22 @@ async fn order_view(state: &AppState, o: orders::Model) -> Result<OrderView> {
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders", responses((status = 200, body = OrderView), (status = 404)))]
-async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(super) async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Response> {
     let o = visible_order(&state, user, id).await?;
     Ok(reply(StatusCode::OK, order_view(&state, o).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders",
     responses((status = 200, body = OrderView), (status = 409, description = "wrong state")))]
-async fn cancel(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Response> {
     let o = visible_order(&state, user, id).await?;
     state.orders.cancel((o.id, o.event_id)).await??;
     let o = visible_order(&state, user, id).await?;

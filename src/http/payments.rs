@@ -105,6 +105,11 @@ async fn create(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreatePayment>,
 ) -> Result<Response> {
+    pay(&state, user, &headers, req).await
+}
+
+/// Pays an order through its saga: `POST /api/v1/payments`, and every other API's payment.
+pub async fn pay(state: &AppState, user: AuthUser, headers: &HeaderMap, req: CreatePayment) -> Result<Response> {
     if req.amount_cents <= 0 {
         return Err(Error::invalid("amount_cents", "must be positive"));
     }
@@ -112,11 +117,11 @@ async fn create(
     if !token.starts_with("tok_") || token.len() > 64 {
         return Err(Error::invalid("card_token", "must be a card token such as tok_ok"));
     }
-    let order = visible_order(&state, user, req.order_id).await?;
+    let order = visible_order(state, user, req.order_id).await?;
     if order.user_id != user.id {
         return Err(Error::forbidden("only the customer who placed an order can pay it"));
     }
-    idempotent(&state, user.id, "payments", &headers, &req, || async {
+    idempotent(state, user.id, "payments", headers, &req, || async {
         let pay = PayRequest { payment_id: Uuid::now_v7(), amount_cents: req.amount_cents, card_token: token.clone() };
         // A charge may take as long as the slowest provider answer, plus the usual margin.
         let timeout = Duration::from_millis(state.config.payment.slow_ms) + state.config.actor_timeout() * 2;
@@ -125,7 +130,7 @@ async fn create(
             .one(&state.db)
             .await?
             .ok_or_else(|| Error::not_found("payment"))?;
-        let view = payment_view(&state, p).await?;
+        let view = payment_view(state, p).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
     })
     .await
@@ -133,7 +138,11 @@ async fn create(
 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<PaymentView>)))]
-async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): ApiQuery<PageParams>) -> Result<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Response> {
     let mut select = payments::Entity::find();
     if !user.is_admin() {
         select = select.filter(payments::Column::UserId.eq(user.id));
@@ -143,7 +152,11 @@ async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): Api
 }
 
 #[utoipa::path(get, path = "/api/v1/payments/{id}", params(("id" = Uuid, Path, description = "the payment's id")), tag = "payments", responses((status = 200, body = PaymentView), (status = 404)))]
-async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(super) async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Response> {
     let p = payments::Entity::find_by_id(id)
         .one(&state.db)
         .await?

@@ -7,19 +7,18 @@
 //! `{{token}}`, and the login and refresh requests store the tokens they get back (public
 //! operations send no token).
 
-use axum::{Json, Router, http::HeaderMap, routing::get};
+use axum::{Json, Router, extract::State, http::HeaderMap, routing::get};
 use serde_json::{Map, Value, json};
-use utoipa::OpenApi;
 
-use super::{AppState, docs::ApiDoc};
+use super::{AppState, docs::document};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/postman.json", get(served))
 }
 
-async fn served(headers: HeaderMap) -> Json<Value> {
+async fn served(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
-    Json(collection(&format!("http://{host}")))
+    Json(collection(&format!("http://{host}"), state.config.compat.enabled))
 }
 
 /// Stores the tokens a login or refresh answers, for the requests after it.
@@ -29,9 +28,9 @@ const KEEP_TOKENS: &str = "const body = pm.response.json();\n\
       pm.collectionVariables.set('refreshToken', body.refresh_token);\n\
     }";
 
-/// The collection for a Boxoffice at `base_url`.
-pub fn collection(base_url: &str) -> Value {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+/// The collection for a Boxoffice at `base_url` (with the compat routes when `compat`).
+pub fn collection(base_url: &str, compat: bool) -> Value {
+    let doc = serde_json::to_value(document(compat)).unwrap_or_default();
     let mut folders: Vec<(String, Vec<Value>)> = Vec::new();
     for (path, item) in doc["paths"].as_object().into_iter().flatten() {
         for (method, op) in item.as_object().into_iter().flatten() {
@@ -107,6 +106,14 @@ fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
             "raw": serde_json::to_string_pretty(&body).unwrap_or_default(),
             "options": {"raw": {"language": "json"}},
         });
+    } else if let Some(schema) = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"].as_object()
+    {
+        // The compat layer's form routes (`/register`, `/login`, `/pay`), sent as forms.
+        let body = example(doc, &Value::Object(schema.clone()), 0);
+        let fields = body.as_object().into_iter().flatten().map(|(k, v)| {
+            json!({"key": k, "value": v.as_str().map_or_else(|| v.to_string(), str::to_owned), "type": "text"})
+        });
+        request["body"] = json!({"mode": "urlencoded", "urlencoded": fields.collect::<Vec<_>>()});
     }
     request["header"] = Value::Array(headers);
     // An operation whose security allows no token sends none.
@@ -119,7 +126,8 @@ fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
         if path == "/api/v1/auth/login" { "Log in".to_owned() } else { id.to_owned() }
     });
     let mut item = json!({"name": name, "request": request});
-    if ["/api/v1/auth/login", "/api/v1/auth/refresh"].contains(&path) {
+    // Every log-in, the compat layer's too, answers the same pair.
+    if path.ends_with("/login") || path == "/api/v1/auth/refresh" {
         item["event"] = json!([{"listen": "test", "script": {"type": "text/javascript", "exec": KEEP_TOKENS.lines().collect::<Vec<_>>()}}]);
     }
     if path == "/api/v1/auth/refresh" {

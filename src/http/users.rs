@@ -2,7 +2,7 @@
 //! own account (admins any).
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,6 +30,8 @@ pub struct UserView {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub mobile_phone: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birth_day: Option<NaiveDate>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,6 +46,7 @@ impl From<users::Model> for UserView {
             first_name: u.first_name,
             last_name: u.last_name,
             mobile_phone: u.mobile_phone,
+            birth_day: u.birth_day,
             role: u.role,
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -60,11 +63,19 @@ pub struct UpdateUser {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub mobile_phone: Option<String>,
+    /// `YYYY-MM-DD`, in the past.
+    pub birth_day: Option<NaiveDate>,
+    /// `user`, `staff` or `admin`; administrators only, and not their own.
+    pub role: Option<Role>,
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<UserView>), (status = 403, description = "admins only")))]
-async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(page): ApiQuery<PageParams>) -> Result<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Response> {
     user.require_admin()?;
     let select = users::Entity::find().filter(users::Column::DeletedAt.is_null());
     let page = paginate(&state.db, select, users::Column::Id, |u| u.id, &page).await?;
@@ -81,7 +92,11 @@ async fn find_live(state: &AppState, id: Uuid) -> Result<users::Model> {
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users",
     responses((status = 200, body = UserView), (status = 403, description = "neither that user nor an admin"), (status = 404)))]
-async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(super) async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Response> {
     user.require_self_or_admin(id)?;
     Ok(reply(StatusCode::OK, UserView::from(find_live(&state, id).await?)))
 }
@@ -89,13 +104,20 @@ async fn read(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPat
 #[utoipa::path(put, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users", request_body = UpdateUser,
     responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409, description = "duplicate_user"),
         (status = 422)))]
-async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Response> {
     user.require_self_or_admin(id)?;
+    if let Some(role) = req.role {
+        user.require_admin()?;
+        // The last administrator could otherwise lock everyone out of the admin API.
+        if id == user.id && role != Role::Admin {
+            return Err(Error::invalid("role", "administrators cannot change their own role"));
+        }
+    }
     let current = find_live(&state, id).await?;
     // The password may contain neither the account's old names nor its new ones.
     let personal =
@@ -126,13 +148,29 @@ async fn update(
     if req.mobile_phone.is_some() {
         m.mobile_phone = Set(optional_text("mobile_phone", req.mobile_phone, 32)?);
     }
+    if let Some(day) = req.birth_day {
+        m.birth_day = Set(Some(checked_birth_day(day)?));
+    }
+    if let Some(role) = req.role {
+        m.role = Set(role);
+    }
     m.updated_at = Set(Utc::now());
     let updated = store::accounts::update_user(&state.db, m).await.map_err(|e| {
         Error::unless_duplicate(e, "duplicate_user", "that e-mail or username belongs to another account")
     })?;
-    // A new password ended the account's sessions: this node must not trust its cached state.
+    // A new password ended the account's sessions, a new role changes what its tokens may do:
+    // this node must not trust its cached state (others re-read within the guard's TTL).
     state.guard.forget(id);
     Ok(reply(StatusCode::OK, UserView::from(updated)))
+}
+
+/// A birthday in the past, after 1900.
+pub fn checked_birth_day(day: NaiveDate) -> Result<NaiveDate> {
+    let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date");
+    if day < earliest || day > Utc::now().date_naive() {
+        return Err(Error::invalid("birth_day", "must be a date between 1900-01-01 and today"));
+    }
+    Ok(day)
 }
 
 /// Deletion keeps the row (orders and payments refer to it) but ends every session and frees

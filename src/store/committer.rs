@@ -83,6 +83,8 @@ pub enum WriteOp {
     MarkPublished(Vec<i64>),
     /// Events a consumer has acted on (its side effect is done); known ones are skipped.
     MarkProcessed(Vec<processed_events::ActiveModel>),
+    /// A message's record (see [`super::notifications`]).
+    Notification(super::notifications::NotificationChange),
     /// Writes nothing; its commit means every job queued before it has finished.
     Barrier,
     /// The job may only commit while `event`'s lease is still at this epoch (see the module docs).
@@ -572,6 +574,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
                     out.push(update.build(backend));
                 }
             }
+            WriteOp::Notification(change) => out.push(change.statement(backend)),
             _ => unreachable!("inserts were sorted out above"),
         }
     }

@@ -25,6 +25,7 @@ pub mod users {
         pub first_name: Option<String>,
         pub last_name: Option<String>,
         pub mobile_phone: Option<String>,
+        pub birth_day: Option<ChronoDate>,
         pub role: crate::domain::Role,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
@@ -350,6 +351,29 @@ pub mod processed_events {
         #[sea_orm(primary_key, auto_increment = false)]
         pub event_id: Uuid,
         pub processed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+/// Messages sent or tried, one per domain event that called for one (its id is the event's).
+pub mod notifications {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        /// `email`, the one channel today.
+        pub channel: String,
+        pub subject: String,
+        pub to_address: String,
+        pub status: crate::domain::NotificationStatus,
+        /// Why the last try failed.
+        pub error: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+        pub sent_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }

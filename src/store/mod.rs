@@ -11,6 +11,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod leases;
 pub mod mongo;
+pub mod notifications;
 pub mod sessions;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod catalog;
 mod cli;
+mod compat;
 mod concurrency;
 mod edge;
 mod errors;

@@ -64,7 +64,7 @@ async fn main() -> std::process::ExitCode {
         Command::Loadtest(args) => loadtest(args, config).await,
         Command::CeilingServer { addr } => boxoffice_loadtest::trivial_server(addr).await,
         Command::Postman { base_url } => {
-            println!("{:#}", boxoffice::http::postman::collection(&base_url));
+            println!("{:#}", boxoffice::http::postman::collection(&base_url, config.compat.enabled));
             Ok(())
         }
     };

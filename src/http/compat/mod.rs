@@ -1,0 +1,104 @@
+//! The routes of the systems Boxoffice replaces (their design documents are in the project's
+//! `shared/seeds`), so their clients, scripts and Postman collections keep working while teams
+//! move to `/api/v1`. Served when `compat.enabled` (the default), documented under the `compat`
+//! tag.
+//!
+//! One module per replaced system. Each route is a thin mapping of that system's request onto the
+//! call `/api/v1` makes (the same auth, per-address and per-person limits, waiting room and
+//! `Idempotency-Key`), and of the answer back into the shape its clients read; none of them
+//! decides a rule of its own. Where a replaced system's request lacks something Boxoffice needs
+//! (an e-mail at sign-up, a card token with a payment), the answer is a 422 naming the field.
+
+mod ecommerce;
+mod event_registration;
+mod ticketing;
+mod users_orders;
+
+use axum::{Router, body::Body, http::StatusCode, response::Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{OpenApi, ToSchema};
+
+use super::{
+    AppState, Error, Result,
+    auth::{LoginRequest, TokenPair, log_in},
+    docs::{ErrorResponses, OperationIds},
+    error::reply,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(event_registration::router())
+        .merge(ecommerce::router())
+        .merge(ticketing::router())
+        .merge(users_orders::router())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        event_registration::register,
+        ecommerce::register, ecommerce::login, ecommerce::pay,
+        ticketing::login, ticketing::logout, ticketing::register, ticketing::list_users, ticketing::read_user,
+        ticketing::update_user, ticketing::list_tickets, ticketing::read_ticket, ticketing::update_ticket,
+        ticketing::list_orders, ticketing::place_order, ticketing::read_order, ticketing::list_payments,
+        ticketing::pay, ticketing::read_payment,
+        users_orders::create_user_route, users_orders::login, users_orders::read_user, users_orders::update_user,
+        users_orders::place_order, users_orders::read_order, users_orders::cancel_order,
+    ),
+    components(schemas(CompatTokens, Credentials)),
+    tags((name = "compat", description = "The routes of the systems Boxoffice replaces, mapped onto /api/v1 \
+        (README: \"Coming from ...\"). New clients should use /api/v1.")),
+    modifiers(&OperationIds, &ErrorResponses),
+)]
+pub struct CompatDoc;
+
+/// A log-in as the replaced systems sent it: the account under `username` (or `email`,
+/// `user_name`, `login`) and its password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Username or e-mail.
+    #[serde(alias = "email", alias = "user_name", alias = "login")]
+    pub username: String,
+    pub password: String,
+}
+
+/// `/api/v1`'s token pair, with the access token also as `token`, where the e-commerce and
+/// users/orders clients read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatTokens {
+    /// The access token (the same as `access_token`).
+    pub token: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+/// The one log-in every compat route makes (the caller counted the attempt).
+async fn log_in_as(state: &AppState, c: Credentials) -> Result<Response> {
+    let TokenPair { access_token, refresh_token, token_type, expires_in } =
+        log_in(state, LoginRequest { login: c.username, password: c.password }).await?;
+    let tokens = CompatTokens { token: access_token.clone(), access_token, refresh_token, token_type, expires_in };
+    Ok(reply(StatusCode::OK, tokens))
+}
+
+/// A successful JSON answer of the core, its body rewritten into the shape a replaced system's
+/// clients read (errors pass unchanged: they are already `{"error": {...}}`).
+async fn reshape(response: Response, f: impl FnOnce(&Value) -> Value) -> Result<Response> {
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(anyhow::Error::from)?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(anyhow::Error::from)?;
+    let reshaped = serde_json::to_vec(&f(&value)).map_err(anyhow::Error::from)?;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, Body::from(reshaped)))
+}
+
+/// 422 for a field Boxoffice needs that the replaced system's request did not have.
+fn required(field: &str, why: &str) -> Error {
+    Error::invalid(field, format!("is required: {why}"))
+}
