@@ -238,7 +238,7 @@ impl Email {
             || domain.ends_with('.')
             || domain.contains('@')
             || s.len() > 254
-            || s.chars().any(char::is_whitespace)
+            || !s.chars().all(|c| c.is_ascii_graphic())
         {
             return Err("must be an e-mail address");
         }

@@ -28,10 +28,33 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this domain event type, e.g. `order.confirmed`.
+    #[param(schema_with = event_types)]
     pub event_type: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
     pub page: PageParams,
+}
+
+/// The domain event types there are: the values `event_type` accepts.
+fn event_types() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(EventType::ALL.iter().map(|t| t.as_str())))
+        .build()
+}
+
+/// The audit log's paging: [`PageParams`], with tokens of its own kind (positions in the log).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // The document's description of the parameters; they parse as `PageParams`.
+struct AuditPage {
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    #[param(format = "audit-page-token")]
+    next_token: Option<String>,
+    #[param(format = "audit-page-token")]
+    previous_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +72,7 @@ pub struct AuditLogView {
     pub received_at: DateTime<Utc>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit", params(AuditQuery, PageParams),
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit", params(AuditQuery, AuditPage),
     responses((status = 200, body = crate::http::extract::Page<AuditLogView>), (status = 403)))]
 async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response> {
     user.require_admin()?;
@@ -93,7 +116,7 @@ async fn mongo_page(log: &MongoAuditLog, t: Option<EventType>, params: &PagePara
         .await
         .map_err(|e| Unavailable::because("the audit log", e))?;
     let more = rows.len() as u64 > limit;
-    let backwards = before.is_some();
+    let backwards = before.is_some() && after.is_none();
     if more {
         // The extra row is the one furthest from the cursor.
         if backwards {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, reply},
-    extract::{AuthAttempt, bearer, optional_text, verified},
+    extract::{AuthAttempt, bearer, optional_text, phone_number, verified},
     users::UserView,
 };
 use crate::{
@@ -46,16 +46,20 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(max_length = 254)]
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
     pub email: String,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
-    #[schema(min_length = 3, max_length = 32)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128)]
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: String,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    /// Digits, spaces and `+ - ( )`.
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`, in the past.
     #[serde(default)]
@@ -65,6 +69,7 @@ pub struct RegisterRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// Username or e-mail.
+    #[schema(pattern = "\\S")]
     pub login: String,
     pub password: String,
 }
@@ -91,13 +96,8 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
         .map_err(|m| Error::invalid("password", m))?;
     let first_name = optional_text("first_name", req.first_name, 100)?;
     let last_name = optional_text("last_name", req.last_name, 100)?;
-    let mobile_phone = optional_text("mobile_phone", req.mobile_phone, 32)?;
+    let mobile_phone = phone_number(req.mobile_phone)?;
     let birth_day = req.birth_day.map(super::users::checked_birth_day).transpose()?;
-    if let Some(p) = &mobile_phone
-        && !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
-    {
-        return Err(Error::invalid("mobile_phone", "may contain only digits, spaces and + - ( )"));
-    }
     let taken = users::Entity::find()
         .filter(
             Condition::any()

@@ -232,7 +232,7 @@ async fn validate_event(
     let category = categories::Entity::find_by_id(req.category_id)
         .one(&state.db)
         .await?
-        .ok_or_else(|| Error::invalid("category_id", "no such category"))?;
+        .ok_or_else(|| Error::not_found("category"))?;
     if !(0..=MAX_PRICE_CENTS).contains(&req.price_cents) {
         return Err(Error::invalid("price_cents", format!("must be between 0 and {MAX_PRICE_CENTS}")));
     }
@@ -282,7 +282,7 @@ async fn validate_event(
 }
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "catalog", request_body = EventInput,
-    responses((status = 201, body = EventView), (status = 422)))]
+    responses((status = 201, body = EventView), (status = 404, description = "no such category"), (status = 422)))]
 async fn create_event(
     State(state): State<AppState>,
     user: AuthUser,

@@ -141,13 +141,18 @@ impl FromRequestParts<AppState> for StreamUser {
     }
 }
 
-/// `?limit=&next_token=&previous_token=`.
+/// `?limit=&next_token=&previous_token=`: tokens are opaque, and only ones this API issued are
+/// accepted. `next_token` asks for the items after the page it came with, `previous_token` for
+/// those before; both together, for the items between the two, from the first.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// 1 to 100, default 20. (A string so it also parses inside flattened query structs.)
+    /// 1 to 100, default 20. (A string here so it also parses inside flattened query structs.)
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    #[param(format = "page-token")]
     pub next_token: Option<String>,
+    #[param(format = "page-token")]
     pub previous_token: Option<String>,
 }
 
@@ -170,7 +175,7 @@ impl<T> Page<T> {
 }
 
 impl PageParams {
-    /// The page size (1 to 100, default 20), after checking the tokens are not both given.
+    /// The page size (1 to 100, default 20).
     pub fn checked_limit(&self) -> Result<u64> {
         let limit = match self.limit.as_deref() {
             None => 20,
@@ -178,9 +183,6 @@ impl PageParams {
         };
         if !(1..=100).contains(&limit) {
             return Err(Error::invalid("limit", "must be between 1 and 100"));
-        }
-        if self.next_token.is_some() && self.previous_token.is_some() {
-            return Err(Error::invalid("previous_token", "give next_token or previous_token, not both"));
         }
         Ok(limit)
     }
@@ -214,8 +216,9 @@ where
     K: Display + FromStr + Into<sea_orm::Value> + Copy,
 {
     let limit = params.checked_limit()?;
-    if let Some(t) = &params.previous_token {
-        let before: K = decode_cursor(t, "previous_token")?;
+    let before = params.previous_token.as_deref().map(|t| decode_cursor::<K>(t, "previous_token")).transpose()?;
+    let after = params.next_token.as_deref().map(|t| decode_cursor::<K>(t, "next_token")).transpose()?;
+    if let (Some(before), None) = (before, after) {
         let mut rows = select.filter(key_col.lt(before)).order_by_desc(key_col).limit(limit + 1).all(db).await?;
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
@@ -226,10 +229,12 @@ where
             items: rows,
         });
     }
-    let after = params.next_token.as_deref().map(|t| decode_cursor::<K>(t, "next_token")).transpose()?;
     let mut q = select;
     if let Some(after) = after {
         q = q.filter(key_col.gt(after));
+    }
+    if let Some(before) = before {
+        q = q.filter(key_col.lt(before));
     }
     let mut rows = q.order_by_asc(key_col).limit(limit + 1).all(db).await?;
     let more = rows.len() as u64 > limit;
@@ -248,6 +253,17 @@ pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<O
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
     }
+}
+
+/// An optional phone number: [`optional_text`] of digits, spaces and `+ - ( )`, at most 32.
+pub fn phone_number(value: Option<String>) -> Result<Option<String>> {
+    let phone = optional_text("mobile_phone", value, 32)?;
+    if let Some(p) = &phone
+        && !p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    {
+        return Err(Error::invalid("mobile_phone", "may contain only digits, spaces and + - ( )"));
+    }
+    Ok(phone)
 }
 
 /// Runs `work` at most once per `(user, route, Idempotency-Key)`: a repeat with the same body
@@ -274,8 +290,8 @@ where
     let key = key
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| Error::invalid("Idempotency-Key", "must be 1 to 255 visible characters"))?;
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| Error::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters, no spaces"))?;
     let hash = crate::auth::sha256_hex(&serde_json::to_string(body).map_err(anyhow::Error::from)?);
     let abandoned_after = chrono::Duration::milliseconds(state.config.http.request_timeout_ms as i64);
     let claimed = match idempotency::claim(&state.db, user, route, key, &hash, abandoned_after).await? {

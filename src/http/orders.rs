@@ -174,7 +174,7 @@ async fn booked_for(state: &AppState, caller: AuthUser, named: Option<Uuid>) -> 
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = OrderView), (status = 403, description = "queue_required; or naming someone else without the staff role"),
         (status = 404, description = "no such event or user"), (status = 409, description = "sold_out, person_limit"), (status = 422)))]
 async fn create(
@@ -198,7 +198,9 @@ pub async fn place_order(state: &AppState, user: AuthUser, headers: &HeaderMap, 
 }
 
 #[utoipa::path(post, path = "/api/v1/registrations", tag = "orders", request_body = CreateRegistration,
-    responses((status = 201, body = OrderView), (status = 409, description = "sold out, not free or already registered")))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
+    responses((status = 201, body = OrderView), (status = 403, description = "queue_required; or naming someone else without the staff role"),
+        (status = 404, description = "no such event or user"), (status = 409, description = "sold out, not free or already registered")))]
 async fn register(
     State(state): State<AppState>,
     user: AuthUser,

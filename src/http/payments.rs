@@ -36,10 +36,10 @@ pub fn router() -> Router<AppState> {
 pub struct CreatePayment {
     pub order_id: Uuid,
     /// The order's amount, to the cent.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 1)]
     pub amount_cents: i64,
-    /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(min_length = 1, max_length = 200)]
+    /// A card token from the payment provider. Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
+    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
     pub card_token: String,
 }
 
@@ -96,8 +96,8 @@ async fn payment_view(state: &AppState, p: payments::Model) -> Result<PaymentVie
 }
 
 #[utoipa::path(post, path = "/api/v1/payments", tag = "payments", request_body = CreatePayment,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
-    responses((status = 201, body = PaymentView, description = "status succeeded or failed"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
+    responses((status = 201, body = PaymentView, description = "status succeeded or failed"), (status = 403, description = "someone else's order"), (status = 404, description = "no such order"),
               (status = 409, description = "hold_expired, already_paid, payment_in_progress"), (status = 422)))]
 async fn create(
     State(state): State<AppState>,
@@ -113,8 +113,11 @@ pub async fn pay(state: &AppState, user: AuthUser, headers: &HeaderMap, req: Cre
     if req.amount_cents <= 0 {
         return Err(Error::invalid("amount_cents", "must be positive"));
     }
-    let token = req.card_token.trim().to_string();
-    if !token.starts_with("tok_") || token.len() > 64 {
+    let token = req.card_token.clone();
+    let well_formed = token.strip_prefix("tok_").is_some_and(|rest| {
+        (1..=60).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    if !well_formed {
         return Err(Error::invalid("card_token", "must be a card token such as tok_ok"));
     }
     let order = visible_order(state, user, req.order_id).await?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, ApiQuery, reply},
-    extract::{AuthUser, PageParams, optional_text, paginate},
+    extract::{AuthUser, PageParams, optional_text, paginate, phone_number},
 };
 use crate::{
     domain::{Email, Password, Role, Username},
@@ -57,11 +57,21 @@ impl From<users::Model> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
     pub email: Option<String>,
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail
+    /// (old or new). Ends every session of the account.
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: Option<String>,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    /// Digits, spaces and `+ - ( )`.
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`, in the past.
     pub birth_day: Option<NaiveDate>,
@@ -115,7 +125,10 @@ pub(super) async fn update(
         user.require_admin()?;
         // The last administrator could otherwise lock everyone out of the admin API.
         if id == user.id && role != Role::Admin {
-            return Err(Error::invalid("role", "administrators cannot change their own role"));
+            return Err(Error::Forbidden {
+                code: "own_role",
+                message: "administrators cannot change their own role".into(),
+            });
         }
     }
     let current = find_live(&state, id).await?;
@@ -146,7 +159,7 @@ pub(super) async fn update(
         m.last_name = Set(optional_text("last_name", req.last_name, 100)?);
     }
     if req.mobile_phone.is_some() {
-        m.mobile_phone = Set(optional_text("mobile_phone", req.mobile_phone, 32)?);
+        m.mobile_phone = Set(phone_number(req.mobile_phone)?);
     }
     if let Some(day) = req.birth_day {
         m.birth_day = Set(Some(checked_birth_day(day)?));

@@ -143,12 +143,14 @@ impl MongoAuditLog {
         if let Some(t) = event_type {
             filter.insert("eventType", t);
         }
-        let backwards = before.is_some();
-        if let Some(b) = before {
-            filter.insert("_id", doc! {"$lt": b});
-        } else if let Some(a) = after {
-            filter.insert("_id", doc! {"$gt": a});
-        }
+        // Both bounds: the records between them, from the first.
+        let backwards = before.is_some() && after.is_none();
+        match (after, before) {
+            (Some(a), Some(b)) => filter.insert("_id", doc! {"$gt": a, "$lt": b}),
+            (Some(a), None) => filter.insert("_id", doc! {"$gt": a}),
+            (None, Some(b)) => filter.insert("_id", doc! {"$lt": b}),
+            (None, None) => None,
+        };
         let sort = if backwards {
             doc! {"_id": -1}
         } else {

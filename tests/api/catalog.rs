@@ -53,7 +53,6 @@ async fn invalid_event_fields_are_422_naming_the_field() {
         ("total_slots", json!(0)),
         ("max_per_order", json!(0)),
         ("hold_seconds", json!(999_999)),
-        ("category_id", json!(Uuid::new_v4())),
         ("name", json!("  ")),
     ];
     for (field, value) in cases {
@@ -63,6 +62,11 @@ async fn invalid_event_fields_are_422_naming_the_field() {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {resp}");
         assert_eq!(resp["error"]["field"], field, "{resp}");
     }
+    // A category that does not exist is not found, as an unknown event is for an order.
+    let mut unknown = base.clone();
+    unknown["category_id"] = json!(Uuid::new_v4());
+    let (s, resp) = app.post("/api/v1/events", Some(&app.admin_token), unknown).await;
+    assert_eq!((s, resp["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{resp}");
     let mut priced_free = base.clone();
     priced_free["category_id"] = json!(free);
     let (s, resp) = app.post("/api/v1/events", Some(&app.admin_token), priced_free).await;

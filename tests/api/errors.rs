@@ -212,6 +212,14 @@ async fn audit_entries_carry_their_event_id_and_time_and_the_log_pages_both_ways
     assert!(third["next_token"].is_null(), "the last page says so");
     let back = page(format!("&previous_token={}", second["previous_token"].as_str().expect("a way back"))).await;
     assert_eq!(ids(&back), ids(&first));
+    // Both tokens: what lies between them, here the second page.
+    let between = page(format!(
+        "&next_token={}&previous_token={}",
+        first["next_token"].as_str().unwrap(),
+        third["previous_token"].as_str().expect("a way back from the third")
+    ))
+    .await;
+    assert_eq!(ids(&between), ids(&second));
 }
 
 #[tokio::test]

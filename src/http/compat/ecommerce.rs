@@ -16,7 +16,7 @@ use axum::{
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{Credentials, log_in_as, required};
+use super::{Credentials, log_in_as};
 use crate::{
     domain::Role,
     http::{
@@ -36,10 +36,15 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopSignUp {
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail.
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: String,
     /// Required here (the original took none): tickets and receipts go there.
-    pub email: Option<String>,
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    pub email: String,
 }
 
 #[utoipa::path(post, path = "/register", tag = "compat", security(()),
@@ -50,7 +55,7 @@ pub(super) async fn register(
     _: AuthAttempt,
     ApiFormOrJson(req): ApiFormOrJson<ShopSignUp>,
 ) -> Result<Response> {
-    let email = req.email.ok_or_else(|| required("email", "Boxoffice sends tickets and receipts by e-mail"))?;
+    let email = req.email;
     let user = create_user(
         &state,
         RegisterRequest {
@@ -82,16 +87,18 @@ pub(super) async fn login(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopPayment {
-    pub order_id: Option<uuid::Uuid>,
-    #[schema(minimum = 0)]
-    pub amount_cents: Option<i64>,
+    pub order_id: uuid::Uuid,
+    /// The order's amount, to the cent.
+    #[schema(minimum = 1)]
+    pub amount_cents: i64,
     /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    pub card_token: Option<String>,
+    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
+    pub card_token: String,
 }
 
 #[utoipa::path(post, path = "/pay", tag = "compat",
     request_body(content = ShopPayment, content_type = "application/x-www-form-urlencoded"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = crate::http::payments::PaymentView), (status = 404, description = "no such order"),
         (status = 409, description = "hold_expired, already_paid, payment_in_progress")))]
 pub(super) async fn pay(
@@ -100,10 +107,6 @@ pub(super) async fn pay(
     headers: HeaderMap,
     ApiFormOrJson(req): ApiFormOrJson<ShopPayment>,
 ) -> Result<Response> {
-    let payment = CreatePayment {
-        order_id: req.order_id.ok_or_else(|| required("order_id", "the order to pay"))?,
-        amount_cents: req.amount_cents.ok_or_else(|| required("amount_cents", "the order's amount, to the cent"))?,
-        card_token: req.card_token.ok_or_else(|| required("card_token", "the card to charge (test cards: tok_ok)"))?,
-    };
+    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.amount_cents, card_token: req.card_token };
     core_pay(&state, user, &headers, payment).await
 }

@@ -85,7 +85,7 @@ async fn named_person(state: &AppState, caller: AuthUser, named: Option<&Value>)
 }
 
 #[utoipa::path(post, path = "/registrations", tag = "compat", request_body = Registration,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = RegistrationView), (status = 403, description = "naming someone else without the staff role; queue_required"),
         (status = 404, description = "no such event or user"), (status = 409, description = "sold_out, not_free, already_registered")))]
 pub(super) async fn register(

@@ -20,7 +20,7 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
 use super::{
-    AppState, Error, Result,
+    AppState, Result,
     auth::{LoginRequest, TokenPair, log_in},
     docs::{ErrorResponses, OperationIds},
     error::reply,
@@ -60,6 +60,7 @@ pub struct CompatDoc;
 pub struct Credentials {
     /// Username or e-mail.
     #[serde(alias = "email", alias = "user_name", alias = "login")]
+    #[schema(pattern = "\\S")]
     pub username: String,
     pub password: String,
 }
@@ -96,9 +97,4 @@ async fn reshape(response: Response, f: impl FnOnce(&Value) -> Value) -> Result<
     let reshaped = serde_json::to_vec(&f(&value)).map_err(anyhow::Error::from)?;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, Body::from(reshaped)))
-}
-
-/// 422 for a field Boxoffice needs that the replaced system's request did not have.
-fn required(field: &str, why: &str) -> Error {
-    Error::invalid(field, format!("is required: {why}"))
 }

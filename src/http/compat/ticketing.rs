@@ -18,7 +18,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Credentials, log_in_as, required};
+use super::{Credentials, log_in_as};
 use crate::{
     domain::Role,
     http::{
@@ -80,12 +80,21 @@ pub(super) async fn logout(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketingSignUp {
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
     pub email: String,
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "username")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub user_name: String,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail.
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: String,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    /// Digits, spaces and `+ - ( )`.
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`.
     pub birth_day: Option<NaiveDate>,
@@ -126,12 +135,18 @@ pub(super) async fn read_user(state: State<AppState>, user: AuthUser, id: ApiPat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketingProfile {
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "username")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub user_name: Option<String>,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
     /// `YYYY-MM-DD`.
     pub birth_day: Option<NaiveDate>,
+    /// Digits, spaces and `+ - ( )`.
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
 }
 
@@ -202,7 +217,7 @@ pub struct TicketingOrder {
 }
 
 #[utoipa::path(post, path = "/v1/orders", tag = "compat", request_body = TicketingOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = orders::OrderView), (status = 403, description = "queue_required"),
         (status = 404, description = "no such event"), (status = 409, description = "sold_out, person_limit")))]
 pub(super) async fn place_order(
@@ -236,14 +251,15 @@ pub(super) async fn list_payments(
 pub struct TicketingPayment {
     pub order_id: Uuid,
     /// The order's amount in cents.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 1)]
     pub price: i64,
     /// Required here (the original named no card). Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    pub card_token: Option<String>,
+    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
+    pub card_token: String,
 }
 
 #[utoipa::path(post, path = "/v1/payments", tag = "compat", request_body = TicketingPayment,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = payments::PaymentView), (status = 404, description = "no such order"),
         (status = 409, description = "hold_expired, already_paid, payment_in_progress")))]
 pub(super) async fn pay(
@@ -252,9 +268,8 @@ pub(super) async fn pay(
     headers: HeaderMap,
     ApiJson(req): ApiJson<TicketingPayment>,
 ) -> Result<Response> {
-    let card_token = req.card_token.ok_or_else(|| required("card_token", "the card to charge (test cards: tok_ok)"))?;
-    core_pay(&state, user, &headers, CreatePayment { order_id: req.order_id, amount_cents: req.price, card_token })
-        .await
+    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.price, card_token: req.card_token };
+    core_pay(&state, user, &headers, payment).await
 }
 
 #[utoipa::path(get, path = "/v1/payments/{id}", tag = "compat", params(("id" = Uuid, Path, description = "the payment's id")),

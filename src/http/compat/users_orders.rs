@@ -39,15 +39,24 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
     pub email: String,
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "userName", alias = "user_name")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail.
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: String,
     #[serde(alias = "firstName")]
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
     #[serde(alias = "lastName")]
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    /// Digits, spaces and `+ - ( )`.
     #[serde(alias = "mobilePhone", alias = "phone")]
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
 }
 
@@ -90,15 +99,24 @@ pub(super) async fn read_user(state: State<AppState>, user: AuthUser, id: ApiPat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
+    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
     pub email: Option<String>,
+    /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "userName", alias = "user_name")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,
+    /// 10 to 128 characters, not a common password, not containing the username or e-mail.
+    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
     pub password: Option<String>,
     #[serde(alias = "firstName")]
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
     #[serde(alias = "lastName")]
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    /// Digits, spaces and `+ - ( )`.
     #[serde(alias = "mobilePhone", alias = "phone")]
+    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
     pub mobile_phone: Option<String>,
 }
 
@@ -141,7 +159,7 @@ fn one() -> i64 {
 }
 
 #[utoipa::path(post, path = "/api/orders", tag = "compat", request_body = NewOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = orders::OrderView), (status = 403, description = "queue_required"),
         (status = 404, description = "no such event"), (status = 409, description = "sold_out, person_limit")))]
 pub(super) async fn place_order(
