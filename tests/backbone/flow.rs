@@ -104,6 +104,45 @@ async fn a_free_registration_is_one_event_one_email_one_audit_document() {
     assert_eq!(subjects.iter().filter(|s| s.starts_with("You are registered")).count(), 1, "{subjects:?}");
 }
 
+/// Seed 000's own request, `POST /registrations {"userId", "eventId"}`, made by staff at the door
+/// for someone else: the message on `registration.created` carries the `userId` and `eventId` its
+/// consumers read, the person gets the confirmation e-mail, and MongoDB's `auditlogs` the
+/// document `{"eventType": "registration.created", "data": {"userId", "eventId"}}`.
+#[tokio::test]
+async fn the_event_registration_systems_request_reaches_kafka_mail_and_mongodb_as_it_promised() {
+    let Some(services) = Services::get() else { return };
+    let _shared = SERVERS.read().await;
+    let bb = Backbone::new(services).await;
+    let app = bb.app().await;
+    let name = bb.user("cleo");
+    let (user, _) = app.signup(&name).await;
+    let event = app.event(0, 50, 600).await;
+    // The admin may register others, as staff may.
+    let (s, reg) =
+        app.post("/registrations", Some(&app.admin_token), json!({"userId": name.clone(), "eventId": event})).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["userId"], user.to_string());
+
+    let consumer = bb.consumer(&["registration.created"]);
+    let got = receive_until(&consumer, 30, |got| got.iter().any(|m| m.value["userId"] == user.to_string())).await;
+    let message = got.iter().find(|m| m.value["userId"] == user.to_string()).unwrap();
+    assert_eq!(message.topic, bb.topic("registration.created"));
+    assert_eq!(message.value["eventId"], event.to_string());
+    let address = format!("{name}@example.com");
+    app.eventually(30, "the registration e-mail", || async {
+        bb.mails_starting(&address, "You are registered").await > 0
+    })
+    .await;
+    let ce_id = message.headers["ce_id"].clone();
+    app.eventually(30, "the audit document", || async { !bb.audit_docs(by_event_id(&ce_id)).await.is_empty() }).await;
+    let docs = bb.audit_docs(by_event_id(&ce_id)).await;
+    assert_eq!(docs[0].get_str("eventType").unwrap(), "registration.created");
+    let data = docs[0].get_document("data").unwrap();
+    assert_eq!(data.get_str("userId").unwrap(), user.to_string());
+    assert_eq!(data.get_str("eventId").unwrap(), event.to_string());
+    assert_eq!(app.counts(event).await.2, 1, "one seat taken");
+}
+
 #[tokio::test]
 async fn replaying_the_consumer_groups_sends_no_second_email_and_no_second_audit_document() {
     let Some(services) = Services::get() else { return };

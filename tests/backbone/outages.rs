@@ -100,8 +100,20 @@ async fn smtp_and_mongodb_outages_delay_mail_and_audit_but_lose_nothing() {
     let mongodb = services.outage("mongodb");
     let (s, reg) = app.post("/api/v1/registrations", Some(&token), json!({"event_id": event})).await;
     assert_eq!(s, StatusCode::CREATED, "{reg}");
-    // Both consumers are now failing and retrying.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both consumers are now failing and retrying; the person's notifications say so.
+    let registration_mail = |status: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            let (_, page) = app.get("/api/v1/notifications", Some(token)).await;
+            page["items"].as_array().is_some_and(|items| {
+                items.iter().any(|n| {
+                    n["subject"].as_str().is_some_and(|s| s.starts_with("You are registered")) && n["status"] == status
+                })
+            })
+        }
+    };
+    app.eventually(30, "the registration e-mail recorded as failed", || registration_mail("failed")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     smtp.end();
     mongodb.end();
 
@@ -113,6 +125,7 @@ async fn smtp_and_mongodb_outages_delay_mail_and_audit_but_lose_nothing() {
         bb.audit_docs(doc! {"eventType": "registration.created"}).await.len() == 1
     })
     .await;
+    app.eventually(30, "the registration e-mail recorded as sent", || registration_mail("sent")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let subjects = bb.mail_subjects(&address).await;
     assert_eq!(subjects.iter().filter(|s| s.starts_with("You are registered")).count(), 1, "{subjects:?}");
