@@ -13,6 +13,7 @@ what it says:
   renamed, in whatever order its cases run, so there the password is spread out with spaces
   ("a b c ..."), which no username or e-mail (neither has a space) can be part of.
 - A birthday is a date between 1900-01-01 and today.
+- `confirmPassword` (the .NET registration's sign-up) is the password again.
 """
 
 import base64
@@ -84,6 +85,8 @@ def filter_case(ctx, case):
 
 @schemathesis.hook
 def map_case(ctx, case):
+    if _positive(case) and isinstance(case.body, dict) and "confirmPassword" in case.body:
+        case.body["confirmPassword"] = case.body.get("password")
     if _positive(case) and _profile_change(case) and isinstance(case.body, dict):
         password = case.body.get("password")
         if isinstance(password, str) and password.strip():

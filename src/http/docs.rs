@@ -132,6 +132,8 @@ impl Modify for ErrorResponses {
                 "/v1/register",
                 "/api/users",
                 "/api/users/login",
+                "/api/registration/register",
+                "/api/auth/login",
             ]
             .contains(&path.as_str());
             let with_id = path.contains('{');

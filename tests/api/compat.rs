@@ -365,3 +365,31 @@ async fn with_compat_off_the_old_routes_are_gone_from_the_server_and_its_documen
     assert_eq!(spec["paths"]["/registrations"]["post"]["operationId"], "compatPostRegistrations");
     assert_eq!(spec["paths"]["/api/v1/registrations"]["post"]["operationId"], "postRegistrations");
 }
+
+#[tokio::test]
+async fn registration_and_authentication_clients_sign_up_with_a_confirmed_password_and_log_in() {
+    let app = TestApp::spawn().await;
+    // The seed's request as written: its password contains the e-mail's `test`.
+    let seed = json!({"username": "testuser", "email": "test@example.com",
+                      "password": "TestPassword123!", "confirmPassword": "TestPassword123!"});
+    let (s, body) = app.post("/api/registration/register", None, seed).await;
+    assert_eq!((s, field_error(&body).0), (StatusCode::UNPROCESSABLE_ENTITY, "password"), "{body}");
+    let mismatch = json!({"username": "testuser", "email": "test@example.com",
+                          "password": "Magenta-Pass-2024!", "confirmPassword": "Magenta-Pass-2025!"});
+    let (s, body) = app.post("/api/registration/register", None, mismatch).await;
+    assert_eq!((s, field_error(&body).0), (StatusCode::UNPROCESSABLE_ENTITY, "confirmPassword"), "{body}");
+    let good = json!({"username": "testuser", "email": "test@example.com",
+                      "password": "Magenta-Pass-2024!", "confirmPassword": "Magenta-Pass-2024!"});
+    let (s, user) = app.post("/api/registration/register", None, good).await;
+    assert_eq!((s, user["username"].as_str()), (StatusCode::CREATED, Some("testuser")), "{user}");
+    let login = json!({"usernameOrEmail": "test@example.com", "password": "Magenta-Pass-2024!", "rememberMe": false});
+    let (s, tokens) = app.post("/api/auth/login", None, login).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let (s, me) = app.get(&format!("/api/v1/users/{}", user["id"].as_str().unwrap()), tokens["token"].as_str()).await;
+    assert_eq!((s, me["email"].as_str()), (StatusCode::OK, Some("test@example.com")));
+    // Its `user.created` event, on the topic of the same name.
+    app.eventually(10, "user.created for testuser", || async {
+        app.audit("user.created").await.iter().any(|e| e["data"]["username"] == "testuser")
+    })
+    .await;
+}

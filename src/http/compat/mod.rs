@@ -11,6 +11,7 @@
 
 mod ecommerce;
 mod event_registration;
+mod registration_auth;
 mod ticketing;
 mod users_orders;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(event_registration::router())
         .merge(ecommerce::router())
+        .merge(registration_auth::router())
         .merge(ticketing::router())
         .merge(users_orders::router())
 }
@@ -39,6 +41,7 @@ pub fn router() -> Router<AppState> {
     paths(
         event_registration::register,
         ecommerce::register, ecommerce::login, ecommerce::pay,
+        registration_auth::register, registration_auth::login,
         ticketing::login, ticketing::logout, ticketing::register, ticketing::list_users, ticketing::read_user,
         ticketing::update_user, ticketing::list_tickets, ticketing::read_ticket, ticketing::update_ticket,
         ticketing::list_orders, ticketing::place_order, ticketing::read_order, ticketing::list_payments,
