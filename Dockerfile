@@ -10,6 +10,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migrations/Cargo.toml migrations/Cargo.toml
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
+# The gRPC contract whole: its build script compiles the .proto files (pure Rust, no protoc).
+COPY proto proto
 RUN mkdir -p src/bin/boxoffice migrations/src loadtest/src \
     && echo 'fn main() {}' > src/bin/boxoffice/main.rs \
     && touch src/lib.rs migrations/src/lib.rs loadtest/src/lib.rs \
@@ -39,8 +41,9 @@ USER boxoffice
 # Listen on all interfaces inside the container; everything else comes from config.toml and
 # BOXOFFICE_<SECTION>__<KEY> variables (see docker-compose.yml).
 ENV BOXOFFICE_HTTP__ADDR=0.0.0.0:8000 \
+    BOXOFFICE_GRPC__ADDR=0.0.0.0:50051 \
     BOXOFFICE_LOG__FORMAT=json
-EXPOSE 8000
+EXPOSE 8000 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
 ENTRYPOINT ["boxoffice"]

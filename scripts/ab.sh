@@ -49,7 +49,7 @@ trap stop_server EXIT
 # Each build runs on its own compiled-in defaults (config.toml is built into the binary), not on
 # the working tree's config.toml, which an older build may not understand.
 serve() { # $1 binary, $2 database url
-  BOXOFFICE_CONFIG="$OUT/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_DATABASE__URL="$2" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
+  BOXOFFICE_CONFIG="$OUT/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_GRPC__ADDR=127.0.0.1:0 BOXOFFICE_DATABASE__URL="$2" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
     BOXOFFICE_MAIL__DIR="$OUT/mail" BOXOFFICE_DATABASE__MAX_CONNECTIONS=16 RUST_LOG=warn \
     "$1" serve >>"$OUT/server.log" 2>&1 &
   SERVER_PID=$!

@@ -39,7 +39,7 @@ trap cleanup EXIT
 
 # The embedded defaults, with demo data to find, cheap hashing, and no per-address limit (every
 # request comes from here; the limit itself is tested in tests/api/sessions.rs).
-(cd "$out" && BOXOFFICE_CONFIG="$out/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$port \
+(cd "$out" && BOXOFFICE_CONFIG="$out/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$port BOXOFFICE_GRPC__ADDR=127.0.0.1:0 \
   BOXOFFICE_ADMIN__PASSWORD="$admin_password" BOXOFFICE_AUTH__ARGON2_MEMORY_KIB=64 \
   BOXOFFICE_AUTH__ARGON2_ITERATIONS=1 BOXOFFICE_LIMITS__AUTH_PER_ADDRESS_PER_MINUTE=0 \
   BOXOFFICE_PAYMENT__SLOW_MS=200 RUST_LOG=warn "$bin" serve >"$out/server.log" 2>&1) &

@@ -54,6 +54,8 @@ const CONSUMER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Application {
     listener: TcpListener,
+    /// The gRPC API's, unless `grpc.addr` is empty.
+    grpc: Option<TcpListener>,
     state: AppState,
     relay: OutboxRelay,
     /// With Kafka: the consumer groups and the subscriber each one feeds.
@@ -219,14 +221,25 @@ impl Application {
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("cannot listen on {} (http.addr)", config.http.addr))?;
+        let grpc = match config.grpc.socket_addr() {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (grpc.addr)"))?)
+            }
+            None => None,
+        };
         let mut actors = vec![sagas.get_cell(), supervisor.get_cell()];
         actors.extend([payments.cells(), notifier.cells()].into_iter().flatten());
         actors.extend(auditor.iter().flat_map(|a| a.cells()));
-        Ok(Self { listener, state, relay, consumers, actors, cluster, supervisor })
+        Ok(Self { listener, grpc, state, relay, consumers, actors, cluster, supervisor })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where the gRPC API listens, when it does.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn port(&self) -> u16 {
@@ -243,7 +256,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and stops everything.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, relay, consumers, actors, cluster, supervisor } = self;
+        let Self { listener, grpc, state, relay, consumers, actors, cluster, supervisor } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut consumers_task = None;
         if let Transport::Kafka(bridge) = state.bus.transport() {
@@ -272,6 +285,25 @@ impl Application {
         ready.store(true, Ordering::Relaxed);
         let addr = listener.local_addr()?;
         tracing::info!(url = %format!("http://{addr}"), docs = %format!("http://{addr}/docs"), "Boxoffice is listening");
+        // gRPC stops taking calls when HTTP does; its open `Watch` streams end with the drain.
+        let (grpc_stop, grpc_stopping) = tokio::sync::oneshot::channel::<()>();
+        let grpc_task = match grpc {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                tracing::info!(addr = %addr, "gRPC is listening");
+                let state = state.clone();
+                Some(tokio::spawn(async move {
+                    if let Err(e) = crate::grpc::serve(listener, state, async move {
+                        let _ = grpc_stopping.await;
+                    })
+                    .await
+                    {
+                        tracing::error!(error = format!("{e:#}"), "the gRPC server failed");
+                    }
+                }))
+            }
+            None => None,
+        };
         let budget = state.config.http.shutdown_timeout();
         let header_timeout = state.config.http.header_timeout();
         let app = http::router(state);
@@ -284,6 +316,7 @@ impl Application {
             shutdown.await;
             let _ = began_tx.send(tokio::time::Instant::now());
             shutdown_ready.store(false, Ordering::Relaxed);
+            let _ = grpc_stop.send(());
             // Cluster mode: the events go to the other nodes first, while this one still
             // accepts (and forwards) what a load balancer sends before it sees /readyz fail.
             leaving.hand_over(&supervisor, budget / 4).await;
@@ -291,6 +324,12 @@ impl Application {
         })
         .await;
         let deadline = began.await.unwrap_or_else(|_| tokio::time::Instant::now()) + budget;
+        if let Some(mut task) = grpc_task
+            && tokio::time::timeout_at(deadline - budget / 2, &mut task).await.is_err()
+        {
+            // Open `Watch` streams never end by themselves.
+            task.abort();
+        }
         let _ = stop_tx.send(true);
         let mut relay_task = relay_task;
         if tokio::time::timeout_at(deadline, &mut relay_task).await.is_err() {

@@ -72,6 +72,7 @@ pub struct Config {
     pub mongodb: MongoConfig,
     pub seed: SeedConfig,
     pub compat: CompatConfig,
+    pub grpc: GrpcConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
 }
@@ -391,6 +392,20 @@ pub struct SeedConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where the gRPC API listens (`ip:port`; port 0 picks a free port); empty: no gRPC.
+    pub addr: String,
+}
+
+impl GrpcConfig {
+    /// The address to listen on, or `None` when gRPC is off (checked by [`Config::validate`]).
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.addr.trim().parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompatConfig {
     /// Serve the replaced systems' routes (`http::compat`).
     pub enabled: bool,
@@ -500,6 +515,9 @@ impl Config {
         }
         if self.http.shutdown_timeout_ms == 0 {
             return Err(bad("http.shutdown_timeout_ms", "must be at least 1"));
+        }
+        if !self.grpc.addr.trim().is_empty() && self.grpc.socket_addr().is_none() {
+            return Err(bad("grpc.addr", "must be ip:port, or empty to serve no gRPC"));
         }
         let db = self.database.url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

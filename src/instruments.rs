@@ -14,6 +14,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "boxoffice_http_requests_total";
 pub const HTTP_DURATION: &str = "boxoffice_http_request_duration_seconds";
+pub const GRPC_REQUESTS: &str = "boxoffice_grpc_requests_total";
+pub const GRPC_DURATION: &str = "boxoffice_grpc_request_duration_seconds";
 pub const DOMAIN_EVENTS: &str = "boxoffice_domain_events_published_total";
 pub const ORDERS: &str = "boxoffice_orders_total";
 pub const SOLD_OUT: &str = "boxoffice_reservations_rejected_total";
@@ -154,6 +156,8 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "HTTP requests by matched route, method and status");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency by matched route");
+    describe_counter!(GRPC_REQUESTS, "gRPC calls by method (Service/Method) and status code");
+    describe_histogram!(GRPC_DURATION, Unit::Seconds, "gRPC call latency by method (Watch: until its first message)");
     describe_counter!(DOMAIN_EVENTS, "Domain events published by the outbox relay, by type");
     describe_counter!(ORDERS, "Orders by outcome: placed, confirmed, cancelled, expired");
     describe_counter!(SOLD_OUT, "Reservations rejected because the event was sold out");

@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod instruments;
 pub mod retry;

@@ -116,6 +116,7 @@ impl Cluster {
             .env("BOXOFFICE_SEED__DEMO_DATA", "false")
             .env("BOXOFFICE_LIMITS__AUTH_PER_ADDRESS_PER_MINUTE", "0")
             .env("BOXOFFICE_HTTP__ADDR", format!("127.0.0.1:{}", node.http))
+            .env("BOXOFFICE_GRPC__ADDR", "127.0.0.1:0")
             .env("BOXOFFICE_CLUSTER__ENABLED", "true")
             .env("BOXOFFICE_CLUSTER__NODE_NAME", &node.name)
             .env("BOXOFFICE_CLUSTER__LISTEN", format!("127.0.0.1:{}", node.cluster))

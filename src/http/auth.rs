@@ -193,8 +193,14 @@ async fn refresh(
     _: AuthAttempt,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Response> {
+    Ok(reply(StatusCode::OK, refresh_session(&state, &req.refresh_token).await?))
+}
+
+/// A new pair for an unspent refresh token (`POST /api/v1/auth/refresh`, and gRPC's `Refresh`);
+/// the caller has counted the attempt.
+pub async fn refresh_session(state: &AppState, refresh_token: &str) -> Result<TokenPair> {
     let rejected = || Error::Unauthorized("the refresh token is invalid, expired or revoked".into());
-    let (id, hash) = parse_refresh_token(&req.refresh_token).ok_or_else(rejected)?;
+    let (id, hash) = parse_refresh_token(refresh_token).ok_or_else(rejected)?;
     let token = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(rejected)?;
     if token.token_hash != hash || token.revoked_at.is_some() || token.expires_at <= Utc::now() {
         return Err(rejected());
@@ -214,8 +220,7 @@ async fn refresh(
         sessions::revoke_family(&state.db, token.family_id).await?;
         return Err(rejected());
     }
-    let pair = issue_pair(&state, &user, token.family_id).await?;
-    Ok(reply(StatusCode::OK, pair))
+    issue_pair(state, &user, token.family_id).await
 }
 
 /// Ends the session the refresh token belongs to, and the access token sent as bearer (if any)

@@ -80,7 +80,7 @@ async fn create_category(
     Ok(reply(StatusCode::CREATED, CategoryView::from(row)))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
     pub id: Uuid,
     pub name: String,
@@ -184,7 +184,7 @@ async fn with_counts(state: &AppState, e: events::Model) -> Result<EventView> {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "catalog", params(EventSearch, PageParams), security(()),
     responses((status = 200, body = Page<EventView>)))]
-pub(super) async fn list_events(
+pub(crate) async fn list_events(
     State(state): State<AppState>,
     ApiQuery(search): ApiQuery<EventSearch>,
 ) -> Result<Response> {
@@ -213,7 +213,7 @@ pub(super) async fn list_events(
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", security(()),
     responses((status = 200, body = EventView), (status = 404)))]
-pub(super) async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+pub(crate) async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let e = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
     Ok(reply(StatusCode::OK, with_counts(&state, e).await?))
 }

@@ -106,7 +106,8 @@ impl Error {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The stable code clients see (`validation_failed`, `sold_out`, ...).
+    pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -124,9 +125,11 @@ impl Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let message = match &self {
+impl Error {
+    /// What the client is told: the error itself, except that internal causes are logged with
+    /// their chain and told as a bare "internal server error", and unavailability as "retry".
+    pub fn public_message(&self) -> String {
+        match self {
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 "internal server error".to_string()
@@ -136,7 +139,13 @@ impl IntoResponse for Error {
                 "the service is temporarily unavailable; retry shortly".to_string()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let message = self.public_message();
         let mut body = json!({"error": {"code": self.code(), "message": message}});
         if let Self::Invalid { field, .. } = &self {
             body["error"]["field"] = json!(field);

@@ -3,22 +3,22 @@
 //! One router per resource, merged here; all share [`AppState`]. Errors are [`Error`].
 
 mod audit;
-mod auth;
-mod catalog;
+pub(crate) mod auth;
+pub(crate) mod catalog;
 mod cluster;
 mod compat;
 mod docs;
-mod error;
-mod extract;
+pub(crate) mod error;
+pub(crate) mod extract;
 mod health;
 mod notifications;
-mod orders;
-mod payments;
+pub(crate) mod orders;
+pub(crate) mod payments;
 pub mod postman;
 mod queues;
 mod serve;
-mod streams;
-mod users;
+pub(crate) mod streams;
+pub(crate) mod users;
 mod web;
 
 use std::{

@@ -59,13 +59,13 @@ pub struct CreateRegistration {
     pub user_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TicketView {
     pub id: Uuid,
     pub code: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -236,7 +236,7 @@ fn already_registered() -> Error {
 
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<OrderView>)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -275,7 +275,7 @@ async fn order_view(state: &AppState, o: orders::Model) -> Result<OrderView> {
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders", responses((status = 200, body = OrderView), (status = 404)))]
-pub(super) async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
@@ -286,7 +286,7 @@ pub(super) async fn read(
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = Uuid, Path, description = "the order's id")), tag = "orders",
     responses((status = 200, body = OrderView), (status = 409, description = "wrong state")))]
-pub(super) async fn cancel(
+pub(crate) async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,

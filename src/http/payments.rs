@@ -43,14 +43,14 @@ pub struct CreatePayment {
     pub card_token: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatusChange {
     pub status: PaymentStatus,
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PaymentView {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -141,7 +141,7 @@ pub async fn pay(state: &AppState, user: AuthUser, headers: &HeaderMap, req: Cre
 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<PaymentView>)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -155,7 +155,7 @@ pub(super) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/payments/{id}", params(("id" = Uuid, Path, description = "the payment's id")), tag = "payments", responses((status = 200, body = PaymentView), (status = 404)))]
-pub(super) async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,

@@ -140,14 +140,20 @@ async fn availability_of_many(State(state): State<AppState>, Query(q): Query<Man
             break;
         }
     }
+    check_followed(&state, &ids, "events").await?;
+    stream_counts(state, ids).await
+}
+
+/// 1 to [`MAX_STREAMED_EVENTS`] events, all of which exist (gRPC's `Watch` too).
+pub async fn check_followed(state: &AppState, ids: &[Uuid], field: &str) -> Result<()> {
     if ids.is_empty() || ids.len() > MAX_STREAMED_EVENTS {
-        return Err(Error::invalid("events", format!("give 1 to {MAX_STREAMED_EVENTS} comma-separated event ids")));
+        return Err(Error::invalid(field, format!("give 1 to {MAX_STREAMED_EVENTS} event ids")));
     }
-    let known = events::Entity::find().filter(events::Column::Id.is_in(ids.clone())).count(&state.db).await?;
+    let known = events::Entity::find().filter(events::Column::Id.is_in(ids.to_vec())).count(&state.db).await?;
     if known != ids.len() as u64 {
         return Err(Error::not_found("event"));
     }
-    stream_counts(state, ids).await
+    Ok(())
 }
 
 /// The counts of `ids` now, then every change to any of them.
@@ -162,7 +168,7 @@ async fn stream_counts(state: AppState, ids: Vec<Uuid>) -> Result<Response> {
 
 /// The counts of each event now, asked of the event actors concurrently (a list page follows up
 /// to a hundred events; one after another would hold the page for a hundred mailbox round trips).
-async fn counts(state: &AppState, ids: &[Uuid]) -> Vec<Result<SlotCounts>> {
+pub async fn counts(state: &AppState, ids: &[Uuid]) -> Vec<Result<SlotCounts>> {
     futures::future::join_all(ids.iter().map(|id| async move {
         let s = state.inventories.snapshot(*id).await?;
         Ok(SlotCounts { event_id: *id, total: s.total, available: s.available, held: s.held, sold: s.sold })

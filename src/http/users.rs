@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/users", get(list)).route("/users/{id}", get(read).put(update).delete(remove))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -81,7 +81,7 @@ pub struct UpdateUser {
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<UserView>), (status = 403, description = "admins only")))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     ApiQuery(page): ApiQuery<PageParams>,
@@ -102,7 +102,7 @@ async fn find_live(state: &AppState, id: Uuid) -> Result<users::Model> {
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = Uuid, Path, description = "the user's id")), tag = "users",
     responses((status = 200, body = UserView), (status = 403, description = "neither that user nor an admin"), (status = 404)))]
-pub(super) async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,

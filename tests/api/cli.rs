@@ -9,7 +9,12 @@ use sea_orm::{Database, EntityTrait, PaginatorTrait};
 /// Runs the binary with `args` in `dir`, with no configuration file, and waits for it to exit.
 async fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-    command.args(args).current_dir(dir).env("BOXOFFICE_CONFIG", dir.join("none.toml")).kill_on_drop(true);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("BOXOFFICE_CONFIG", dir.join("none.toml"))
+        .env("BOXOFFICE_GRPC__ADDR", "127.0.0.1:0")
+        .kill_on_drop(true);
     for (k, v) in env {
         command.env(k, v);
     }

@@ -11,6 +11,7 @@ mod compat;
 mod concurrency;
 mod edge;
 mod errors;
+mod grpc;
 mod leases;
 mod metrics;
 mod orders;

@@ -47,6 +47,7 @@ async fn acknowledged_holds_survive_kill_dash_nine() {
             .current_dir(dir.path())
             .env("BOXOFFICE_CONFIG", dir.path().join("none.toml"))
             .env("BOXOFFICE_HTTP__ADDR", format!("127.0.0.1:{port}"))
+            .env("BOXOFFICE_GRPC__ADDR", "127.0.0.1:0")
             .env("BOXOFFICE_DATABASE__URL", &db_url)
             .env("BOXOFFICE_ADMIN__PASSWORD", ADMIN_PASSWORD)
             .env("BOXOFFICE_AUTH__ARGON2_MEMORY_KIB", "64")

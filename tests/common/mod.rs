@@ -18,6 +18,8 @@ pub const ADMIN_PASSWORD: &str = "tests-only-Passw0rd-9431";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://ip:port` of the gRPC API.
+    pub grpc: String,
     pub client: Client,
     pub db: DatabaseConnection,
     /// The committer's connection.
@@ -65,6 +67,8 @@ pub fn test_config(db_url: String, mail_dir: std::path::PathBuf) -> Config {
     c.auth.argon2_memory_kib = 64;
     c.auth.argon2_iterations = 1;
     c.seed.demo_data = false;
+    // A free port each: tests run side by side.
+    c.grpc.addr = "127.0.0.1:0".into();
     c.payment.slow_ms = 1_500;
     c.mail.dir = mail_dir;
     c
@@ -93,6 +97,7 @@ impl TestApp {
     pub async fn start_with_admin(config: Config, dir: tempfile::TempDir, admin_password: Option<String>) -> Self {
         let app = Application::build(config.clone()).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
+        let grpc = app.grpc_addr().map(|a| format!("http://{a}")).unwrap_or_default();
         let db = app.db();
         let writer = app.state().writer.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -102,6 +107,7 @@ impl TestApp {
         let client = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let mut t = Self {
             base,
+            grpc,
             client,
             db,
             writer,

@@ -117,6 +117,7 @@ before(async () => {
     env: {
       ...process.env,
       BOXOFFICE_HTTP__ADDR: `127.0.0.1:${port}`,
+      BOXOFFICE_GRPC__ADDR: '127.0.0.1:0',
       BOXOFFICE_DATABASE__URL: `sqlite://${dir}/boxoffice.db?mode=rwc`,
       BOXOFFICE_MAIL__DIR: `${dir}/mail`,
       BOXOFFICE_SEED__DEMO_DATA: 'false',

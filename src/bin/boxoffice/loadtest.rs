@@ -33,6 +33,7 @@ impl Host for BoxofficeHost {
         std::fs::create_dir_all(&dir)?;
         let mut c = self.0.clone();
         c.http.addr = "127.0.0.1:0".parse()?;
+        c.grpc.addr = "127.0.0.1:0".into();
         c.database.url = format!("sqlite://{}/boxoffice.db?mode=rwc", dir.display()).into();
         c.mail.dir = dir.join("mail");
         c.seed.demo_data = false;
