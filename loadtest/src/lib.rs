@@ -15,11 +15,15 @@
 //! join in a known order, the load then meets `403 queue_required` until each is admitted, and
 //! the report adds the queue check (admissions in join order, no order without an admission).
 //!
+//! With `--grpc` the measured requests go to the gRPC API instead (one HTTP/2 channel per
+//! simulated client), for a REST/gRPC comparison on the same hot path.
+//!
 //! Scenarios: `hold` (POST /orders only), `checkout` (order, then pay), `mixed` (mostly
 //! browsing, some booking), `rush` (demand far above supply: few seats, many clients), and
 //! `ceiling` (a trivial endpoint, see [`trivial_server`], to measure the machine and harness).
 
 mod client;
+mod grpc;
 mod report;
 mod run;
 
@@ -43,6 +47,8 @@ pub trait Host: Send + Sync {
 /// A Boxoffice the harness started itself.
 pub struct Embedded {
     pub url: String,
+    /// Its gRPC API (`http://ip:port`), when it serves one.
+    pub grpc_url: Option<String>,
     pub database_url: String,
     /// Its admin's login and password.
     pub admin: (String, String),
@@ -114,6 +120,14 @@ pub struct LoadtestArgs {
     /// The waiting room's admission rate (people per second), with --waiting-room.
     #[arg(long, default_value_t = 10)]
     pub admit_per_second: u32,
+    /// Send the measured requests over gRPC (PlaceOrder, Pay, GetEvent, ListEvents) instead of
+    /// REST; set-up and checks stay on REST. Statuses are reported as REST's for the same outcome.
+    #[arg(long)]
+    pub grpc: bool,
+    /// The target's gRPC API, e.g. http://127.0.0.1:50051 (with --grpc and --url; the embedded
+    /// instance's own otherwise).
+    #[arg(long)]
+    pub grpc_url: Option<String>,
 }
 
 #[cfg(test)]

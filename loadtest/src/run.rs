@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     LoadtestArgs, Scenario,
     client::{Conn, Endpoint, Prepared},
+    grpc::GrpcConn,
     report::{InvariantCheck, Latency, QueueCheck, Report},
 };
 use crate::{Embedded, Host};
@@ -69,7 +70,11 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    if args.grpc && args.scenario == Scenario::Ceiling {
+        bail!("--grpc measures Boxoffice's gRPC API; the ceiling scenario has none");
+    }
     let mut embedded = None;
+    let mut grpc_url = args.grpc_url.clone();
     let mut database_url = args.database_url.clone();
     let mut admin = None;
     let urls: Vec<String> = args.url.iter().map(|u| u.trim().trim_end_matches('/').to_string()).collect();
@@ -79,6 +84,9 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         None => {
             let app: Embedded = host.start_embedded().await?;
             database_url.get_or_insert(app.database_url.clone());
+            if grpc_url.is_none() {
+                grpc_url = app.grpc_url.clone();
+            }
             admin = Some(app.admin.clone());
             let url = app.url.clone();
             embedded = Some(app);
@@ -109,6 +117,13 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     };
     let nodes: Vec<Arc<Endpoint>> = std::iter::once(target.endpoint.clone()).chain(endpoints).collect();
     let target = Arc::new(target);
+    let grpc_url = match (args.grpc, grpc_url) {
+        (false, _) => None,
+        (true, Some(u)) => Some(Arc::new(u.trim().trim_end_matches('/').to_owned())),
+        (true, None) => {
+            bail!("--grpc needs --grpc-url when --url is given (the target's grpc.addr, e.g. http://127.0.0.1:50051)")
+        }
+    };
 
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -121,12 +136,16 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     for w in 0..args.concurrency {
         let (target, live, stop, budget) = (target.clone(), live.clone(), stop.clone(), budget.clone());
         let node = nodes[w % nodes.len()].clone();
-        let (scenario, quantity) = (args.scenario, args.quantity);
+        let (scenario, quantity, grpc_url) = (args.scenario, args.quantity, grpc_url.clone());
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::new();
             let token = &target.tokens[w % target.tokens.len()];
             let requests = Requests::new(&target, quantity, token)?;
             let mut conn = Conn::new(node);
+            let mut grpc = match &grpc_url {
+                Some(url) => Some(GrpcConn::connect(url, token, target.event_id, quantity, target.amount_cents).await?),
+                None => None,
+            };
             let mut step: u64 = w as u64;
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -145,7 +164,10 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
                     }
                 }
                 step = step.wrapping_add(1);
-                one_step(&requests, &mut conn, scenario, step, &mut tally, &live).await;
+                match &mut grpc {
+                    Some(g) => one_grpc_step(g, scenario, step, &mut tally, &live).await,
+                    None => one_step(&requests, &mut conn, scenario, step, &mut tally, &live).await,
+                }
             }
             Ok::<_, anyhow::Error>(tally)
         }));
@@ -187,7 +209,11 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     Ok(Report {
         label: args.label.clone(),
         scenario: args.scenario,
-        url: if urls.len() > 1 { urls.join(",") } else { base },
+        url: match &grpc_url {
+            Some(g) => format!("{g} (gRPC)"),
+            None if urls.len() > 1 => urls.join(","),
+            None => base,
+        },
         concurrency: args.concurrency,
         duration_s: elapsed,
         requests,
@@ -415,6 +441,51 @@ async fn one_step(r: &Requests, conn: &mut Conn, scenario: Scenario, step: u64, 
                 tally.granted += 1;
             }
         }
+    }
+}
+
+/// Times one gRPC call until its answer is decoded, and tallies its REST-equivalent status.
+async fn timed_grpc<T>(tally: &mut Tally, live: &Live, call: impl std::future::Future<Output = (u16, T)>) -> (u16, T) {
+    let t0 = Instant::now();
+    let (status, value) = call.await;
+    live.sent.fetch_add(1, Ordering::Relaxed);
+    tally.latency.record(t0.elapsed().as_micros().max(1) as u64).ok();
+    *tally.statuses.entry(status).or_default() += 1;
+    if status >= 500 {
+        live.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    (status, value)
+}
+
+/// [`one_step`] over gRPC: the same calls, the same tally.
+async fn one_grpc_step(g: &mut GrpcConn, scenario: Scenario, step: u64, tally: &mut Tally, live: &Live) {
+    match scenario {
+        Scenario::Ceiling => {}
+        Scenario::Hold | Scenario::Rush => {
+            if timed_grpc(tally, live, g.place()).await.0 == 201 {
+                tally.granted += 1;
+            }
+        }
+        Scenario::Checkout => {
+            let (_, order) = timed_grpc(tally, live, g.place()).await;
+            if let Some(id) = order {
+                tally.granted += 1;
+                timed_grpc(tally, live, async { (g.pay(id).await, ()) }).await;
+            }
+        }
+        Scenario::Mixed => match step % 5 {
+            0 => {
+                if timed_grpc(tally, live, g.place()).await.0 == 201 {
+                    tally.granted += 1;
+                }
+            }
+            1 => {
+                timed_grpc(tally, live, async { (g.events().await, ()) }).await;
+            }
+            _ => {
+                timed_grpc(tally, live, async { (g.event().await, ()) }).await;
+            }
+        },
     }
 }
 

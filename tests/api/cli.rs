@@ -70,6 +70,40 @@ async fn loadtest_without_a_url_starts_an_embedded_boxoffice_and_checks_the_inva
 }
 
 #[tokio::test]
+async fn loadtest_over_grpc_books_through_the_grpc_api_and_checks_the_same_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let args = [
+        "loadtest",
+        "--grpc",
+        "--scenario",
+        "rush",
+        "--capacity",
+        "30",
+        "-d",
+        "1",
+        "-c",
+        "4",
+        "--users",
+        "4",
+        "--quiet",
+        "--json",
+        report.to_str().unwrap(),
+    ];
+    let env =
+        [("BOXOFFICE_AUTH__ARGON2_MEMORY_KIB", "64"), ("BOXOFFICE_AUTH__ARGON2_ITERATIONS", "1"), ("RUST_LOG", "warn")];
+    let out = run(dir.path(), &args, &env).await;
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(report["url"].as_str().is_some_and(|u| u.ends_with("(gRPC)")), "{report}");
+    // Thirty seats, sold out over gRPC (FAILED_PRECONDITION, tallied as REST's 409), none twice.
+    assert_eq!(report["statuses"]["201"], 30, "{report}");
+    assert!(report["statuses"]["409"].as_u64().unwrap_or(0) > 0, "{report}");
+    let inv = &report["invariant"];
+    assert_eq!((inv["holds"].as_bool(), inv["db_held"].as_u64()), (Some(true), Some(30)), "{report}");
+}
+
+#[tokio::test]
 async fn loadtest_with_a_waiting_room_queues_its_users_and_checks_admission_order_and_that_nobody_skipped_it() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");

@@ -46,6 +46,7 @@ impl Host for BoxofficeHost {
         let database_url = c.database.url.expose().to_string();
         let app = Application::build(c).await.context("starting the embedded Boxoffice")?;
         let url = format!("http://{}", app.local_addr());
+        let grpc_url = app.grpc_addr().map(|a| format!("http://{a}"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -58,7 +59,7 @@ impl Host for BoxofficeHost {
             }
             .boxed()
         });
-        Ok(Embedded { url, database_url, admin, stop })
+        Ok(Embedded { url, grpc_url, database_url, admin, stop })
     }
 
     async fn stored_counts(&self, database_url: &str, event_id: Uuid) -> anyhow::Result<(u64, u64)> {
