@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces the table in BENCHMARKS.md: the hot-event `hold` scenario on Boxoffice (SQLite and
-# PostgreSQL), the row-lock baseline driven by pgbench, and the ceiling (a trivial axum
-# endpoint), at each concurrency, all in one run on this machine. Prints a Markdown table.
+# Reproduces the table in BENCHMARKS.md: the hot-event `hold` scenario on Boxoffice (SQLite over
+# REST and over gRPC, PostgreSQL), the row-lock baseline driven by pgbench, and the ceiling (a
+# trivial axum endpoint), at each concurrency, all in one run on this machine. Prints a Markdown
+# table.
 #
 #   scripts/bench.sh                    # 10 s per row, concurrency 64 and 256, 3 rounds
 #   DURATION=30 CONCURRENCY="8 64 256" REPEAT=5 scripts/bench.sh
@@ -17,11 +18,12 @@ REPEAT=${REPEAT:-3}
 ROUND=1
 OUT=${OUT:-target/bench}
 PORT=18080
+GRPC_PORT=18051
 CEILING_PORT=18090
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 cargo build --release --quiet
-BIN=target/release/boxoffice
+BIN=${CARGO_TARGET_DIR:-target}/release/boxoffice
 # Only PostgreSQL: an idle Kafka broker (a JVM) or FerretDB would take CPU from every row.
 scripts/services.sh up postgres
 # A known admin password for the harness (a fresh database would otherwise get a random one).
@@ -42,17 +44,17 @@ wait_ready() {
 }
 
 start_boxoffice() { # $1 = database url
-  BOXOFFICE_CONFIG="$OUT/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_GRPC__ADDR=127.0.0.1:0 BOXOFFICE_DATABASE__URL="$1" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
+  BOXOFFICE_CONFIG="$OUT/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_GRPC__ADDR=127.0.0.1:$GRPC_PORT BOXOFFICE_DATABASE__URL="$1" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
     BOXOFFICE_MAIL__DIR="$OUT/mail" BOXOFFICE_DATABASE__MAX_CONNECTIONS=16 RUST_LOG=warn \
     "$BIN" serve >>"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   wait_ready "http://127.0.0.1:$PORT/readyz"
 }
 
-loadtest() { # $1 label, $2 url, $3 scenario, $4 concurrency, [$5 database url]
+loadtest() { # $1 label, $2 url, $3 scenario, $4 concurrency, [$5 database url], [more loadtest flags]
   local file="$OUT/$(echo "$1" | tr ' =/' '___')-r$ROUND.json"
   "$BIN" loadtest --url "$2" --scenario "$3" -c "$4" -d "$DURATION" --users 64 --admin-password "$ADMIN_PASSWORD" --quiet \
-    --label "$1" --json "$file" ${5:+--database-url "$5"} | tee -a "$OUT/loadtest.log"
+    --label "$1" --json "$file" ${5:+--database-url "$5"} "${@:6}" | tee -a "$OUT/loadtest.log"
 }
 
 for ROUND in $(seq 1 "$REPEAT"); do
@@ -69,7 +71,11 @@ echo "== Boxoffice, embedded (SQLite) =="
 SQLITE_URL="sqlite://$PWD/$OUT/boxoffice.db?mode=rwc"
 rm -f "$OUT"/boxoffice.db*
 start_boxoffice "$SQLITE_URL"
-for c in $CONCURRENCY; do loadtest "boxoffice sqlite c=$c" "http://127.0.0.1:$PORT" hold "$c" "$SQLITE_URL"; done
+for c in $CONCURRENCY; do
+  loadtest "boxoffice sqlite c=$c" "http://127.0.0.1:$PORT" hold "$c" "$SQLITE_URL"
+  # The same hold over the gRPC API, on the same server, right after.
+  loadtest "boxoffice sqlite grpc c=$c" "http://127.0.0.1:$PORT" hold "$c" "$SQLITE_URL" --grpc --grpc-url "http://127.0.0.1:$GRPC_PORT"
+done
 stop_server
 
 echo "== Boxoffice on PostgreSQL =="
@@ -128,7 +134,7 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 for c in conc:
     base = med(f"rowlock pgbench c={c}", "granted_per_s")
     ceil = med(f"ceiling c={c}", "requests_per_s")
-    for label in [f"ceiling c={c}", f"boxoffice sqlite c={c}", f"boxoffice postgres c={c}", f"rowlock pgbench c={c}"]:
+    for label in [f"ceiling c={c}", f"boxoffice sqlite c={c}", f"boxoffice sqlite grpc c={c}", f"boxoffice postgres c={c}", f"rowlock pgbench c={c}"]:
         if label not in runs: continue
         g, rps = med(label, "granted_per_s"), med(label, "requests_per_s")
         invs = [d.get("invariant") for d in runs[label] if d.get("invariant")]

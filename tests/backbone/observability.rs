@@ -49,6 +49,13 @@ async fn booking_load(app: &TestApp, backbone: &Backbone) {
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, _) = app.post("/api/v1/orders", Some(&buyers[3]), json!({ "event_id": "nope" })).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // The gRPC API's panels: a read that succeeds and one that is refused.
+    use boxoffice_proto::v1::{GetEventRequest, catalog_service_client::CatalogServiceClient};
+    let channel = tonic::transport::Channel::from_shared(app.grpc.clone()).unwrap().connect().await.unwrap();
+    let mut catalog = CatalogServiceClient::new(channel);
+    catalog.get_event(GetEventRequest { id: paid.to_string() }).await.expect("the event over gRPC");
+    let refused = catalog.get_event(GetEventRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
     // Orders 2 (declined) and 3 (never paid) expire after their two seconds.
     app.eventually(20, "two holds to expire", || async { app.counts(paid).await.1 == 0 }).await;
 }
