@@ -228,6 +228,11 @@ impl Role {
 pub struct Email(String);
 
 impl Email {
+    /// [`Email::parse`]'s rule as a regular expression, for the API's documents: printable ASCII,
+    /// one `@`, a dotted domain of three or more characters neither starting nor ending with a dot.
+    pub const PATTERN: &'static str = r"^[!-?A-~]+@[!-\-/-?A-~][!-?A-~]*\.[!-?A-~]*[!-\-/-?A-~]$";
+    pub const MAX_CHARS: usize = 254;
+
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let s = raw.trim().to_lowercase();
         let (local, domain) = s.split_once('@').ok_or("must be an e-mail address")?;
@@ -237,7 +242,7 @@ impl Email {
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains('@')
-            || s.len() > 254
+            || s.len() > Self::MAX_CHARS
             || !s.chars().all(|c| c.is_ascii_graphic())
         {
             return Err("must be an e-mail address");
@@ -255,6 +260,9 @@ impl Email {
 pub struct Username(String);
 
 impl Username {
+    /// [`Username::parse`]'s rule as a regular expression, for the API's documents.
+    pub const PATTERN: &'static str = r"^[A-Za-z0-9_.-]{3,32}$";
+
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let s = raw.trim();
         let ok_len = (3..=32).contains(&s.chars().count());
@@ -286,6 +294,7 @@ pub struct Password(String);
 
 impl Password {
     pub const MIN_CHARS: usize = 10;
+    pub const MAX_CHARS: usize = 128;
 
     /// `personal` are the account's username and e-mail (either may be empty); the error says
     /// which rule failed.
@@ -294,7 +303,7 @@ impl Password {
         if chars < Self::MIN_CHARS {
             return Err(format!("must be at least {} characters (this one has {chars})", Self::MIN_CHARS));
         }
-        if chars > 128 {
+        if chars > Self::MAX_CHARS {
             return Err("must be at most 128 characters".into());
         }
         if raw.trim().is_empty() {

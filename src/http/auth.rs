@@ -46,20 +46,20 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email)]
     pub email: String,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username)]
     pub username: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// Digits, spaces and `+ - ( )`.
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`, in the past.
     #[serde(default)]
@@ -69,7 +69,7 @@ pub struct RegisterRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// Username or e-mail.
-    #[schema(pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::login)]
     pub login: String,
     pub password: String,
 }

@@ -198,3 +198,94 @@ pub fn router(compat: bool) -> Router<AppState> {
         },
     ))
 }
+
+/// The document's schemas of the fields whose rules live in `domain` (e-mail, username,
+/// password, ...): `#[schema(schema_with = schema::email)]` on a request field states the rule
+/// the handler checks, from the one place it is written. The `_or_null` forms are for optional
+/// fields (absent and `null` are both accepted there).
+pub(crate) mod schema {
+    use utoipa::openapi::{
+        Object, ObjectBuilder,
+        schema::{SchemaType, Type},
+    };
+
+    use crate::domain::{Email, Password, Username};
+
+    fn text(nullable: bool) -> ObjectBuilder {
+        let ty =
+            if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+        ObjectBuilder::new().schema_type(ty)
+    }
+
+    fn email_schema(nullable: bool) -> Object {
+        text(nullable).max_length(Some(Email::MAX_CHARS)).pattern(Some(Email::PATTERN)).build()
+    }
+
+    fn username_schema(nullable: bool) -> Object {
+        text(nullable)
+            .description(Some("3 to 32 letters, digits, `_`, `-` or `.`."))
+            .pattern(Some(Username::PATTERN))
+            .build()
+    }
+
+    fn password_schema(nullable: bool) -> Object {
+        text(nullable)
+            .description(Some(
+                "10 to 128 characters, not one of the 10,000 most common passwords, not containing the \
+                 username or e-mail (old or new).",
+            ))
+            .min_length(Some(Password::MIN_CHARS))
+            .max_length(Some(Password::MAX_CHARS))
+            .pattern(Some(r"\S"))
+            .build()
+    }
+
+    pub fn email() -> Object {
+        email_schema(false)
+    }
+
+    pub fn email_or_null() -> Object {
+        email_schema(true)
+    }
+
+    pub fn username() -> Object {
+        username_schema(false)
+    }
+
+    pub fn username_or_null() -> Object {
+        username_schema(true)
+    }
+
+    pub fn password() -> Object {
+        password_schema(false)
+    }
+
+    pub fn password_or_null() -> Object {
+        password_schema(true)
+    }
+
+    /// A profile name: at most 100 characters (blank means none).
+    pub fn name_or_null() -> Object {
+        text(true).max_length(Some(100)).build()
+    }
+
+    /// Digits, spaces and `+ - ( )`, at most 32 (blank means none).
+    pub fn phone_or_null() -> Object {
+        text(true).description(Some("Digits, spaces and `+ - ( )`.")).pattern(Some("^[0-9 +()-]{0,32}$")).build()
+    }
+
+    /// A login or username that is not blank.
+    pub fn login() -> Object {
+        text(false).description(Some("Username or e-mail.")).pattern(Some(r"\S")).build()
+    }
+
+    /// A payment provider's card token (test cards: `tok_ok`, `tok_declined`, `tok_slow`).
+    pub fn card_token() -> Object {
+        text(false)
+            .description(Some(
+                "A card token from the payment provider. Test cards: `tok_ok`, `tok_declined`, `tok_slow`.",
+            ))
+            .pattern(Some("^tok_[A-Za-z0-9_]{1,60}$"))
+            .build()
+    }
+}

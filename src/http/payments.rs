@@ -39,7 +39,7 @@ pub struct CreatePayment {
     #[schema(minimum = 1)]
     pub amount_cents: i64,
     /// A card token from the payment provider. Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
+    #[schema(schema_with = crate::http::docs::schema::card_token)]
     pub card_token: String,
 }
 

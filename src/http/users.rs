@@ -57,21 +57,21 @@ impl From<users::Model> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email_or_null)]
     pub email: Option<String>,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username_or_null)]
     pub username: Option<String>,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail
     /// (old or new). Ends every session of the account.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password_or_null)]
     pub password: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// Digits, spaces and `+ - ( )`.
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`, in the past.
     pub birth_day: Option<NaiveDate>,

@@ -6,27 +6,18 @@
 //! pays an order like `POST /api/v1/payments` (`order_id`, `amount_cents`, `card_token`, as a
 //! form or JSON), for the order's customer.
 
-use axum::{
-    Router,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::Response,
-    routing::post,
-};
+use axum::{Router, extract::State, http::HeaderMap, response::Response, routing::post};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Credentials, log_in_as};
-use crate::{
-    domain::Role,
-    http::{
-        AppState, Result,
-        auth::{RegisterRequest, create_user},
-        error::{ApiFormOrJson, reply},
-        extract::{AuthAttempt, AuthUser},
-        payments::{CreatePayment, pay as core_pay},
-        users::UserView,
-    },
+use crate::http::{
+    AppState, Result,
+    auth::RegisterRequest,
+    error::ApiFormOrJson,
+    extract::{AuthAttempt, AuthUser},
+    payments::{CreatePayment, pay as core_pay},
+    users::UserView,
 };
 
 pub fn router() -> Router<AppState> {
@@ -37,13 +28,13 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ShopSignUp {
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username)]
     pub username: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
     /// Required here (the original took none): tickets and receipts go there.
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email)]
     pub email: String,
 }
 
@@ -55,22 +46,16 @@ pub(super) async fn register(
     _: AuthAttempt,
     ApiFormOrJson(req): ApiFormOrJson<ShopSignUp>,
 ) -> Result<Response> {
-    let email = req.email;
-    let user = create_user(
-        &state,
-        RegisterRequest {
-            email,
-            username: req.username,
-            password: req.password,
-            first_name: None,
-            last_name: None,
-            mobile_phone: None,
-            birth_day: None,
-        },
-        Role::User,
-    )
-    .await?;
-    Ok(reply(StatusCode::CREATED, UserView::from(user)))
+    let account = RegisterRequest {
+        email: req.email,
+        username: req.username,
+        password: req.password,
+        first_name: None,
+        last_name: None,
+        mobile_phone: None,
+        birth_day: None,
+    };
+    super::sign_up(&state, account).await
 }
 
 #[utoipa::path(post, path = "/login", tag = "compat", security(()),
@@ -92,7 +77,7 @@ pub struct ShopPayment {
     #[schema(minimum = 1)]
     pub amount_cents: i64,
     /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
+    #[schema(schema_with = crate::http::docs::schema::card_token)]
     pub card_token: String,
 }
 

@@ -20,11 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::domain::Role;
+
 use super::{
     AppState, Result,
-    auth::{LoginRequest, TokenPair, log_in},
+    auth::{LoginRequest, RegisterRequest, TokenPair, create_user, log_in},
     docs::{ErrorResponses, OperationIds},
     error::reply,
+    users::UserView,
 };
 
 pub fn router() -> Router<AppState> {
@@ -63,7 +66,7 @@ pub struct CompatDoc;
 pub struct Credentials {
     /// Username or e-mail.
     #[serde(alias = "email", alias = "user_name", alias = "login")]
-    #[schema(pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::login)]
     pub username: String,
     pub password: String,
 }
@@ -78,6 +81,13 @@ pub struct CompatTokens {
     pub refresh_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
+}
+
+/// A new account from a replaced system's sign-up, answered as `/api/v1/auth/register` answers
+/// (the caller counted the attempt).
+async fn sign_up(state: &AppState, req: RegisterRequest) -> Result<Response> {
+    let user = create_user(state, req, Role::User).await?;
+    Ok(reply(StatusCode::CREATED, UserView::from(user)))
 }
 
 /// The one log-in every compat route makes (the caller counted the attempt).

@@ -6,20 +6,13 @@
 //! `rememberMe` is accepted and changes nothing: every login gets the same refresh token, which
 //! lasts `auth.refresh_ttl_seconds`.
 
-use axum::{Router, extract::State, http::StatusCode, response::Response, routing::post};
+use axum::{Router, extract::State, response::Response, routing::post};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Credentials, log_in_as};
-use crate::{
-    domain::Role,
-    http::{
-        AppState, Error, Result,
-        auth::{RegisterRequest, create_user},
-        error::{ApiJson, reply},
-        extract::AuthAttempt,
-        users::UserView,
-    },
+use crate::http::{
+    AppState, Error, Result, auth::RegisterRequest, error::ApiJson, extract::AuthAttempt, users::UserView,
 };
 
 pub fn router() -> Router<AppState> {
@@ -30,12 +23,12 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Registration {
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username)]
     pub username: String,
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email)]
     pub email: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
     /// The password again; a different one is a 422.
     pub confirm_password: String,
@@ -60,15 +53,14 @@ pub(super) async fn register(
         mobile_phone: None,
         birth_day: None,
     };
-    let user = create_user(&state, sign_up, Role::User).await?;
-    Ok(reply(StatusCode::CREATED, UserView::from(user)))
+    super::sign_up(&state, sign_up).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Login {
     /// Username or e-mail.
-    #[schema(pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::login)]
     pub username_or_email: String,
     pub password: String,
     /// Accepted; every session lasts the same.

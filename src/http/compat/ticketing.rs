@@ -19,18 +19,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Credentials, log_in_as};
-use crate::{
-    domain::Role,
-    http::{
-        AppState, Result,
-        auth::{RegisterRequest, create_user, log_out},
-        catalog::{self, EventInput, EventSearch},
-        error::{ApiFormOrJson, ApiJson, ApiPath, ApiQuery, reply},
-        extract::{AuthAttempt, AuthUser, PageParams},
-        orders::{self, CreateOrder, place_order as core_place_order},
-        payments::{self, CreatePayment, pay as core_pay},
-        users::{self, UpdateUser, UserView},
-    },
+use crate::http::{
+    AppState, Result,
+    auth::{RegisterRequest, log_out},
+    catalog::{self, EventInput, EventSearch},
+    error::{ApiFormOrJson, ApiJson, ApiPath, ApiQuery},
+    extract::{AuthAttempt, AuthUser, PageParams},
+    orders::{self, CreateOrder, place_order as core_place_order},
+    payments::{self, CreatePayment, pay as core_pay},
+    users::{self, UpdateUser, UserView},
 };
 
 pub fn router() -> Router<AppState> {
@@ -80,21 +77,21 @@ pub(super) async fn logout(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketingSignUp {
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email)]
     pub email: String,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "username")]
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username)]
     pub user_name: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// Digits, spaces and `+ - ( )`.
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
     /// `YYYY-MM-DD`.
     pub birth_day: Option<NaiveDate>,
@@ -116,8 +113,7 @@ pub(super) async fn register(
         mobile_phone: req.mobile_phone,
         birth_day: req.birth_day,
     };
-    let user = create_user(&state, sign_up, Role::User).await?;
-    Ok(reply(StatusCode::CREATED, UserView::from(user)))
+    super::sign_up(&state, sign_up).await
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "compat", params(PageParams),
@@ -137,16 +133,16 @@ pub(super) async fn read_user(state: State<AppState>, user: AuthUser, id: ApiPat
 pub struct TicketingProfile {
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "username")]
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username_or_null)]
     pub user_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// `YYYY-MM-DD`.
     pub birth_day: Option<NaiveDate>,
     /// Digits, spaces and `+ - ( )`.
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
 }
 
@@ -254,7 +250,7 @@ pub struct TicketingPayment {
     #[schema(minimum = 1)]
     pub price: i64,
     /// Required here (the original named no card). Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(pattern = "^tok_[A-Za-z0-9_]{1,60}$")]
+    #[schema(schema_with = crate::http::docs::schema::card_token)]
     pub card_token: String,
 }
 

@@ -6,7 +6,7 @@
 use axum::{
     Router,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::Response,
     routing::{get, post},
 };
@@ -15,16 +15,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Credentials, log_in_as};
-use crate::{
-    domain::Role,
-    http::{
-        AppState, Result,
-        auth::{RegisterRequest, create_user},
-        error::{ApiJson, ApiPath, reply},
-        extract::{AuthAttempt, AuthUser},
-        orders::{self, CreateOrder, place_order as core_place_order},
-        users::{self, UpdateUser, UserView},
-    },
+use crate::http::{
+    AppState, Result,
+    auth::RegisterRequest,
+    error::{ApiJson, ApiPath},
+    extract::{AuthAttempt, AuthUser},
+    orders::{self, CreateOrder, place_order as core_place_order},
+    users::{self, UpdateUser, UserView},
 };
 
 pub fn router() -> Router<AppState> {
@@ -39,24 +36,24 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email)]
     pub email: String,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "userName", alias = "user_name")]
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username)]
     pub username: String,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
     #[serde(alias = "firstName")]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
     #[serde(alias = "lastName")]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// Digits, spaces and `+ - ( )`.
     #[serde(alias = "mobilePhone", alias = "phone")]
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
 }
 
@@ -76,8 +73,7 @@ pub(super) async fn create_user_route(
         mobile_phone: req.mobile_phone,
         birth_day: None,
     };
-    let user = create_user(&state, sign_up, Role::User).await?;
-    Ok(reply(StatusCode::CREATED, UserView::from(user)))
+    super::sign_up(&state, sign_up).await
 }
 
 #[utoipa::path(post, path = "/api/users/login", tag = "compat", request_body = Credentials, security(()),
@@ -99,24 +95,24 @@ pub(super) async fn read_user(state: State<AppState>, user: AuthUser, id: ApiPat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$")]
+    #[schema(schema_with = crate::http::docs::schema::email_or_null)]
     pub email: Option<String>,
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[serde(alias = "userName", alias = "user_name")]
-    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::username_or_null)]
     pub username: Option<String>,
     /// 10 to 128 characters, not a common password, not containing the username or e-mail.
-    #[schema(min_length = 10, max_length = 128, pattern = "\\S")]
+    #[schema(schema_with = crate::http::docs::schema::password_or_null)]
     pub password: Option<String>,
     #[serde(alias = "firstName")]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub first_name: Option<String>,
     #[serde(alias = "lastName")]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::http::docs::schema::name_or_null)]
     pub last_name: Option<String>,
     /// Digits, spaces and `+ - ( )`.
     #[serde(alias = "mobilePhone", alias = "phone")]
-    #[schema(pattern = "^[0-9 +()-]{0,32}$")]
+    #[schema(schema_with = crate::http::docs::schema::phone_or_null)]
     pub mobile_phone: Option<String>,
 }
 
