@@ -23,6 +23,7 @@
 //! `ceiling` (a trivial endpoint, see [`trivial_server`], to measure the machine and harness).
 
 mod client;
+mod cpu;
 mod grpc;
 mod report;
 mod run;
@@ -128,6 +129,14 @@ pub struct LoadtestArgs {
     /// instance's own otherwise).
     #[arg(long)]
     pub grpc_url: Option<String>,
+    /// Processes whose CPU time is the server's (repeated or comma-separated): the report gives
+    /// server CPU per granted booking for the measured phase.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// The database's process name (e.g. `postgres`): every process of that name is counted as
+    /// the database's CPU time, reported per granted booking beside the server's.
+    #[arg(long)]
+    pub database_process: Option<String>,
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub struct Report {
     pub latency: Latency,
     pub statuses: BTreeMap<String, u64>,
     pub errors: u64,
+    /// CPU time of the measured phase, by party.
+    pub cpu: crate::cpu::CpuUse,
     pub invariant: Option<InvariantCheck>,
     pub queue: Option<QueueCheck>,
 }
@@ -90,6 +92,7 @@ impl Report {
         if self.errors > 0 {
             println!("errors         {} (transport)", self.errors);
         }
+        println!("cpu            {}", self.cpu.describe());
         if let Some(i) = &self.invariant {
             println!(
                 "invariant      total {} = available {} + held {} + sold {}{}  -> {}",

@@ -131,6 +131,9 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let progress = (!args.quiet).then(|| spawn_progress(live.clone(), stop.clone(), args.requests));
 
+    let probes =
+        crate::cpu::Probes { server_pids: args.server_pid.clone(), database_process: args.database_process.clone() };
+    let cpu_before = probes.sample();
     let started = Instant::now();
     let mut workers = Vec::with_capacity(args.concurrency);
     for w in 0..args.concurrency {
@@ -183,6 +186,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         total.granted += t.granted;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = probes.sample();
     stop.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         let _ = p.await;
@@ -228,6 +232,7 @@ pub async fn run(args: LoadtestArgs, host: &dyn Host) -> anyhow::Result<Report> 
         },
         statuses: total.statuses.into_iter().map(|(s, n)| (s.to_string(), n)).collect::<BTreeMap<_, _>>(),
         errors: total.errors,
+        cpu: crate::cpu::CpuUse::between(cpu_before, cpu_after, total.granted, requests),
         invariant,
         queue,
     })

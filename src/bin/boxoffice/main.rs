@@ -29,7 +29,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Load-test a Boxoffice (or an embedded one) and check the seat invariant afterwards.
-    Loadtest(boxoffice_loadtest::LoadtestArgs),
+    Loadtest(Box<boxoffice_loadtest::LoadtestArgs>),
     /// Print the Postman collection of the API (also served at /postman.json).
     Postman {
         /// Where the collection's requests go (its `baseUrl` variable).
@@ -61,7 +61,7 @@ async fn main() -> std::process::ExitCode {
             Err(e) => Err(e),
         },
         Command::Migrate => migrate(&config).await,
-        Command::Loadtest(args) => loadtest(args, config).await,
+        Command::Loadtest(args) => loadtest(*args, config).await,
         Command::CeilingServer { addr } => boxoffice_loadtest::trivial_server(addr).await,
         Command::Postman { base_url } => {
             println!("{:#}", boxoffice::http::postman::collection(&base_url, config.compat.enabled));
