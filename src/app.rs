@@ -19,10 +19,7 @@ use std::{
 use anyhow::Context;
 use ractor::Actor;
 use sea_orm::DatabaseConnection;
-use tokio::{
-    net::TcpListener,
-    sync::{Notify, watch},
-};
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     actors::{
@@ -87,10 +84,10 @@ impl Application {
         store::migrate(&db).await.context("migrations failed")?;
         tracing::info!(backend = ?db.get_database_backend(), "database migrated");
 
-        let committed = Arc::new(Notify::new());
+        let feed = store::CommitFeed::new();
         let writer =
             store::connect_writer(config.database.url.expose()).await.context("opening the writer connection")?;
-        let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, committed.clone())
+        let committer = store::Committer::spawn(writer.clone(), config.database.commit_batch_max, feed.clone())
             .await
             .context("starting the committer")?;
         let timeout = config.actor_timeout();
@@ -182,7 +179,7 @@ impl Application {
             db: db.clone(),
             committer: committer.clone(),
             bus: bus.clone(),
-            wake: committed,
+            feed,
             // The commit signal only reaches a relay on the committing node; with a cluster the
             // publisher finds other nodes' rows by polling, and live streams on every node wait
             // for it, so it polls often (an indexed read of the oldest unpublished rows).

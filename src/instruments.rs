@@ -37,6 +37,7 @@ pub const OUTBOX_PENDING: &str = "boxoffice_outbox_pending";
 pub const OUTBOX_LEADER: &str = "boxoffice_outbox_relay_leader";
 pub const PUBLISH_DURATION: &str = "boxoffice_outbox_publish_duration_seconds";
 pub const PUBLISH_ERRORS: &str = "boxoffice_outbox_publish_errors_total";
+pub const OUTBOX_FROM_FEED: &str = "boxoffice_outbox_rows_from_feed_total";
 pub const CONSUMER_LAG: &str = "boxoffice_consumer_lag_messages";
 pub const EMAILS: &str = "boxoffice_emails_total";
 pub const AUDIT_WRITES: &str = "boxoffice_audit_writes_total";
@@ -179,6 +180,7 @@ fn describe() {
     describe_gauge!(OUTBOX_LEADER, "1 on the node that publishes the outbox (one per database), else 0");
     describe_histogram!(PUBLISH_DURATION, Unit::Seconds, "Time to publish one outbox batch");
     describe_counter!(PUBLISH_ERRORS, "Outbox batches that failed to publish");
+    describe_counter!(OUTBOX_FROM_FEED, "Outbox rows published as the committer handed them over, without a read");
     describe_gauge!(CONSUMER_LAG, "Messages behind the end of each partition, by group and topic");
     describe_counter!(EMAILS, "E-mails by result: sent, failed, duplicate");
     describe_counter!(AUDIT_WRITES, "Audit log batch writes by result: ok, failed");

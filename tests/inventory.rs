@@ -7,12 +7,12 @@
 #[allow(dead_code)]
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use ractor::{Actor, ActorRef};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
-use tokio::sync::Notify;
+
 use uuid::Uuid;
 
 use boxoffice::{
@@ -80,7 +80,7 @@ async fn fixture_priced(total: i32, hold_seconds: i32, price_cents: i64) -> Fixt
     .exec_without_returning(&db)
     .await
     .unwrap();
-    let committer = Committer::spawn(db.clone(), 64, Arc::new(Notify::new())).await.unwrap();
+    let committer = Committer::spawn(db.clone(), 64, boxoffice::store::CommitFeed::new()).await.unwrap();
     Fixture { db, committer, event_id, _dir: dir }
 }
 

@@ -5,6 +5,13 @@
 //! written by other transactions). A failed delivery stops the pass, so order per aggregate
 //! holds, and is retried with capped backoff.
 //!
+//! **Publishing without reading back.** The committer hands over the rows it just wrote, with
+//! their ids ([`CommitFeed`]). When those continue exactly from the last row published, the relay
+//! publishes them from memory; when they do not (a row another transaction wrote lies between,
+//! or the relay just started), and at least every `poll`, it reads the store as before. A rush
+//! then costs the relay no reads and no decoding, and no row can be skipped: anything the feed does
+//! not carry shows as a gap in the ids, and a gap means a read.
+//!
 //! **One relay per database.** Every node runs a relay, but on PostgreSQL only the holder of the
 //! `boxoffice.outbox-relay` advisory lock publishes ([`Leadership::Lock`]); the others try to
 //! take the lock every [`CANDIDATE_EVERY`]. A leader lock rather than rows claimed per node
@@ -23,7 +30,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::{
     bus::Bus,
@@ -34,7 +41,7 @@ use crate::{
     error::Report,
     instruments,
     retry::Backoff,
-    store::{Committer, WriteOp, advisory::Exclusive, entities::outbox},
+    store::{CommitFeed, Committer, WriteOp, advisory::Exclusive, entities::outbox},
 };
 
 const BATCH: u64 = 1024;
@@ -65,7 +72,8 @@ pub struct OutboxRelay {
     /// Marks rows published in the booking transactions (one writer for SQLite).
     pub committer: Committer,
     pub bus: Bus,
-    pub wake: Arc<Notify>,
+    /// Wakes the relay after a commit and carries what it wrote.
+    pub feed: Arc<CommitFeed>,
     pub poll: Duration,
     pub leadership: Leadership,
 }
@@ -104,11 +112,20 @@ impl OutboxRelay {
     }
 
     /// Publishes while this node leads (always, without a lock). True when it stopped for
-    /// shutdown, false when the lock was lost.
-    async fn lead(&self, mut lock: Option<Exclusive>, mut shutdown: watch::Receiver<bool>) -> bool {
+    /// shutdown, false when the lock was lost. The committer's feed is kept only meanwhile.
+    async fn lead(&self, lock: Option<Exclusive>, shutdown: watch::Receiver<bool>) -> bool {
+        self.feed.listen(true);
+        let stopped = self.publish_while_leading(lock, shutdown).await;
+        self.feed.listen(false);
+        stopped
+    }
+
+    async fn publish_while_leading(&self, mut lock: Option<Exclusive>, mut shutdown: watch::Receiver<bool>) -> bool {
         let mut backoff = Backoff::standard();
+        // Nothing is known about what was published before this node led: the first pass reads.
+        let mut cursor = Cursor::default();
         loop {
-            let rest = match self.pass(lock.as_mut()).await {
+            let rest = match self.pass(lock.as_mut(), &mut cursor).await {
                 Ok(Pass::Lost) => return false,
                 Ok(Pass::More) => {
                     backoff.reset();
@@ -136,7 +153,7 @@ impl OutboxRelay {
                 Rest::Lost => return false,
                 Rest::Stop => {
                     // One last drain so what was committed before shutdown goes out.
-                    let _ = self.pass(lock.as_mut()).await;
+                    let _ = self.pass(lock.as_mut(), &mut cursor).await;
                     break;
                 }
                 Rest::Gone => break,
@@ -176,7 +193,7 @@ impl OutboxRelay {
                 .map_or(until, |l| tokio::time::Instant::now() + LEADER_HEARTBEAT.saturating_sub(l.unproven_for()));
             tokio::select! {
                 _ = tokio::time::sleep_until(until.min(beat)) => {}
-                _ = self.wake.notified(), if wake => return Rest::Go,
+                _ = self.feed.notified(), if wake => return Rest::Go,
                 _ = shutdown.changed() => return Rest::Stop,
             }
             if tokio::time::Instant::now() >= until {
@@ -185,9 +202,51 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes one batch. With a lock, checks the lock is still held after reading and before
-    /// publishing (a leader that froze mid-pass must not publish its successor's rows).
-    async fn pass(&self, lock: Option<&mut Exclusive>) -> Result<Pass, BridgeError> {
+    /// Publishes one batch: from the feed when it continues the cursor, from the store otherwise.
+    /// With a lock, checks the lock is still held after reading and before publishing (a leader
+    /// that froze mid-pass must not publish its successor's rows).
+    async fn pass(&self, lock: Option<&mut Exclusive>, cursor: &mut Cursor) -> Result<Pass, BridgeError> {
+        let fresh = match cursor.next {
+            Some(next) if cursor.read_at.is_some_and(|at| at.elapsed() < self.poll) => {
+                self.feed.take_from(next, BATCH as usize)
+            }
+            _ => None,
+        };
+        let (ids, events): (Vec<i64>, Vec<DomainEvent>) = match fresh {
+            Some(rows) => {
+                metrics::counter!(instruments::OUTBOX_FROM_FEED).increment(rows.len() as u64);
+                rows.into_iter().unzip()
+            }
+            None => {
+                cursor.read_at = Some(std::time::Instant::now());
+                self.read().await?
+            }
+        };
+        let full = ids.len() as u64 == BATCH;
+        if let Some(lock) = lock
+            && !ids.is_empty()
+            && !lock.alive().await
+        {
+            return Ok(Pass::Lost);
+        }
+        if !events.is_empty() {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.bus.publish(&events).await {
+                metrics::counter!(instruments::PUBLISH_ERRORS).increment(1);
+                return Err(e);
+            }
+            metrics::histogram!(instruments::PUBLISH_DURATION).record(started.elapsed().as_secs_f64());
+            count_published(&events);
+        }
+        if let Some(&last) = ids.last() {
+            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(BridgeError::MarkPublished)?;
+            cursor.next = Some(last + 1);
+        }
+        Ok(if full { Pass::More } else { Pass::Done })
+    }
+
+    /// The oldest unpublished rows in the store, their ids and the events they decode to.
+    async fn read(&self) -> Result<(Vec<i64>, Vec<DomainEvent>), BridgeError> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
             .order_by_asc(outbox::Column::Id)
@@ -195,13 +254,6 @@ impl OutboxRelay {
             .all(&self.db)
             .await
             .map_err(BridgeError::ReadOutbox)?;
-        let full = rows.len() as u64 == BATCH;
-        if let Some(lock) = lock
-            && !rows.is_empty()
-            && !lock.alive().await
-        {
-            return Ok(Pass::Lost);
-        }
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode(row) {
@@ -214,21 +266,18 @@ impl OutboxRelay {
                 ),
             }
         }
-        if !events.is_empty() {
-            let started = std::time::Instant::now();
-            if let Err(e) = self.bus.publish(&events).await {
-                metrics::counter!(instruments::PUBLISH_ERRORS).increment(1);
-                return Err(e);
-            }
-            metrics::histogram!(instruments::PUBLISH_DURATION).record(started.elapsed().as_secs_f64());
-            count_published(&events);
-        }
-        if !rows.is_empty() {
-            let ids = rows.iter().map(|r| r.id).collect();
-            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(BridgeError::MarkPublished)?;
-        }
-        Ok(if full { Pass::More } else { Pass::Done })
+        Ok((rows.iter().map(|r| r.id).collect(), events))
     }
+}
+
+/// Where the relay is in the outbox, while it leads.
+#[derive(Default)]
+struct Cursor {
+    /// The id after the last row published: the feed may continue from here.
+    next: Option<i64>,
+    /// When the store was last read (it is read at least every `poll`, for rows the feed cannot
+    /// carry: another transaction's row committed after higher ids were published).
+    read_at: Option<std::time::Instant>,
 }
 
 enum Pass {

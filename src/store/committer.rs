@@ -4,7 +4,8 @@
 //! get a receiver for the outcome; they do not wait in their own handler, so one hot event can
 //! have hundreds of holds in flight and the committer folds all waiting jobs into one
 //! transaction: one fsync for many holds. Nobody is answered before their job has committed.
-//! After each commit the outbox relay is woken so domain events leave promptly.
+//! After each commit that wrote outbox rows, the rows' events go to the outbox relay with their
+//! ids through the [`CommitFeed`], so it publishes them without reading them back from the store.
 //!
 //! **The fence (cluster mode).** A job that changes an event's slots on a cluster node carries a
 //! [`WriteOp::Fence`]: the epoch of the lease under which its owner acts. Before writing, the
@@ -16,7 +17,10 @@
 //! unfenced ones, commit as usual. Checking up front costs one indexed read per batch that holds
 //! fenced jobs, and nothing at all in single-node mode, which never fences.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+};
 
 use chrono::Utc;
 use sea_orm::{
@@ -157,6 +161,85 @@ pub fn stopped() -> CommitResult {
     Err(CommitError::Store(Arc::new(DbErr::Custom("committer stopped".into()))))
 }
 
+/// What the committer tells the outbox relay: that rows committed (it wakes the relay), and the
+/// outbox rows each commit wrote, with their ids.
+///
+/// The relay publishes from here only rows that continue its sequence exactly (see
+/// [`CommitFeed::take_from`]): a row written by another transaction (the pool's writers, another
+/// node) leaves a gap in the ids this feed carries, and a gap sends the relay to the store, which
+/// has every committed row. So the feed saves reading back what this node just wrote, and can
+/// never make the relay miss a row.
+#[derive(Default)]
+pub struct CommitFeed {
+    wake: Notify,
+    fresh: Mutex<VecDeque<(i64, DomainEvent)>>,
+    /// Rows are kept only while this node's relay leads (another node's relay reads the store).
+    listening: std::sync::atomic::AtomicBool,
+}
+
+/// At most this many rows wait in the feed; past it they are dropped (a relay that lags reads the
+/// store instead).
+const FEED_CAP: usize = 16_384;
+
+impl CommitFeed {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Resolves at the next commit that wrote outbox rows (or at once if one came since the last wait).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
+    }
+
+    /// Whether the rows are wanted: true while this node's relay leads.
+    pub fn listen(&self, on: bool) {
+        self.listening.store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// A commit wrote these outbox rows (ids ascending).
+    fn committed(&self, rows: Vec<(i64, DomainEvent)>) {
+        if rows.is_empty() {
+            return;
+        }
+        if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            if fresh.len() + rows.len() > FEED_CAP {
+                fresh.clear();
+            }
+            fresh.extend(rows);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The committed rows that continue exactly from id `next`, at most `max`, in id order; `None`
+    /// when the row with id `next` is not here (another transaction wrote it, it was dropped, or
+    /// the id was never used): then only the store can say what comes next. Rows before `next`
+    /// (already published from the store) are discarded.
+    pub fn take_from(&self, next: i64, max: usize) -> Option<Vec<(i64, DomainEvent)>> {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        while fresh.front().is_some_and(|(id, _)| *id < next) {
+            fresh.pop_front();
+        }
+        if fresh.front()?.0 != next {
+            return None;
+        }
+        let mut rows = Vec::new();
+        while rows.len() < max
+            && let Some(row) = fresh.pop_front()
+        {
+            if row.0 != next + rows.len() as i64 {
+                fresh.push_front(row);
+                break;
+            }
+            rows.push(row);
+        }
+        Some(rows)
+    }
+}
+
 /// Handle to the committer task. Cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
@@ -173,7 +256,7 @@ impl Committer {
     ///
     /// On SQLite it writes through its own synchronous connection to the same file (see
     /// [`SqliteSink`]); on PostgreSQL through `db`.
-    pub async fn spawn(db: DatabaseConnection, batch_max: usize, committed: Arc<Notify>) -> Result<Self, DbErr> {
+    pub async fn spawn(db: DatabaseConnection, batch_max: usize, feed: Arc<CommitFeed>) -> Result<Self, DbErr> {
         let sink = match db.get_database_backend() {
             DbBackend::Sqlite => Sink::Sqlite(SqliteSink::open_like(&db).await?),
             _ => Sink::SeaOrm(db),
@@ -185,7 +268,7 @@ impl Committer {
             .map_err(|e| DbErr::Custom(format!("cannot build the committer runtime: {e}")))?;
         std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || runtime.block_on(run(sink, rx, batch_max.max(1), committed)))
+            .spawn(move || runtime.block_on(run(sink, rx, batch_max.max(1), feed)))
             .map_err(|e| DbErr::Custom(format!("cannot start the committer thread: {e}")))?;
         Ok(Self { tx })
     }
@@ -223,7 +306,7 @@ enum Sink {
     Sqlite(SqliteSink),
 }
 
-async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, committed: Arc<Notify>) {
+async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, feed: Arc<CommitFeed>) {
     let mut batch = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let started = std::time::Instant::now();
@@ -237,8 +320,8 @@ async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, comm
         let result = result.map_err(Arc::new);
         match &result {
             Err(e) => tracing::error!(error = %e, jobs = batch.len(), "group commit failed"),
-            Ok(stale) => {
-                for f in stale {
+            Ok(written) => {
+                for f in &written.stale {
                     tracing::warn!(event = %f.event_id, epoch = f.epoch, "FENCED: a stale owner's writes were refused");
                     metrics::counter!(crate::instruments::FENCED_COMMITS).increment(1);
                 }
@@ -247,17 +330,29 @@ async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, comm
         for job in batch.drain(..) {
             let outcome = match &result {
                 Err(e) => Err(CommitError::Store(e.clone())),
-                Ok(stale) => match job.fence() {
-                    Some(f) if stale.contains(&f) => Err(CommitError::Fenced { event_id: f.event_id, epoch: f.epoch }),
+                Ok(written) => match job.fence() {
+                    Some(f) if written.stale.contains(&f) => {
+                        Err(CommitError::Fenced { event_id: f.event_id, epoch: f.epoch })
+                    }
                     _ => Ok(()),
                 },
             };
             job.done.send(outcome);
         }
-        if result.is_ok() {
-            committed.notify_one();
+        if let Ok(written) = result {
+            // After the answers: the callers wait on this commit, the relay does not.
+            feed.committed(written.outbox);
         }
     }
+}
+
+/// What a batch wrote that others need to know.
+#[derive(Debug, Default)]
+struct Written {
+    /// The fences it refused.
+    stale: Vec<Fence>,
+    /// Its outbox rows, with their ids, in id order (for the [`CommitFeed`]).
+    outbox: Vec<(i64, DomainEvent)>,
 }
 
 /// SQLite allows 32,766 bind parameters per statement; the widest table has 12 columns.
@@ -306,11 +401,11 @@ fn epochs_query(backend: DbBackend, fences: &[Fence]) -> String {
     format!("SELECT event_id, epoch FROM event_leases WHERE event_id IN ({}){lock}", marks.join(", "))
 }
 
-/// Writes one batch atomically through sea-orm (PostgreSQL); the fences it refused.
-async fn write_batch(db: &DatabaseConnection, jobs: &[Job], fences: &[Fence]) -> Result<Vec<Fence>, DbErr> {
+/// Writes one batch atomically through sea-orm (PostgreSQL).
+async fn write_batch(db: &DatabaseConnection, jobs: &[Job], fences: &[Fence]) -> Result<Written, DbErr> {
     let backend = db.get_database_backend();
     if fences.is_empty() && jobs.iter().all(Job::writes_nothing) {
-        return Ok(Vec::new());
+        return Ok(Written::default());
     }
     let txn = db.begin().await?;
     let mut stale = Vec::new();
@@ -324,17 +419,29 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job], fences: &[Fence]) ->
         }
         stale = stale_fences(fences, &current);
     }
-    let statements = build_statements(backend, admitted(jobs, &stale));
-    if statements.is_empty() {
+    let batch = build_statements(backend, admitted(jobs, &stale));
+    if batch.statements.is_empty() {
         // Nothing to write; ending the transaction releases the share locks.
         txn.rollback().await?;
-        return Ok(stale);
+        return Ok(Written { stale, outbox: Vec::new() });
     }
-    for s in statements {
-        txn.execute_raw(s).await?;
+    let outbox_from = batch.statements.len() - batch.outbox_chunks.len();
+    let mut ids: HashMap<Uuid, i64> = HashMap::with_capacity(batch.outbox.len());
+    for (i, s) in batch.statements.into_iter().enumerate() {
+        if i < outbox_from {
+            txn.execute_raw(s).await?;
+        } else {
+            // The outbox inserts return their ids (`RETURNING id, event_id`).
+            for row in txn.query_all_raw(s).await? {
+                ids.insert(row.try_get::<Uuid>("", "event_id")?, row.try_get::<i64>("", "id")?);
+            }
+        }
     }
     txn.commit().await?;
-    Ok(stale)
+    let mut outbox: Vec<(i64, DomainEvent)> =
+        batch.outbox.into_iter().filter_map(|e| Some((*ids.get(&e.id)?, e))).collect();
+    outbox.sort_by_key(|(id, _)| *id);
+    Ok(Written { stale, outbox })
 }
 
 /// The committer's SQLite connection: synchronous, on the committer's own thread.
@@ -375,11 +482,11 @@ impl SqliteSink {
         Ok(Self { conn })
     }
 
-    /// Writes one batch atomically; the fences it refused. The transaction takes SQLite's write
-    /// lock up front (immediate), so the epochs it reads cannot change before it commits.
-    fn write(&mut self, jobs: &[Job], fences: &[Fence]) -> Result<Vec<Fence>, DbErr> {
+    /// Writes one batch atomically. The transaction takes SQLite's write lock up front
+    /// (immediate), so the epochs it reads cannot change before it commits.
+    fn write(&mut self, jobs: &[Job], fences: &[Fence]) -> Result<Written, DbErr> {
         if fences.is_empty() && jobs.iter().all(Job::writes_nothing) {
-            return Ok(Vec::new());
+            return Ok(Written::default());
         }
         // Dropped without commit on an error: rolled back.
         let txn = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sqlite_err)?;
@@ -396,17 +503,26 @@ impl SqliteSink {
             }
             stale = stale_fences(fences, &current);
         }
-        let statements = build_statements(DbBackend::Sqlite, admitted(jobs, &stale));
-        for s in statements {
+        let batch = build_statements(DbBackend::Sqlite, admitted(jobs, &stale));
+        let outbox_from = batch.statements.len() - batch.outbox_chunks.len();
+        let mut ids = Vec::with_capacity(batch.outbox.len());
+        for (i, s) in batch.statements.into_iter().enumerate() {
             let values = s.values.map(|v| v.0).unwrap_or_default();
             let params = values.into_iter().map(sqlite_value).collect::<Result<Vec<_>, _>>()?;
             txn.prepare_cached(&s.sql)
                 .map_err(sqlite_err)?
                 .execute(rusqlite::params_from_iter(params))
                 .map_err(sqlite_err)?;
+            if i >= outbox_from {
+                // A multi-row insert numbers its rows one after another, and nobody else writes
+                // while this transaction holds the write lock: the chunk ends at the last rowid.
+                let n = batch.outbox_chunks[i - outbox_from] as i64;
+                let last = txn.last_insert_rowid();
+                ids.extend(last - n + 1..=last);
+            }
         }
         txn.commit().map_err(sqlite_err)?;
-        Ok(stale)
+        Ok(Written { stale, outbox: ids.into_iter().zip(batch.outbox).collect() })
     }
 }
 
@@ -453,10 +569,19 @@ fn sqlite_value(v: sea_orm::Value) -> Result<rusqlite::types::Value, DbErr> {
     })
 }
 
+/// A batch's statements, and the events of its outbox rows.
+struct Statements {
+    statements: Vec<Statement>,
+    /// The events the outbox inserts write, in insert order.
+    outbox: Vec<DomainEvent>,
+    /// The rows of each outbox insert: they are the last statements of the batch.
+    outbox_chunks: Vec<usize>,
+}
+
 /// The statements for a batch: inserts first (orders, tickets, payments, refunds), then
 /// updates in submission order, then the outbox rows — last, so their ids follow commit order,
 /// which is what the relay publishes by.
-fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a Job>) -> Vec<Statement> {
+fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a Job>) -> Statements {
     let mut new_orders = Vec::new();
     let mut new_tickets = Vec::new();
     let mut new_payments = Vec::new();
@@ -464,6 +589,7 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
     let mut new_queue = Vec::new();
     let mut new_listed = Vec::new();
     let mut new_outbox = Vec::new();
+    let mut events = Vec::new();
     let mut new_processed = Vec::new();
     let mut new_history = Vec::new();
     let mut updates = Vec::new();
@@ -478,7 +604,10 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
             WriteOp::InsertRefund(m) => new_refunds.push(m.clone()),
             WriteOp::InsertQueueEntry(m) => new_queue.push(m.clone()),
             WriteOp::InsertWaitlistEntry(m) => new_listed.push(m.clone()),
-            WriteOp::Outbox(e) => new_outbox.push(super::outbox_row(e)),
+            WriteOp::Outbox(e) => {
+                new_outbox.push(super::outbox_row(e));
+                events.push(e.clone());
+            }
             WriteOp::Counts(c) => match counts_at.get(&c.event_id) {
                 Some(&i) => counts[i] = *c,
                 None => {
@@ -492,7 +621,11 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
         }
     }
 
-    new_outbox.extend(counts.iter().map(|c| super::outbox_row(&DomainEvent::new(*c))));
+    for c in counts {
+        let e = DomainEvent::new(c);
+        new_outbox.push(super::outbox_row(&e));
+        events.push(e);
+    }
 
     let mut out = Vec::new();
     inserts::<orders::Entity>(backend, new_orders, &mut out, None);
@@ -579,8 +712,10 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
         }
     }
     inserts::<payment_status_history::Entity>(backend, new_history, &mut out, None);
-    inserts::<outbox::Entity>(backend, new_outbox, &mut out, None);
-    out
+    // PostgreSQL says which id each row got; SQLite's are read from the last rowid.
+    let returning = (backend == DbBackend::Postgres).then(|| vec![outbox::Column::Id, outbox::Column::EventId]);
+    let outbox_chunks = inserts_returning::<outbox::Entity>(backend, new_outbox, &mut out, None, returning);
+    Statements { statements: out, outbox: events, outbox_chunks }
 }
 
 fn inserts<E: EntityTrait>(
@@ -589,6 +724,19 @@ fn inserts<E: EntityTrait>(
     out: &mut Vec<Statement>,
     on_conflict: Option<OnConflict>,
 ) {
+    inserts_returning::<E>(backend, rows, out, on_conflict, None);
+}
+
+/// Multi-row inserts of `rows` (see [`chunk_len`]), returning `returning`'s columns if given; the
+/// rows of each statement.
+fn inserts_returning<E: EntityTrait>(
+    backend: DbBackend,
+    rows: Vec<E::ActiveModel>,
+    out: &mut Vec<Statement>,
+    on_conflict: Option<OnConflict>,
+    returning: Option<Vec<E::Column>>,
+) -> Vec<usize> {
+    let mut chunks = Vec::new();
     let mut left = rows.len();
     let mut rows = rows.into_iter();
     while left > 0 {
@@ -599,8 +747,13 @@ fn inserts<E: EntityTrait>(
         if let Some(c) = &on_conflict {
             insert = insert.on_conflict(c.clone());
         }
+        if let Some(columns) = &returning {
+            insert.query().returning(sea_orm::sea_query::Query::returning().columns(columns.iter().copied()));
+        }
         out.push(insert.build(backend));
+        chunks.push(n);
     }
+    chunks
 }
 
 #[cfg(test)]
@@ -609,7 +762,9 @@ mod tests {
     use tokio::sync::oneshot;
     use uuid::Uuid;
 
-    use super::{Fence, INSERT_CHUNK, Job, WriteOp, admitted, build_statements, chunk_len, fences_of, stale_fences};
+    use super::{
+        CommitFeed, Fence, INSERT_CHUNK, Job, WriteOp, admitted, build_statements, chunk_len, fences_of, stale_fences,
+    };
     use crate::domain::{DomainEvent, Payload, SlotCounts, events::UserFacts};
 
     fn job(ops: Vec<WriteOp>) -> Job {
@@ -634,7 +789,7 @@ mod tests {
             job(vec![counts(b, 4)]),
             job(vec![counts(a, 7)]),
         ];
-        let statements = build_statements(DbBackend::Postgres, &jobs);
+        let statements = build_statements(DbBackend::Postgres, &jobs).statements;
         assert_eq!(statements.len(), 1, "one multi-row outbox insert");
         let values = format!("{:?}", statements[0].values);
         let written = |available: u32| values.contains(&format!(r#"\"available\":{available}"#));
@@ -660,10 +815,65 @@ mod tests {
         let stale = stale_fences(&fences, &current);
         assert_eq!(stale, vec![Fence { event_id: moved, epoch: 1 }]);
         assert_eq!(admitted(&jobs, &stale).count(), 2, "the current owner's job and the unfenced one");
-        let values = format!("{:?}", build_statements(DbBackend::Postgres, admitted(&jobs, &stale))[0].values);
+        let values =
+            format!("{:?}", build_statements(DbBackend::Postgres, admitted(&jobs, &stale)).statements[0].values);
         assert!(!values.contains(&moved.to_string()), "nothing of the stale owner's jobs is written");
         assert!(values.contains(&kept.to_string()));
         assert!(stale_fences(&fences, &Default::default()).len() == 2, "an event without a lease is fenced");
+    }
+
+    #[test]
+    fn a_batch_says_which_events_its_outbox_rows_carry_in_insert_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let user = |user_id| {
+            DomainEvent::new(Payload::UserCreated(UserFacts {
+                user_id,
+                email: "a@b.io".into(),
+                username: "ann".into(),
+                role: crate::domain::Role::User,
+            }))
+        };
+        let (first, second) = (user(a), user(b));
+        let jobs =
+            vec![job(vec![WriteOp::Outbox(first.clone()), counts(a, 9)]), job(vec![WriteOp::Outbox(second.clone())])];
+        let batch = build_statements(DbBackend::Sqlite, &jobs);
+        let ids: Vec<Uuid> = batch.outbox.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 3, "both events and the batch's inventory.changed");
+        assert_eq!(&ids[..2], &[first.id, second.id], "in submission order, the counts last");
+        assert_eq!(batch.outbox_chunks.iter().sum::<usize>(), 3, "the trailing statements insert exactly those rows");
+        let pg = build_statements(DbBackend::Postgres, &jobs);
+        assert!(pg.statements.last().unwrap().sql.contains("RETURNING"), "PostgreSQL reports the ids it gave");
+    }
+
+    #[test]
+    fn the_feed_hands_the_relay_only_rows_that_continue_its_sequence() {
+        let event = |n: i64| {
+            (
+                n,
+                DomainEvent::new(Payload::from(SlotCounts {
+                    event_id: Uuid::nil(),
+                    total: 1,
+                    available: 1,
+                    held: 0,
+                    sold: 0,
+                })),
+            )
+        };
+        let feed = CommitFeed::new();
+        feed.committed(vec![event(1)]);
+        assert!(feed.take_from(1, 100).is_none(), "nothing is kept while no relay listens");
+        feed.listen(true);
+        feed.committed(vec![event(10), event(11), event(12)]);
+        assert!(feed.take_from(9, 100).is_none(), "row 9 was written elsewhere: read the store");
+        let rows = feed.take_from(10, 2).expect("10 is next");
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [10, 11], "at most the asked number");
+        feed.committed(vec![event(14)]);
+        let rows = feed.take_from(12, 100).expect("12 is next");
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [12], "stops at the gap before 14");
+        assert!(feed.take_from(13, 100).is_none(), "13 is not here");
+        let rows = feed.take_from(14, 100).expect("rows before the cursor are dropped, 14 follows");
+        assert_eq!(rows.len(), 1);
+        assert!(feed.take_from(15, 100).is_none(), "nothing left");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use boxoffice_migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
 
-pub use committer::{Committer, WriteOp};
+pub use committer::{CommitFeed, Committer, WriteOp};
 
 /// Opens the pool. SQLite gets WAL (readers never block the writer) and `synchronous=FULL`,
 /// so a committed hold survives power loss, not only a crash; group commit pays for the fsync.

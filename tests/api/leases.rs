@@ -3,7 +3,7 @@
 //! committer's refusal of writes made under a lease that has moved on. Runs on both backends; on
 //! PostgreSQL the database's clock decides.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use boxoffice::{
     domain::SlotCounts,
@@ -17,7 +17,7 @@ use boxoffice::{
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement, TransactionTrait,
 };
-use tokio::sync::Notify;
+
 use uuid::Uuid;
 
 use crate::common::TestApp;
@@ -76,7 +76,7 @@ async fn a_released_lease_is_taken_at_once_with_a_higher_epoch() {
 
 /// A committer of its own on the test's database, like the one a node runs.
 async fn committer(app: &TestApp) -> Committer {
-    Committer::spawn(app.db.clone(), 64, Arc::new(Notify::new())).await.unwrap()
+    Committer::spawn(app.db.clone(), 64, boxoffice::store::CommitFeed::new()).await.unwrap()
 }
 
 /// A job that changes `event`'s counts (one `inventory.changed` row), fenced or not.
