@@ -1,11 +1,11 @@
 //! `EventInventory`: one actor per event, the single writer of that event's slots.
 //!
-//! It owns `total`, `held` (per-order holds, each with its own expiry timer) and `sold`, and
-//! keeps `available + held + sold == total` after every message. A change is applied in memory
-//! first, so the next message already sees it, then handed to the [`Committer`]; the caller is
-//! answered only after the commit, by the committer itself ([`InventoryState::commit`], the one
-//! path every write ends on), so the actor never waits on the disk and many holds share one
-//! transaction.
+//! It owns `total`, `held` (per-order holds, each with its own expiry on the event's one clock,
+//! [`timers`]) and `sold`, and keeps `available + held + sold == total` after every message. A
+//! change is applied in memory first, so the next message already sees it, then handed to the
+//! [`Committer`]; the caller is answered only after the commit, by the committer itself
+//! ([`InventoryState::commit`], the one path every write ends on), so the actor never waits on
+//! the disk and many holds share one transaction.
 //!
 //! If a commit fails the actor fails on purpose: its supervisor restarts it and the new instance
 //! rebuilds its counts from the database, which is the truth ([`recovery`]).
@@ -22,13 +22,14 @@
 //! without a race, and the room moves with the event (it is recovered from the store like holds).
 //!
 //! Parts: [`slots`] (the arithmetic and its invariant), [`queue`] (the waiting room's
-//! bookkeeping), [`recovery`], [`rows`] (what is written), and this module: the messages, the
-//! actor, its timers and the commit path.
+//! bookkeeping), [`recovery`], [`rows`] (what is written), [`timers`] (the holds' expiry
+//! clock), and this module: the messages, the actor and the commit path.
 
 pub mod queue;
 mod recovery;
 mod rows;
 pub mod slots;
+mod timers;
 pub mod waitlist;
 
 use std::{collections::HashMap, time::Duration};
@@ -70,8 +71,8 @@ struct Hold {
     deadline: Instant,
     /// A payment is in flight: the hold waits for it, up to the pin bound.
     pinned: bool,
-    timer: JoinHandle<()>,
-    /// Bumped on every re-arm so a stale timer message is ignored.
+    /// Its entry on the expiry clock, with `deadline`; bumped on every re-arm so a stale timer
+    /// message is ignored.
     token: u64,
 }
 
@@ -207,6 +208,8 @@ pub enum InventoryMsg {
     /// The waiting room's clock: admit whoever is due.
     AdmitTick,
     HoldTimer(Uuid, u64),
+    /// The expiry clock's wake-up: release every hold whose time has come.
+    HoldsDue,
     /// A commit of this actor's writes failed: it restarts from the store, or, if it was fenced,
     /// stops (another node owns the event now).
     CommitFailed(CommitError),
@@ -258,6 +261,8 @@ pub struct InventoryState {
     passivate_after: Option<Duration>,
     last_activity: Instant,
     next_token: u64,
+    /// Every hold's expiry, on one clock.
+    timers: timers::HoldTimers,
     idle_timer: Option<JoinHandle<()>>,
     /// This event's gauges, registered once: the hot path only sets values.
     gauges: SlotGauges,
@@ -310,9 +315,7 @@ impl Actor for EventInventory {
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        for hold in state.holds.values() {
-            hold.timer.abort();
-        }
+        state.timers.stop();
         if let Some(t) = &state.idle_timer {
             t.abort();
         }
@@ -354,6 +357,11 @@ impl Actor for EventInventory {
             InventoryMsg::Line(op, reply) => state.line(&myself, op, reply).await,
             InventoryMsg::AdmitTick => state.admit_due(&myself).await,
             InventoryMsg::HoldTimer(order, token) => state.on_timer(&myself, order, token).await,
+            InventoryMsg::HoldsDue => {
+                for (order, token) in state.timers.due(&myself, Instant::now()) {
+                    state.on_timer(&myself, order, token).await;
+                }
+            }
             InventoryMsg::CommitFailed(CommitError::Fenced { event_id, epoch }) => {
                 // Not a failure to restart from: this node lost the event (see the module docs).
                 tracing::warn!(event = %event_id, epoch, "the lease moved on; this inventory stops");
@@ -428,8 +436,8 @@ impl InventoryState {
         self.next_token += 1;
         let token = self.next_token;
         let order = facts.order_id;
-        let timer = arm(myself, order, token, deadline);
-        let hold = Hold { facts, placed, own_deadline: deadline, deadline, pinned: false, timer, token };
+        self.timers.arm(myself, order, token, deadline);
+        let hold = Hold { facts, placed, own_deadline: deadline, deadline, pinned: false, token };
         self.holds.insert(order, hold);
     }
 
@@ -437,10 +445,10 @@ impl InventoryState {
         self.next_token += 1;
         let token = self.next_token;
         if let Some(h) = self.holds.get_mut(&order) {
-            h.timer.abort();
+            self.timers.disarm(h.deadline, h.token);
             h.deadline = deadline;
             h.token = token;
-            h.timer = arm(myself, order, token, deadline);
+            self.timers.arm(myself, order, token, deadline);
         }
     }
 
@@ -903,7 +911,7 @@ impl InventoryState {
             let _ = reply.send(Err(InventoryError::NotHeld));
             return;
         };
-        hold.timer.abort();
+        self.timers.disarm(hold.deadline, hold.token);
         if self.offered.remove(&order) {
             metrics::counter!(instruments::WAITLIST_TAKEN).increment(1);
         }
@@ -944,7 +952,7 @@ impl InventoryState {
         reply: Option<RpcReplyPort<Result<(), InventoryError>>>,
     ) {
         let (facts, was, saga) = if let Some(hold) = self.holds.remove(&order) {
-            hold.timer.abort();
+            self.timers.disarm(hold.deadline, hold.token);
             self.offered.remove(&order);
             let saga = SagaEnd::of(&hold, reason.status());
             self.slots.unhold(hold.facts.quantity);
@@ -1035,15 +1043,6 @@ impl SagaEnd {
     fn record(self) {
         metrics::histogram!(instruments::SAGA_DURATION, "outcome" => self.outcome.as_str()).record(self.seconds);
     }
-}
-
-fn arm(myself: &ActorRef<InventoryMsg>, order: Uuid, token: u64, deadline: Instant) -> JoinHandle<()> {
-    let myself = myself.clone();
-    // An exact timer per hold: it fires at the hold's own deadline, no sweeping.
-    tokio::spawn(async move {
-        tokio::time::sleep_until(deadline).await;
-        let _ = myself.cast(InventoryMsg::HoldTimer(order, token));
-    })
 }
 
 /// What `waitlist.joined` and `waitlist.left` say about an entry.

@@ -82,6 +82,7 @@ pub(super) async fn recover(
         passivate_after: args.passivate_after,
         last_activity: Instant::now(),
         next_token: 0,
+        timers: Default::default(),
         idle_timer: None,
     };
     let now = Utc::now();
