@@ -8,6 +8,7 @@
 #   DURATION=30 CONCURRENCY="8 64 256" REPEAT=5 scripts/bench.sh
 #   ROWS="ceiling sqlite postgres" scripts/bench.sh        # only these rows (default: all five)
 #   BASELINE_BIN=/tmp/boxoffice-before scripts/bench.sh    # same-run A/B of a change
+#   BIN=/tmp/boxoffice-after BASELINE_BIN=/tmp/boxoffice-before scripts/bench.sh
 #
 # Every row is measured REPEAT times, the rounds interleaved so slow phases of a noisy machine
 # hit all systems alike; the table shows medians. With BASELINE_BIN (a `boxoffice` built before
@@ -28,8 +29,11 @@ GRPC_PORT=18051
 CEILING_PORT=18090
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/boxoffice
+# BIN: a given binary to measure (it is then not rebuilt), e.g. one of several builds of an A/B.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/release/boxoffice
+fi
 # Only PostgreSQL: an idle Kafka broker (a JVM) or FerretDB would take CPU from every row.
 scripts/services.sh up postgres
 # A known admin password for the harness (a fresh database would otherwise get a random one).

@@ -271,7 +271,7 @@ pub fn phone_number(value: Option<String>) -> Result<Option<String>> {
 /// while the first is still running is 409. Without the header, `work` just runs. The keys'
 /// storage and its rules (failures forgotten, abandoned keys taken over) are
 /// [`crate::store::idempotency`]'s.
-pub async fn idempotent<F, Fut>(
+pub async fn idempotent<F, Fut, B>(
     state: &AppState,
     user: Uuid,
     route: &str,
@@ -281,7 +281,9 @@ pub async fn idempotent<F, Fut>(
 ) -> Result<Response>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(StatusCode, Value)>>,
+    Fut: Future<Output = Result<(StatusCode, B)>>,
+    // The answer's own type, serialized once, straight into the response (or the stored replay).
+    B: Serialize,
 {
     let Some(key) = headers.get("idempotency-key") else {
         let (status, body) = work().await?;
@@ -315,8 +317,10 @@ where
     };
     match work().await {
         Ok((status, body)) => {
-            claimed.complete(&state.db, status.as_u16(), body.to_string()).await?;
-            Ok((status, axum::Json(body)).into_response())
+            let text = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
+            claimed.complete(&state.db, status.as_u16(), text.clone()).await?;
+            let json = HeaderValue::from_static("application/json");
+            Ok((status, [(axum::http::header::CONTENT_TYPE, json)], text).into_response())
         }
         Err(e) => {
             if let Err(cleanup) = claimed.release(&state.db).await {

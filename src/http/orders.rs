@@ -12,7 +12,6 @@ use axum::{
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -151,11 +150,10 @@ async fn reserve(
     event_id: Uuid,
     quantity: u32,
     registration: bool,
-) -> Result<(StatusCode, Value)> {
+) -> Result<(StatusCode, OrderView)> {
     let req = ReserveRequest { order_id: Uuid::now_v7(), user_id, quantity, registration };
     let reservation = state.inventories.reserve(event_id, req).await?.map_err(reservation_error)?;
-    let view = OrderView::reserved(reservation, quantity, event_id, user_id);
-    Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
+    Ok((StatusCode::CREATED, OrderView::reserved(reservation, quantity, event_id, user_id)))
 }
 
 /// Whom a booking is for: the caller, or a live account staff or an administrator named.

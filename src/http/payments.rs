@@ -133,8 +133,7 @@ pub async fn pay(state: &AppState, user: AuthUser, headers: &HeaderMap, req: Cre
             .one(&state.db)
             .await?
             .ok_or_else(|| Error::not_found("payment"))?;
-        let view = payment_view(state, p).await?;
-        Ok((StatusCode::CREATED, serde_json::to_value(view).map_err(anyhow::Error::from)?))
+        Ok((StatusCode::CREATED, payment_view(state, p).await?))
     })
     .await
 }
