@@ -102,14 +102,20 @@ fn process_seconds(stat: impl AsRef<Path>) -> Option<f64> {
     stat_seconds(&text)
 }
 
-/// Parses utime and stime (fields 14 and 15) out of a `/proc/<pid>/stat` line. The command name
-/// (field 2) is in parentheses and may hold spaces, so fields are counted after its last `)`.
+/// utime and stime (fields 14 and 15) of a `/proc/<pid>/stat` line.
 fn stat_seconds(line: &str) -> Option<f64> {
+    two_fields_seconds(line, 14)
+}
+
+/// The sum of fields `n` and `n + 1` (1-based, as `man 5 proc` counts them), in seconds. The
+/// command name (field 2) is in parentheses and may hold spaces, so fields are counted after its
+/// last `)`.
+fn two_fields_seconds(line: &str, n: usize) -> Option<f64> {
     let rest = &line[line.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+    let mut fields = rest.split_whitespace().skip(n - 3);
+    let a: u64 = fields.next()?.parse().ok()?;
+    let b: u64 = fields.next()?.parse().ok()?;
+    Some((a + b) as f64 / TICKS_PER_SECOND)
 }
 
 /// The sum over every running process named `name` (its `comm`), with the CPU of the children
@@ -127,11 +133,7 @@ fn named_seconds(name: &str) -> f64 {
 
 /// cutime and cstime (fields 16 and 17): the CPU of the process's exited, reaped children.
 fn children_seconds(line: &str) -> Option<f64> {
-    let rest = &line[line.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(13);
-    let cutime: u64 = fields.next()?.parse().ok()?;
-    let cstime: u64 = fields.next()?.parse().ok()?;
-    Some((cutime + cstime) as f64 / TICKS_PER_SECOND)
+    two_fields_seconds(line, 16)
 }
 
 #[cfg(test)]
