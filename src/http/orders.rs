@@ -186,13 +186,25 @@ async fn create(
 
 /// A hold on seats: `POST /api/v1/orders`, and what every other API's "place an order" maps to.
 pub async fn place_order(state: &AppState, user: AuthUser, headers: &HeaderMap, req: CreateOrder) -> Result<Response> {
+    let (for_user, quantity) = order_terms(state, user, &req).await?;
+    idempotent(state, user.id, "orders", headers, &req, || reserve(state, for_user, req.event_id, quantity, false))
+        .await
+}
+
+/// [`place_order`] without an `Idempotency-Key` (nothing to replay), answering the view itself:
+/// the same checks and the same hold, for an API that builds its own message from it (gRPC)
+/// instead of reading it back out of a JSON body.
+pub async fn place_order_view(state: &AppState, user: AuthUser, req: CreateOrder) -> Result<OrderView> {
+    let (for_user, quantity) = order_terms(state, user, &req).await?;
+    Ok(reserve(state, for_user, req.event_id, quantity, false).await?.1)
+}
+
+/// Whom an order is for and how many seats, checked.
+async fn order_terms(state: &AppState, user: AuthUser, req: &CreateOrder) -> Result<(Uuid, u32)> {
     if !(1..=100).contains(&req.quantity) {
         return Err(Error::invalid("quantity", "must be between 1 and 100"));
     }
-    let quantity = req.quantity as u32;
-    let for_user = booked_for(state, user, req.user_id).await?;
-    idempotent(state, user.id, "orders", headers, &req, || reserve(state, for_user, req.event_id, quantity, false))
-        .await
+    Ok((booked_for(state, user, req.user_id).await?, req.quantity as u32))
 }
 
 #[utoipa::path(post, path = "/api/v1/registrations", tag = "orders", request_body = CreateRegistration,
