@@ -140,6 +140,7 @@ fn register_known() {
         counter!(REFUSALS, "reason" => *reason).increment(0);
     }
     crate::bridge::outbox::register_counters();
+    counter!(OUTBOX_FROM_FEED).increment(0);
     // Cluster mode's too, so a first takeover or fenced commit is an increase from zero (and a
     // single node shows a cluster of one: no other members, no leases).
     for name in [CLUSTER_TAKEOVERS, FENCED_COMMITS, CLUSTER_REFUSED_SESSIONS, CLUSTER_BAD_MESSAGES] {

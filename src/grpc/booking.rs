@@ -28,7 +28,7 @@ impl BookingService for Booking {
                 user_id: r.user_id.as_deref().map(|u| convert::id("user_id", u)).transpose()?,
             };
             // Without a key there is nothing to replay: the view itself, no JSON body in between.
-            let view = if headers.contains_key("idempotency-key") {
+            let view = if headers.contains_key(crate::http::extract::IDEMPOTENCY_KEY) {
                 let answer = orders::place_order(&self.0, user, &headers, order).await.map_err(status)?;
                 convert::body(answer).await?
             } else {

@@ -266,6 +266,9 @@ pub fn phone_number(value: Option<String>) -> Result<Option<String>> {
     Ok(phone)
 }
 
+/// The request header (gRPC: metadata) that makes a write replayable.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// Runs `work` at most once per `(user, route, Idempotency-Key)`: a repeat with the same body
 /// gets the first response again, a repeat with another body is 422, and one that arrives
 /// while the first is still running is 409. Without the header, `work` just runs. The keys'
@@ -285,7 +288,7 @@ where
     // The answer's own type, serialized once, straight into the response (or the stored replay).
     B: Serialize,
 {
-    let Some(key) = headers.get("idempotency-key") else {
+    let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
         let (status, body) = work().await?;
         return Ok((status, axum::Json(body)).into_response());
     };
