@@ -27,7 +27,7 @@ OUT=${OUT:-target/bench}
 PORT=18080
 GRPC_PORT=18051
 CEILING_PORT=18090
-rm -rf "$OUT" && mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 
 # BIN: a given binary to measure (it is then not rebuilt), e.g. one of several builds of an A/B.
 if [ -z "${BIN:-}" ]; then
@@ -101,7 +101,7 @@ SERVER_BIN=$BIN
 
 if has_row sqlite || has_row grpc; then
 echo "== $WHO, embedded (SQLite) =="
-SQLITE_URL="sqlite://$PWD/$OUT/boxoffice.db?mode=rwc"
+SQLITE_URL="sqlite://$OUT/boxoffice.db?mode=rwc"
 rm -f "$OUT"/boxoffice.db*
 start_boxoffice "$SQLITE_URL" "$SERVER_BIN"
 for c in $CONCURRENCY; do

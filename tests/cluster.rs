@@ -834,7 +834,7 @@ async fn relay_leader(c: &Cluster, alive: &[usize]) -> usize {
 async fn all_published(c: &Cluster, secs: u64) -> Vec<(Uuid, String)> {
     let until = Instant::now() + Duration::from_secs(secs);
     loop {
-        let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&c.db).await.unwrap();
+        let pending = boxoffice::store::outbox::pending(&c.db).await.unwrap();
         if pending == 0 {
             let rows = outbox::Entity::find().all(&c.db).await.unwrap();
             return rows.into_iter().map(|r| (r.event_id, r.event_type)).collect();
@@ -1011,7 +1011,7 @@ async fn three_nodes_kill_9_of_the_outbox_publisher_mid_rush_loses_no_event_and_
         }));
     }
     tokio::time::sleep_until(started + Duration::from_secs(1)).await;
-    let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&c.db).await.unwrap();
+    let pending = boxoffice::store::outbox::pending(&c.db).await.unwrap();
     killed.store(true, std::sync::atomic::Ordering::Relaxed);
     let kill_at = chrono::Utc::now();
     c.kill(leader).await;

@@ -15,6 +15,7 @@ mod m20261202_000007_event_leases;
 mod m20261204_000008_waiting_room;
 mod m20261204_000009_waiting_list;
 mod m20261204_000010_notifications_and_birthdays;
+mod m20261205_000011_outbox_relay_cursor;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_waiting_room::Migration),
             Box::new(m20261204_000009_waiting_list::Migration),
             Box::new(m20261204_000010_notifications_and_birthdays::Migration),
+            Box::new(m20261205_000011_outbox_relay_cursor::Migration),
         ]
     }
 }

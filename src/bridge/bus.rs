@@ -3,8 +3,8 @@
 //!
 //! Two transports, same consumers: in-process (the embedded default: the relay calls the
 //! consumer actors directly) or Kafka (the relay publishes; each consumer group feeds its actor,
-//! see [`super::kafka`]). Delivery is acknowledged either way: the relay marks an outbox row
-//! published only after every consumer, or the broker, accepted it, so a crash in between means
+//! see [`super::kafka`]). Delivery is acknowledged either way: the relay moves its position past
+//! an outbox row only after every consumer, or the broker, accepted it, so a crash in between means
 //! redelivery, never loss. Consumers are therefore idempotent on the event id.
 //!
 //! In cluster mode one node publishes for all (see [`super::outbox`]); a [`Fanout`] passes what

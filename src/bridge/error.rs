@@ -11,8 +11,8 @@ use crate::error::Cause;
 pub enum BridgeError {
     #[error("reading the outbox")]
     ReadOutbox(#[source] DbErr),
-    #[error("marking outbox rows published")]
-    MarkPublished(#[source] crate::store::committer::CommitError),
+    #[error("storing the outbox relay's position")]
+    Advance(#[source] crate::store::committer::CommitError),
     #[error("delivering to {consumer}")]
     Delivery {
         consumer: String,

@@ -8,8 +8,8 @@
 //! binary mode for the envelope: headers `ce_specversion`, `ce_id`, `ce_type`, `ce_source`,
 //! `ce_time` and `content-type`.
 //!
-//! Delivery is at least once end to end: the relay marks outbox rows sent only after the broker
-//! acknowledged them (idempotent producer, `acks=all`), and a consumer commits an offset only after
+//! Delivery is at least once end to end: the relay moves its position past outbox rows only after
+//! the broker acknowledged them (idempotent producer, `acks=all`), and a consumer commits an offset only after
 //! its side effect succeeded. Consumers are idempotent on `ce_id`. A message that can never be
 //! decoded goes to `<topic>.dlq` with the reason in an `error` header, and the partition moves on.
 

@@ -1,27 +1,29 @@
-//! The outbox relay: publishes committed outbox rows in id order and marks them published
-//! only after the bus acknowledged them.
+//! The outbox relay: publishes committed outbox rows in order and moves its stored position past
+//! them only after the bus acknowledged them (see [`crate::store::outbox`] for the order, and why a
+//! position is exact on both backends).
 //!
 //! It wakes when the committer reports a commit (and every `poll` as a fallback for rows
 //! written by other transactions). A failed delivery stops the pass, so order per aggregate
 //! holds, and is retried with capped backoff.
 //!
-//! **Publishing without reading back.** The committer hands over the rows it just wrote, with
-//! their ids ([`CommitFeed`]). When those continue exactly from the last row published, the relay
-//! publishes them from memory; when they do not (a row another transaction wrote lies between,
-//! or the relay just started), and at least every `poll`, it reads the store as before. A rush
-//! then costs the relay no reads and no decoding, and no row can be skipped: anything the feed does
-//! not carry shows as a gap in the ids, and a gap means a read.
+//! **Publishing without reading back** (SQLite). The committer hands over the rows it just wrote,
+//! with their ids ([`CommitFeed`]). When those continue exactly from the last row published, the
+//! relay publishes them from memory; when they do not (a row another transaction wrote lies
+//! between, or the relay just started), and at least every `poll`, it reads the store as before. A
+//! rush then costs the relay no reads and no decoding, and no row can be skipped: anything the feed
+//! does not carry shows as a gap in the ids, and a gap means a read. On PostgreSQL ids do not
+//! become visible in order, so a gap proves nothing there: the relay always reads.
 //!
 //! **One relay per database.** Every node runs a relay, but on PostgreSQL only the holder of the
 //! `boxoffice.outbox-relay` advisory lock publishes ([`Leadership::Lock`]); the others try to
 //! take the lock every [`CANDIDATE_EVERY`]. A leader lock rather than rows claimed per node
 //! (`FOR UPDATE SKIP LOCKED`): claiming splits one aggregate's rows between nodes, whose
 //! publishes then race and break the order per aggregate, and every node's relay would write
-//! `published_at` marks into the same rows its peers' committers lock (the deadlocks seen in the
-//! cluster benchmark). With one leader, rows go out in id order from one place.
+//! marks into the same rows its peers' committers lock (the deadlocks seen in the cluster
+//! benchmark). With one leader, rows go out in order from one place.
 //!
 //! A leader killed mid-publish loses the lock with its connection; the next leader publishes
-//! every row not yet marked, so nothing is lost, and what the dead one had already sent goes again
+//! every row after the stored position, so nothing is lost, and what the dead one had already sent goes again
 //! (delivery is at least once; the consumers are idempotent on the event id, so no e-mail or
 //! audit document doubles). A *frozen* leader is cut off by the server after
 //! [`LEADER_SILENCE`] (the lock's `idle_session_timeout`), and before each publish a leader checks
@@ -29,7 +31,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::watch;
 
 use super::{
@@ -41,7 +43,12 @@ use crate::{
     error::Report,
     instruments,
     retry::Backoff,
-    store::{CommitFeed, Committer, WriteOp, advisory::Exclusive, entities::outbox},
+    store::{
+        CommitFeed, Committer, WriteOp,
+        advisory::Exclusive,
+        entities::outbox,
+        outbox::{self as rows, Position},
+    },
 };
 
 const BATCH: u64 = 1024;
@@ -64,15 +71,15 @@ pub enum Leadership {
 
 /// After a pass that published something, wait this long before the next one: during a rush
 /// that gathers hundreds of events per pass instead of a handful, so the relay's own writes
-/// (audit rows, published marks) cost the booking transactions far fewer commits.
+/// (audit rows, its position) cost the booking transactions far fewer commits.
 const GATHER: Duration = Duration::from_millis(10);
 
 pub struct OutboxRelay {
     pub db: DatabaseConnection,
-    /// Marks rows published in the booking transactions (one writer for SQLite).
+    /// Stores the relay's position in the booking transactions (one writer for SQLite).
     pub committer: Committer,
     pub bus: Bus,
-    /// Wakes the relay after a commit and carries what it wrote.
+    /// Wakes the relay after a commit and, on SQLite, carries what it wrote.
     pub feed: Arc<CommitFeed>,
     pub poll: Duration,
     pub leadership: Leadership,
@@ -114,7 +121,7 @@ impl OutboxRelay {
     /// Publishes while this node leads (always, without a lock). True when it stopped for
     /// shutdown, false when the lock was lost. The committer's feed is kept only meanwhile.
     async fn lead(&self, lock: Option<Exclusive>, shutdown: watch::Receiver<bool>) -> bool {
-        self.feed.listen(true);
+        self.feed.listen(self.ordered_ids());
         let stopped = self.publish_while_leading(lock, shutdown).await;
         self.feed.listen(false);
         stopped
@@ -122,7 +129,7 @@ impl OutboxRelay {
 
     async fn publish_while_leading(&self, mut lock: Option<Exclusive>, mut shutdown: watch::Receiver<bool>) -> bool {
         let mut backoff = Backoff::standard();
-        // Nothing is known about what was published before this node led: the first pass reads.
+        // Where the last leader stopped is read by the first pass.
         let mut cursor = Cursor::default();
         loop {
             let rest = match self.pass(lock.as_mut(), &mut cursor).await {
@@ -202,29 +209,38 @@ impl OutboxRelay {
         }
     }
 
+    /// Whether ids become visible in order (one writer: SQLite), so the feed can be trusted.
+    fn ordered_ids(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Sqlite
+    }
+
     /// Publishes one batch: from the feed when it continues the cursor, from the store otherwise.
     /// With a lock, checks the lock is still held after reading and before publishing (a leader
     /// that froze mid-pass must not publish its successor's rows).
     async fn pass(&self, lock: Option<&mut Exclusive>, cursor: &mut Cursor) -> Result<Pass, BridgeError> {
-        let fresh = match cursor.next {
-            Some(next) if cursor.read_at.is_some_and(|at| at.elapsed() < self.poll) => {
-                self.feed.take_from(next, BATCH as usize)
+        let at = match cursor.at {
+            Some(at) => at,
+            None => *cursor.at.insert(rows::position(&self.db).await.map_err(BridgeError::ReadOutbox)?),
+        };
+        let fresh = match cursor.read_at {
+            Some(read) if self.ordered_ids() && read.elapsed() < self.poll => {
+                self.feed.take_from(at.id + 1, BATCH as usize)
             }
             _ => None,
         };
-        let (ids, events): (Vec<i64>, Vec<DomainEvent>) = match fresh {
-            Some(rows) => {
-                metrics::counter!(instruments::OUTBOX_FROM_FEED).increment(rows.len() as u64);
-                rows.into_iter().unzip()
+        let (read, last, events) = match fresh {
+            Some(fresh) => {
+                metrics::counter!(instruments::OUTBOX_FROM_FEED).increment(fresh.len() as u64);
+                let last = fresh.last().map(|(id, _)| Position { tx: at.tx, id: *id });
+                (fresh.len(), last, fresh.into_iter().map(|(_, e)| e).collect())
             }
             None => {
                 cursor.read_at = Some(std::time::Instant::now());
-                self.read().await?
+                self.read(at).await?
             }
         };
-        let full = ids.len() as u64 == BATCH;
         if let Some(lock) = lock
-            && !ids.is_empty()
+            && read > 0
             && !lock.alive().await
         {
             return Ok(Pass::Lost);
@@ -238,22 +254,17 @@ impl OutboxRelay {
             metrics::histogram!(instruments::PUBLISH_DURATION).record(started.elapsed().as_secs_f64());
             count_published(&events);
         }
-        if let Some(&last) = ids.last() {
-            self.committer.commit(vec![WriteOp::MarkPublished(ids)]).await.map_err(BridgeError::MarkPublished)?;
-            cursor.next = Some(last + 1);
+        if let Some(last) = last {
+            self.committer.commit(vec![WriteOp::RelayAdvanced(last)]).await.map_err(BridgeError::Advance)?;
+            cursor.at = Some(last);
         }
-        Ok(if full { Pass::More } else { Pass::Done })
+        Ok(if read as u64 == BATCH { Pass::More } else { Pass::Done })
     }
 
-    /// The oldest unpublished rows in the store, their ids and the events they decode to.
-    async fn read(&self) -> Result<(Vec<i64>, Vec<DomainEvent>), BridgeError> {
-        let rows = outbox::Entity::find()
-            .filter(outbox::Column::PublishedAt.is_null())
-            .order_by_asc(outbox::Column::Id)
-            .limit(BATCH)
-            .all(&self.db)
-            .await
-            .map_err(BridgeError::ReadOutbox)?;
+    /// The next rows in the store after `at`: how many, the last one's position, and the events
+    /// they decode to (an undecodable row is logged and passed over).
+    async fn read(&self, at: Position) -> Result<(usize, Option<Position>, Vec<DomainEvent>), BridgeError> {
+        let rows = rows::after(&self.db, at, BATCH).await.map_err(BridgeError::ReadOutbox)?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode(row) {
@@ -266,15 +277,15 @@ impl OutboxRelay {
                 ),
             }
         }
-        Ok((rows.iter().map(|r| r.id).collect(), events))
+        Ok((rows.len(), rows.last().map(Position::of), events))
     }
 }
 
 /// Where the relay is in the outbox, while it leads.
 #[derive(Default)]
 struct Cursor {
-    /// The id after the last row published: the feed may continue from here.
-    next: Option<i64>,
+    /// The last row published (read from the store when this node starts leading).
+    at: Option<Position>,
     /// When the store was last read (it is read at least every `poll`, for rows the feed cannot
     /// carry: another transaction's row committed after higher ids were published).
     read_at: Option<std::time::Instant>,
@@ -324,11 +335,11 @@ fn count_type(t: EventType, n: u64) {
     }
 }
 
-/// Keeps the pending-rows gauge current (one cheap count on the partial index every `every`).
+/// Keeps the pending-rows gauge current (a count of the rows after the relay's position, every
+/// `every`).
 pub async fn watch_pending(db: DatabaseConnection, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let pending = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null()).count(&db).await;
-        if let Ok(n) = pending {
+        if let Ok(n) = rows::pending(&db).await {
             metrics::gauge!(instruments::OUTBOX_PENDING).set(n as f64);
         }
         tokio::select! {

@@ -83,8 +83,8 @@ pub enum WriteOp {
     /// writes one `inventory.changed` per event, with its last counts, after the batch's other
     /// events. Under a rush that is one row per event per batch instead of one per hold.
     Counts(SlotCounts),
-    /// Outbox rows the relay has delivered.
-    MarkPublished(Vec<i64>),
+    /// The relay delivered every outbox row up to here.
+    RelayAdvanced(super::outbox::Position),
     /// Events a consumer has acted on (its side effect is done); known ones are skipped.
     MarkProcessed(Vec<processed_events::ActiveModel>),
     /// A message's record (see [`super::notifications`]).
@@ -161,14 +161,15 @@ pub fn stopped() -> CommitResult {
     Err(CommitError::Store(Arc::new(DbErr::Custom("committer stopped".into()))))
 }
 
-/// What the committer tells the outbox relay: that rows committed (it wakes the relay), and the
-/// outbox rows each commit wrote, with their ids.
+/// What the committer tells the outbox relay: that rows committed (it wakes the relay), and, on
+/// SQLite, the outbox rows each commit wrote, with their ids.
 ///
 /// The relay publishes from here only rows that continue its sequence exactly (see
-/// [`CommitFeed::take_from`]): a row written by another transaction (the pool's writers, another
-/// node) leaves a gap in the ids this feed carries, and a gap sends the relay to the store, which
-/// has every committed row. So the feed saves reading back what this node just wrote, and can
-/// never make the relay miss a row.
+/// [`CommitFeed::take_from`]): a row written by another transaction (the pool's writers) leaves a
+/// gap in the ids this feed carries, and a gap sends the relay to the store, which has every
+/// committed row. So the feed saves reading back what this node just wrote, and can never make the
+/// relay miss a row. This needs ids that become visible in order, which only SQLite's single
+/// writer gives; on PostgreSQL the relay only listens for the wake-up (see [`super::outbox`]).
 #[derive(Default)]
 pub struct CommitFeed {
     wake: Notify,
@@ -199,12 +200,13 @@ impl CommitFeed {
         }
     }
 
-    /// A commit wrote these outbox rows (ids ascending).
-    fn committed(&self, rows: Vec<(i64, DomainEvent)>) {
-        if rows.is_empty() {
+    /// A commit wrote `count` outbox rows; `rows` are those with their ids (ids ascending), when
+    /// the committer knows them.
+    fn committed(&self, rows: Vec<(i64, DomainEvent)>, count: usize) {
+        if count == 0 {
             return;
         }
-        if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+        if !rows.is_empty() && self.listening.load(std::sync::atomic::Ordering::Relaxed) {
             let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
             if fresh.len() + rows.len() > FEED_CAP {
                 fresh.clear();
@@ -341,7 +343,7 @@ async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, feed
         }
         if let Ok(written) = result {
             // After the answers: the callers wait on this commit, the relay does not.
-            feed.committed(written.outbox);
+            feed.committed(written.outbox, written.outbox_rows);
         }
     }
 }
@@ -351,8 +353,10 @@ async fn run(mut sink: Sink, mut rx: mpsc::Receiver<Job>, batch_max: usize, feed
 struct Written {
     /// The fences it refused.
     stale: Vec<Fence>,
-    /// Its outbox rows, with their ids, in id order (for the [`CommitFeed`]).
+    /// Its outbox rows, with their ids, in id order (for the [`CommitFeed`]; SQLite only).
     outbox: Vec<(i64, DomainEvent)>,
+    /// How many outbox rows it wrote.
+    outbox_rows: usize,
 }
 
 /// SQLite allows 32,766 bind parameters per statement; the widest table has 12 columns.
@@ -423,25 +427,14 @@ async fn write_batch(db: &DatabaseConnection, jobs: &[Job], fences: &[Fence]) ->
     if batch.statements.is_empty() {
         // Nothing to write; ending the transaction releases the share locks.
         txn.rollback().await?;
-        return Ok(Written { stale, outbox: Vec::new() });
+        return Ok(Written { stale, ..Written::default() });
     }
-    let outbox_from = batch.statements.len() - batch.outbox_chunks.len();
-    let mut ids: HashMap<Uuid, i64> = HashMap::with_capacity(batch.outbox.len());
-    for (i, s) in batch.statements.into_iter().enumerate() {
-        if i < outbox_from {
-            txn.execute_raw(s).await?;
-        } else {
-            // The outbox inserts return their ids (`RETURNING id, event_id`).
-            for row in txn.query_all_raw(s).await? {
-                ids.insert(row.try_get::<Uuid>("", "event_id")?, row.try_get::<i64>("", "id")?);
-            }
-        }
+    for s in batch.statements {
+        txn.execute_raw(s).await?;
     }
     txn.commit().await?;
-    let mut outbox: Vec<(i64, DomainEvent)> =
-        batch.outbox.into_iter().filter_map(|e| Some((*ids.get(&e.id)?, e))).collect();
-    outbox.sort_by_key(|(id, _)| *id);
-    Ok(Written { stale, outbox })
+    // No rows for the feed: on PostgreSQL the relay reads the store (see `store::outbox`).
+    Ok(Written { stale, outbox: Vec::new(), outbox_rows: batch.outbox.len() })
 }
 
 /// The committer's SQLite connection: synchronous, on the committer's own thread.
@@ -522,7 +515,8 @@ impl SqliteSink {
             }
         }
         txn.commit().map_err(sqlite_err)?;
-        Ok(Written { stale, outbox: ids.into_iter().zip(batch.outbox).collect() })
+        let outbox_rows = batch.outbox.len();
+        Ok(Written { stale, outbox: ids.into_iter().zip(batch.outbox).collect(), outbox_rows })
     }
 }
 
@@ -696,45 +690,23 @@ fn build_statements<'a>(backend: DbBackend, jobs: impl IntoIterator<Item = &'a J
                     .filter(waitlist_entries::Column::Id.eq(*id));
                 out.push(update.build(backend));
             }
-            WriteOp::MarkPublished(ids) => {
-                let mut ids = &ids[..];
-                while !ids.is_empty() {
-                    let (chunk, rest) = ids.split_at(chunk_len(backend, ids.len()));
-                    ids = rest;
-                    let update = outbox::Entity::update_many()
-                        .col_expr(outbox::Column::PublishedAt, Expr::value(now))
-                        .filter(outbox::Column::Id.is_in(chunk.iter().copied()));
-                    out.push(update.build(backend));
-                }
-            }
+            WriteOp::RelayAdvanced(to) => out.push(super::outbox::advance(backend, *to)),
             WriteOp::Notification(change) => out.push(change.statement(backend)),
             _ => unreachable!("inserts were sorted out above"),
         }
     }
     inserts::<payment_status_history::Entity>(backend, new_history, &mut out, None);
-    // PostgreSQL says which id each row got; SQLite's are read from the last rowid.
-    let returning = (backend == DbBackend::Postgres).then(|| vec![outbox::Column::Id, outbox::Column::EventId]);
-    let outbox_chunks = inserts_returning::<outbox::Entity>(backend, new_outbox, &mut out, None, returning);
+    // Last, so SQLite's rowids of these rows can be read chunk by chunk (see `SqliteSink::write`).
+    let outbox_chunks = inserts::<outbox::Entity>(backend, new_outbox, &mut out, None);
     Statements { statements: out, outbox: events, outbox_chunks }
 }
 
+/// Multi-row inserts of `rows` (see [`chunk_len`]); the rows of each statement.
 fn inserts<E: EntityTrait>(
     backend: DbBackend,
     rows: Vec<E::ActiveModel>,
     out: &mut Vec<Statement>,
     on_conflict: Option<OnConflict>,
-) {
-    inserts_returning::<E>(backend, rows, out, on_conflict, None);
-}
-
-/// Multi-row inserts of `rows` (see [`chunk_len`]), returning `returning`'s columns if given; the
-/// rows of each statement.
-fn inserts_returning<E: EntityTrait>(
-    backend: DbBackend,
-    rows: Vec<E::ActiveModel>,
-    out: &mut Vec<Statement>,
-    on_conflict: Option<OnConflict>,
-    returning: Option<Vec<E::Column>>,
 ) -> Vec<usize> {
     let mut chunks = Vec::new();
     let mut left = rows.len();
@@ -746,9 +718,6 @@ fn inserts_returning<E: EntityTrait>(
         let mut insert = E::insert_many(chunk);
         if let Some(c) = &on_conflict {
             insert = insert.on_conflict(c.clone());
-        }
-        if let Some(columns) = &returning {
-            insert.query().returning(sea_orm::sea_query::Query::returning().columns(columns.iter().copied()));
         }
         out.push(insert.build(backend));
         chunks.push(n);
@@ -842,7 +811,8 @@ mod tests {
         assert_eq!(&ids[..2], &[first.id, second.id], "in submission order, the counts last");
         assert_eq!(batch.outbox_chunks.iter().sum::<usize>(), 3, "the trailing statements insert exactly those rows");
         let pg = build_statements(DbBackend::Postgres, &jobs);
-        assert!(pg.statements.last().unwrap().sql.contains("RETURNING"), "PostgreSQL reports the ids it gave");
+        let insert = &pg.statements.last().unwrap().sql;
+        assert!(insert.contains("\"payload\"") && !insert.contains("\"tx\""), "`tx` is left to the default: {insert}");
     }
 
     #[test]
@@ -860,14 +830,14 @@ mod tests {
             )
         };
         let feed = CommitFeed::new();
-        feed.committed(vec![event(1)]);
+        feed.committed(vec![event(1)], 1);
         assert!(feed.take_from(1, 100).is_none(), "nothing is kept while no relay listens");
         feed.listen(true);
-        feed.committed(vec![event(10), event(11), event(12)]);
+        feed.committed(vec![event(10), event(11), event(12)], 3);
         assert!(feed.take_from(9, 100).is_none(), "row 9 was written elsewhere: read the store");
         let rows = feed.take_from(10, 2).expect("10 is next");
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [10, 11], "at most the asked number");
-        feed.committed(vec![event(14)]);
+        feed.committed(vec![event(14)], 1);
         let rows = feed.take_from(12, 100).expect("12 is next");
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [12], "stops at the gap before 14");
         assert!(feed.take_from(13, 100).is_none(), "13 is not here");

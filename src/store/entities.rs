@@ -335,7 +335,8 @@ pub mod outbox {
         pub aggregate_id: Uuid,
         pub payload: String,
         pub occurred_at: ChronoDateTimeUtc,
-        pub published_at: Option<ChronoDateTimeUtc>,
+        /// The writing transaction's id on PostgreSQL, 0 on SQLite (see [`crate::store::outbox`]).
+        pub tx: i64,
     }
     no_relations!();
 }

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod leases;
 pub mod mongo;
 pub mod notifications;
+pub mod outbox;
 pub mod sessions;
 
 use std::time::Duration;
@@ -101,7 +102,6 @@ pub fn outbox_row(e: &crate::domain::DomainEvent) -> entities::outbox::ActiveMod
         aggregate_id: Set(e.aggregate_id),
         payload: Set(e.payload.to_json()),
         occurred_at: Set(e.occurred_at),
-        published_at: Set(None),
         ..Default::default()
     }
 }

@@ -15,6 +15,7 @@ mod grpc;
 mod leases;
 mod metrics;
 mod orders;
+mod outbox;
 mod payments;
 mod queues;
 

@@ -5,20 +5,12 @@ use std::time::Duration;
 
 use mongodb::bson::doc;
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::{Backbone, SERVERS, Services, receive_until};
 
 async fn unpublished(app: &crate::common::TestApp) -> i64 {
-    let backend = app.db.get_database_backend();
-    let row = app
-        .db
-        .query_one_raw(Statement::from_string(backend, "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL"))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
+    boxoffice::store::outbox::pending(&app.db).await.unwrap()
 }
 
 #[tokio::test]
