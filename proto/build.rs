@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&protos, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("boxoffice_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Malformed messages are the caller's mistake: INVALID_ARGUMENT (see src/codec.rs).
+    tonic_prost_build::configure().codec_path("crate::codec::StrictCodec").compile_fds(fds)?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! `proto/boxoffice/v1/*.proto`: messages, servers (used by the `boxoffice` server) and clients
 //! (used by its tests and `boxoffice loadtest --grpc`).
 
-#![allow(clippy::all, clippy::pedantic)] // generated code
+pub mod codec;
 
+#[allow(clippy::all, clippy::pedantic)] // generated code
 pub mod v1 {
     tonic::include_proto!("boxoffice.v1");
 }

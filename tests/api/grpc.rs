@@ -322,3 +322,62 @@ async fn grpc_and_rest_together_on_one_hot_event_never_oversell() {
     let (available, held, sold, all) = app.counts(event).await;
     assert_eq!((available, held + sold, all), (0, total, total));
 }
+
+/// Sends whatever bytes it is given as the request message (and ignores any answer's bytes).
+#[derive(Default)]
+struct RawBytes;
+
+struct RawEncoder;
+struct IgnoreDecoder;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = IgnoreDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> IgnoreDecoder {
+        IgnoreDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for IgnoreDecoder {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        bytes::Buf::advance(buf, bytes::Buf::remaining(buf));
+        Ok(Some(()))
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_protobuf_is_invalid_argument_and_the_server_answers_the_next_one() {
+    let app = TestApp::spawn().await;
+    let ch = channel(&app).await;
+    let mut raw = tonic::client::Grpc::new(ch.clone());
+    // Field 1 as a length-delimited string claiming 127 bytes, with 2 behind it; then a bare 0xff.
+    for garbage in [vec![0x0a, 0x7f, b'h', b'i'], vec![0xff]] {
+        raw.ready().await.unwrap();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/boxoffice.v1.AuthService/Login");
+        let err = raw.unary(Request::new(garbage.clone()), path, RawBytes).await.expect_err("garbage is refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{garbage:?}: {err:?}");
+        assert!(err.message().contains("not valid protobuf"), "{}", err.message());
+    }
+    // The connection and the server are fine: a well-formed call on the same channel is answered.
+    let refused = AuthServiceClient::new(ch)
+        .login(pb::LoginRequest { login: "nobody".into(), password: "not-the-password".into() })
+        .await
+        .expect_err("an unknown login");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+}
