@@ -585,7 +585,6 @@ enum Step {
 
 struct Rows {
     sql: String,
-    table: &'static str,
     /// The columns the statement sets, in order.
     columns: Vec<&'static str>,
     rows: Vec<Vec<sea_orm::Value>>,
@@ -754,11 +753,13 @@ fn inserts<E: EntityTrait>(backend: DbBackend, rows: Vec<E::ActiveModel>, out: &
 fn sqlite_rows<E: EntityTrait>(rows: Vec<E::ActiveModel>, out: &mut Vec<Step>, conflict: &[E::Column]) {
     use sea_orm::{ActiveModelTrait, IdenStatic, Iterable};
     let quoted = |c: E::Column| format!("\"{}\"", c.as_str());
+    let first = out.len();
     for row in rows {
         let (columns, values): (Vec<E::Column>, Vec<sea_orm::Value>) =
             E::Column::iter().filter_map(|c| row.get(c).into_value().map(|v| (c, v))).unzip();
-        if let Some(Step::Rows(last)) = out.last_mut()
-            && last.table == E::default().table_name()
+        // Only this table's steps, the ones pushed here, take more rows.
+        if out.len() > first
+            && let Some(Step::Rows(last)) = out.last_mut()
             && last.columns.len() == columns.len()
             && last.columns.iter().zip(&columns).all(|(a, b)| *a == b.as_str())
         {
@@ -774,7 +775,6 @@ fn sqlite_rows<E: EntityTrait>(rows: Vec<E::ActiveModel>, out: &mut Vec<Step>, c
         }
         out.push(Step::Rows(Rows {
             sql,
-            table: E::default().table_name(),
             columns: columns.iter().map(|c| c.as_str()).collect(),
             rows: vec![values],
             outbox: false,
