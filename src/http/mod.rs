@@ -132,17 +132,59 @@ pub fn router(state: AppState) -> Router {
 /// Counts and times each request by matched route template, method and status.
 async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let started = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_string();
+    // Both clones are cheap: the template is an `Arc<str>`, a standard method a plain value.
+    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!(crate::instruments::HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(crate::instruments::HTTP_DURATION, "route" => route, "method" => method).record(elapsed);
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    RouteMetrics::with(route, &method, response.status(), |m| {
+        m.requests.increment(1);
+        m.duration.record(elapsed);
+    });
     response
+}
+
+/// One route's metric handles for one method and status.
+///
+/// Naming a labelled metric (`counter!(name, "route" => ...)`) allocates its label values, builds
+/// and hashes its key and looks it up in the recorder's registry: per request, on every request.
+/// The handles it returns stay valid, so each thread keeps the ones it has used, by route
+/// template, and every request after the first of its kind only finds them. Templates, methods and
+/// statuses are few, so the cache stays small.
+struct RouteMetrics {
+    method: axum::http::Method,
+    status: StatusCode,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    static ROUTE_METRICS: std::cell::RefCell<std::collections::HashMap<String, Vec<RouteMetrics>>> =
+        std::cell::RefCell::default();
+}
+
+impl RouteMetrics {
+    fn with(route: &str, method: &axum::http::Method, status: StatusCode, f: impl FnOnce(&RouteMetrics)) {
+        ROUTE_METRICS.with_borrow_mut(|routes| {
+            if !routes.contains_key(route) {
+                routes.insert(route.to_owned(), Vec::new());
+            }
+            let kinds = routes.get_mut(route).expect("inserted above");
+            let at = match kinds.iter().position(|m| m.method == *method && m.status == status) {
+                Some(at) => at,
+                None => {
+                    let (r, m) = (route.to_owned(), method.as_str().to_owned());
+                    kinds.push(RouteMetrics {
+                        method: method.clone(),
+                        status,
+                        requests: metrics::counter!(crate::instruments::HTTP_REQUESTS, "route" => r.clone(), "method" => m.clone(), "status" => status.as_u16().to_string()),
+                        duration: metrics::histogram!(crate::instruments::HTTP_DURATION, "route" => r, "method" => m),
+                    });
+                    kinds.len() - 1
+                }
+            };
+            f(&kinds[at]);
+        });
+    }
 }
