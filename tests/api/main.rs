@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod catalog;
 mod cli;
+mod committer;
 mod compat;
 mod concurrency;
 mod edge;
