@@ -75,6 +75,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,6 +421,31 @@ pub struct LogConfig {
     pub format: String,
 }
 
+/// The async runtime `boxoffice serve` runs on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Threads that run requests and actors; 0: see [`RuntimeConfig::workers`].
+    pub worker_threads: usize,
+}
+
+/// Most worker threads a configuration may ask for.
+const MAX_WORKER_THREADS: usize = 1024;
+
+impl RuntimeConfig {
+    /// The worker threads to start: as configured, or by default one per core less one, at least
+    /// one. The group committer has a thread of its own that every booking passes through (see
+    /// `store::committer`); with a worker on every core as well, the committer and the workers
+    /// take turns on the same cores, and each hand-off between them waits for a core to come
+    /// free (measured on 2 cores: BENCHMARKS.md, 2026-12-06).
+    pub fn workers(&self, cores: usize) -> usize {
+        match self.worker_threads {
+            0 => cores.saturating_sub(1).max(1),
+            n => n,
+        }
+    }
+}
+
 /// figment's `Env` with every value kept as the string it was set to.
 ///
 /// `Env` parses `12345678` into a number and `[abc` into an array (or tries to), which a `String`
@@ -509,6 +535,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
             ConfigError::Invalid { key, message: message.into() }
+        }
+        if self.runtime.worker_threads > MAX_WORKER_THREADS {
+            return Err(bad(
+                "runtime.worker_threads",
+                format!("must be at most {MAX_WORKER_THREADS} (0: one per core less one)"),
+            ));
         }
         if self.http.header_timeout_ms == 0 {
             return Err(bad("http.header_timeout_ms", "must be at least 1"));
@@ -620,6 +652,16 @@ mod tests {
         c.validate().expect("defaults validate");
         assert!(c.is_sqlite());
         assert_eq!(c.http.addr.port(), 8080);
+    }
+
+    #[test]
+    fn the_runtime_leaves_a_core_to_the_committer_unless_told_otherwise() {
+        let auto = RuntimeConfig { worker_threads: 0 };
+        assert_eq!([1, 2, 4, 16].map(|cores| auto.workers(cores)), [1, 1, 3, 15]);
+        assert_eq!(RuntimeConfig { worker_threads: 6 }.workers(2), 6);
+        let mut c = Config::default();
+        c.runtime.worker_threads = MAX_WORKER_THREADS + 1;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { key: "runtime.worker_threads", .. })));
     }
 
     #[test]
