@@ -170,7 +170,7 @@ impl RouteMetrics {
             if !routes.contains_key(route) {
                 routes.insert(route.to_owned(), Vec::new());
             }
-            let kinds = routes.get_mut(route).expect("inserted above");
+            let Some(kinds) = routes.get_mut(route) else { return };
             let at = match kinds.iter().position(|m| m.method == *method && m.status == status) {
                 Some(at) => at,
                 None => {
