@@ -463,7 +463,7 @@ impl SqliteSink {
         // keys, and the checkpoints that this connection runs after its commits.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 8192; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 2048; PRAGMA temp_store = MEMORY;",
         )
         .map_err(sqlite_err)?;
         conn.set_prepared_statement_cache_capacity(128);
