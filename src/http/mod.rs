@@ -167,10 +167,11 @@ thread_local! {
 impl RouteMetrics {
     fn with(route: &str, method: &axum::http::Method, status: StatusCode, f: impl FnOnce(&RouteMetrics)) {
         ROUTE_METRICS.with_borrow_mut(|routes| {
-            if !routes.contains_key(route) {
-                routes.insert(route.to_owned(), Vec::new());
-            }
-            let Some(kinds) = routes.get_mut(route) else { return };
+            // One lookup on every request; a route's first request also inserts.
+            let kinds = match routes.get_mut(route) {
+                Some(kinds) => kinds,
+                None => routes.entry(route.to_owned()).or_default(),
+            };
             let at = match kinds.iter().position(|m| m.method == *method && m.status == status) {
                 Some(at) => at,
                 None => {

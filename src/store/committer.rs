@@ -461,10 +461,12 @@ impl SqliteSink {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
         // The same as the pool's connections (store::connect): durable commits, checked foreign
         // keys, and the checkpoints that this connection runs after its commits.
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 2048; PRAGMA temp_store = MEMORY;",
-        )
+             PRAGMA cache_size = -{}; PRAGMA wal_autocheckpoint = {}; PRAGMA temp_store = MEMORY;",
+            super::SQLITE_CACHE_KIB,
+            super::SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+        ))
         .map_err(sqlite_err)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(Self { conn })

@@ -51,6 +51,19 @@ pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
+/// SQLite's page cache per connection, in KiB. It stays small: a rush touches the right edge of
+/// a few B-trees, and with 64 MiB the writer thread spent a visible share in
+/// pcache1TruncateUnsafe, which walks the cache's hash table (8 MiB: 7,331 and 7,771 holds/s
+/// against 6,918 and 6,837 with 64 MiB, same run). The pool's connections and the committer's
+/// own (`committer::SqliteSink`) both use it.
+pub(crate) const SQLITE_CACHE_KIB: u32 = 8192;
+
+/// WAL pages between checkpoints, on every SQLite connection. A checkpoint runs inline after the
+/// commit that crosses the mark, and the committer stalls while it copies and syncs: every 2,048
+/// pages (8 MiB) rather than 8,192 cut SQLite's p99 under a rush by a third at the same
+/// throughput (BENCHMARKS.md, 2026-12-06). The WAL is still fsynced on every commit.
+pub(crate) const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 2048;
+
 fn options(url: &str, max_connections: u32) -> Result<ConnectOptions, DbErr> {
     if let Some(path) = sqlite_path(url)
         && let Some(parent) = std::path::Path::new(&path).parent()
@@ -70,17 +83,8 @@ fn options(url: &str, max_connections: u32) -> Result<ConnectOptions, DbErr> {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
-                // A WAL checkpoint runs inline after the commit that crosses the mark, and the
-                // committer stalls while it copies and syncs: every 2,048 pages (8 MiB) rather
-                // than 8,192 cut SQLite's p99 under a rush by a third at the same throughput
-                // (BENCHMARKS.md, 2026-12-06; the committer's own connection does the same, and
-                // the WAL is still fsynced on every commit). The page cache stays small: a rush
-                // touches the right edge of a few B-trees, and with 64 MiB the writer thread
-                // spent a visible share in pcache1TruncateUnsafe, which walks the cache's hash
-                // table (8 MiB: 7,331 and 7,771 holds/s against 6,918 and 6,837 with 64 MiB,
-                // same run).
-                .pragma("cache_size", "-8192")
-                .pragma("wal_autocheckpoint", "2048")
+                .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
+                .pragma("wal_autocheckpoint", SQLITE_WAL_AUTOCHECKPOINT_PAGES.to_string())
                 .pragma("temp_store", "memory")
         });
     Ok(opts)
