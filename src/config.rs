@@ -427,6 +427,9 @@ pub struct LogConfig {
 pub struct RuntimeConfig {
     /// Threads that run requests and actors; 0: see [`RuntimeConfig::workers`].
     pub worker_threads: usize,
+    /// Whether the kernel may back the heap with transparent huge pages (see
+    /// [`crate::app::allow_huge_pages`]).
+    pub huge_pages: bool,
 }
 
 /// Most worker threads a configuration may ask for.
@@ -656,9 +659,9 @@ mod tests {
 
     #[test]
     fn the_runtime_leaves_a_core_to_the_committer_unless_told_otherwise() {
-        let auto = RuntimeConfig { worker_threads: 0 };
+        let auto = RuntimeConfig { worker_threads: 0, huge_pages: false };
         assert_eq!([1, 2, 4, 16].map(|cores| auto.workers(cores)), [1, 1, 3, 15]);
-        assert_eq!(RuntimeConfig { worker_threads: 6 }.workers(2), 6);
+        assert_eq!(RuntimeConfig { worker_threads: 6, huge_pages: false }.workers(2), 6);
         let mut c = Config::default();
         c.runtime.worker_threads = MAX_WORKER_THREADS + 1;
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { key: "runtime.worker_threads", .. })));

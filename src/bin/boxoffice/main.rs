@@ -59,6 +59,10 @@ fn main() -> std::process::ExitCode {
     if matches!(cli.command, None | Some(Command::Serve)) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         runtime.worker_threads(config.runtime.workers(cores));
+        if let Err(e) = boxoffice::app::allow_huge_pages(config.runtime.huge_pages) {
+            // Only a cost, never a fault: serve on with the system's policy.
+            eprintln!("boxoffice: cannot set runtime.huge_pages = {}: {e}", config.runtime.huge_pages);
+        }
     }
     match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli, config)),
