@@ -378,8 +378,8 @@ async fn shutdown_signal() {
 ///
 /// Off by default: under a rush the heap keeps growing (every hold lives in its event's
 /// inventory) and the allocator keeps taking fresh pages, and with huge pages each first touch
-/// makes the kernel zero a whole 2 MiB page. On 2 cores that zeroing was 3-4 % of a worker's
-/// time at 64 connections, and turning it off gave 5 % more holds/s (BENCHMARKS.md). The
+/// makes the kernel zero a whole 2 MiB page. On 2 cores that zeroing was 3.5 % of the server's
+/// CPU samples at 64 connections, and turning it off gave 6 % more holds/s (BENCHMARKS.md). The
 /// setting is the process's own (`PR_SET_THP_DISABLE`), whatever the system-wide policy says;
 /// elsewhere than on Linux there is nothing to set.
 pub fn allow_huge_pages(allow: bool) -> std::io::Result<()> {

@@ -54,8 +54,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    // Only the server leaves a core to its committer; the load generator and the trivial server
-    // (the yardstick bench.sh measures against) keep a worker on every core.
+    // Only the server leaves a core to its committer and sets its own huge-page policy; the load
+    // generator and the trivial server (the yardstick bench.sh measures against) keep a worker on
+    // every core and the system's policy.
     if matches!(cli.command, None | Some(Command::Serve)) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         runtime.worker_threads(config.runtime.workers(cores));
