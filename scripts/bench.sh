@@ -55,7 +55,24 @@ wait_ready() {
 
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
 
+# A server left over from an interrupted run would answer in place of the one being measured
+# (the new one cannot bind its port and exits): each port must be free before its server starts.
+port_free() { # $1 port
+  curl -s -o /dev/null "http://127.0.0.1:$1/" || return 0
+  echo "something already answers on 127.0.0.1:$1 (a server left over from an earlier run?)" >&2
+  exit 1
+}
+
+# A server that exited right after starting must stop the run too.
+alive() { # $1 pid, $2 what, $3 its log
+  kill -0 "$1" 2>/dev/null && return 0
+  echo "$2 exited at start; the end of $3:" >&2
+  tail -n 3 "$3" >&2
+  exit 1
+}
+
 start_boxoffice() { # $1 = database url, [$2 = binary]
+  port_free "$PORT"
   BOXOFFICE_CONFIG="$OUT/none.toml" BOXOFFICE_HTTP__ADDR=127.0.0.1:$PORT BOXOFFICE_GRPC__ADDR=127.0.0.1:$GRPC_PORT BOXOFFICE_DATABASE__URL="$1" BOXOFFICE_SEED__DEMO_DATA=false BOXOFFICE_ADMIN__PASSWORD="$ADMIN_PASSWORD" \
     BOXOFFICE_MAIL__DIR="$OUT/mail" BOXOFFICE_DATABASE__MAX_CONNECTIONS=16 RUST_LOG=warn \
     "${2:-$BIN}" serve >>"$OUT/server.log" 2>&1 &
@@ -87,9 +104,11 @@ echo "#### round $ROUND of $REPEAT"
 
 if has_row ceiling; then
 echo "== ceiling: trivial axum endpoint =="
+port_free "$CEILING_PORT"
 "$BIN" ceiling-server --addr 127.0.0.1:$CEILING_PORT >"$OUT/ceiling.log" 2>&1 &
 CEILING_PID=$!
 sleep 0.5
+alive "$CEILING_PID" "the ceiling server" "$OUT/ceiling.log"
 for c in $CONCURRENCY; do loadtest "ceiling c=$c" "http://127.0.0.1:$CEILING_PORT" ceiling "$c" "$CEILING_PID"; done
 kill "$CEILING_PID"; wait "$CEILING_PID" 2>/dev/null || true
 fi
