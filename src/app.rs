@@ -41,7 +41,7 @@ use crate::{
     cluster::Cluster,
     config::Config,
     http::{self, AppParts, AppState},
-    seed,
+    retry, seed,
     store::{self, mongo::MongoAuditLog},
 };
 
@@ -117,7 +117,7 @@ impl Application {
         .await?;
         let forward = cluster.enabled().then(|| cluster.forwarder(timeout));
         let inventories = Inventories { supervisor: supervisor.clone(), directory, timeout, forward };
-        let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms)));
+        let provider = Arc::new(SimulatedProvider::new(Duration::from_millis(config.payment.slow_ms), db.clone()));
         let payments = keep("payment", PaymentActor, provider, booking.restart_policy()).await?;
         let (sagas, _) = Actor::spawn(
             None,
@@ -127,7 +127,7 @@ impl Application {
                 committer: committer.clone(),
                 inventories: inventories.clone(),
                 payments: payments.clone(),
-                charge_timeout: Duration::from_millis(config.payment.slow_ms) + timeout,
+                charge_timeout: config.charge_timeout(),
                 idle: Duration::from_secs(booking.saga_idle_seconds.max(1)),
             },
         )
@@ -263,21 +263,40 @@ impl Application {
                 bridge.clone().ensure_topics_until_done(stop.clone()).await;
                 let running: Vec<_> = consumers
                     .into_iter()
-                    .map(|(group, sub)| tokio::spawn(kafka::run_consumer(bridge.clone(), group, sub, stop.clone())))
+                    .map(|(group, sub)| {
+                        let (bridge, stop) = (bridge.clone(), stop.clone());
+                        retry::supervised("kafka_consumer", move || {
+                            kafka::run_consumer(bridge.clone(), group.clone(), sub.clone(), stop.clone())
+                        })
+                    })
                     .collect();
                 futures::future::join_all(running).await;
             }));
         }
-        tokio::spawn(crate::bridge::outbox::watch_pending(state.db.clone(), Duration::from_secs(5), stop_rx.clone()));
-        tokio::spawn(state.guard.clone().maintain(stop_rx.clone()));
+        // Every long-lived task is supervised: a panic restarts it (retry::supervised).
+        let (db, stop) = (state.db.clone(), stop_rx.clone());
+        retry::supervised("outbox_watch", move || {
+            crate::bridge::outbox::watch_pending(db.clone(), Duration::from_secs(5), stop.clone())
+        });
+        let (guard, stop) = (state.guard.clone(), stop_rx.clone());
+        retry::supervised("auth_maintenance", move || guard.clone().maintain(stop.clone()));
         if let Transport::Kafka(bridge) = state.bus.transport() {
-            tokio::spawn(bridge.clone().watch_health(stop_rx.clone()));
+            let (bridge, stop) = (bridge.clone(), stop_rx.clone());
+            retry::supervised("kafka_health", move || bridge.clone().watch_health(stop.clone()));
         }
         if let Some(log) = &state.audit_log {
-            tokio::spawn(log.clone().watch_health(stop_rx.clone()));
+            let (log, stop) = (log.clone(), stop_rx.clone());
+            retry::supervised("audit_health", move || log.clone().watch_health(stop.clone()));
         }
-        tokio::spawn(cluster.clone().upkeep(supervisor.clone(), stop_rx.clone()));
-        let relay_task = tokio::spawn(relay.run(stop_rx));
+        let (keeper, owners, stop) = (cluster.clone(), supervisor.clone(), stop_rx.clone());
+        retry::supervised("lease_keeper", move || keeper.clone().upkeep(owners.clone(), stop.clone()));
+        let (db, orders, stop) = (state.db.clone(), state.orders.clone(), stop_rx.clone());
+        let charge_timeout = state.config.charge_timeout();
+        retry::supervised("payment_recovery", move || {
+            crate::actors::payment_recovery::sweep_forever(db.clone(), orders.clone(), charge_timeout, stop.clone())
+        });
+        let relay = Arc::new(relay);
+        let relay_task = retry::supervised("outbox_relay", move || relay.clone().run(stop_rx.clone()));
         let ready = state.ready.clone();
         ready.store(true, Ordering::Relaxed);
         let addr = listener.local_addr()?;

@@ -640,6 +640,12 @@ impl Config {
         Duration::from_millis(self.booking.actor_call_timeout_ms)
     }
 
+    /// The longest a saga waits for the payment provider's answer (the simulated provider's
+    /// slowest card plus an actor call); a payment still pending after it was interrupted.
+    pub fn charge_timeout(&self) -> Duration {
+        Duration::from_millis(self.payment.slow_ms) + self.actor_timeout()
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database.url.expose().starts_with("sqlite:")
     }

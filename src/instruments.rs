@@ -31,6 +31,7 @@ pub const WAITLIST_TAKEN: &str = "boxoffice_waitlist_offers_taken_total";
 pub const SAGA_DURATION: &str = "boxoffice_saga_duration_seconds";
 pub const PAYMENTS: &str = "boxoffice_payments_total";
 pub const ACTOR_RESTARTS: &str = "boxoffice_actor_restarts_total";
+pub const TASK_RESTARTS: &str = "boxoffice_task_restarts_total";
 pub const ACTOR_CALL_TIMEOUTS: &str = "boxoffice_actor_call_timeouts_total";
 pub const INVENTORY_QUEUE: &str = "boxoffice_inventory_queue_seconds";
 pub const OUTBOX_PENDING: &str = "boxoffice_outbox_pending";
@@ -130,6 +131,9 @@ fn register_known() {
     for kind in ["inventory", "saga", "payment", "notifier", "auditor"] {
         counter!(ACTOR_RESTARTS, "kind" => kind).increment(0);
     }
+    for task in crate::retry::TASKS {
+        counter!(TASK_RESTARTS, "task" => *task).increment(0);
+    }
     for result in ["sent", "failed", "duplicate"] {
         counter!(EMAILS, "result" => result).increment(0);
     }
@@ -175,6 +179,7 @@ fn describe() {
     describe_histogram!(SAGA_DURATION, Unit::Seconds, "Paid order time from hold to confirmed, cancelled or expired");
     describe_counter!(PAYMENTS, "Payments by outcome: succeeded, failed");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by kind");
+    describe_counter!(TASK_RESTARTS, "Background tasks restarted after a panic, by task");
     describe_counter!(ACTOR_CALL_TIMEOUTS, "Calls into actors that timed out (answered 503)");
     describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time a reservation waited in its event actor's mailbox");
     describe_gauge!(OUTBOX_PENDING, "Outbox rows not yet published");

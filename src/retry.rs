@@ -3,6 +3,10 @@
 //! every supervisor applies to a failed actor (the inventory supervisor per event, the keeper of
 //! each singleton actor).
 //!
+//! Background tasks that are not actors (the outbox relay, the Kafka consumers, the lease keeper,
+//! the health probes) run under [`supervised`]: a panic restarts the task after the same backoff,
+//! is logged with its message and counted, and never silently stops a pipeline.
+//!
 //! The policy: a failed actor is restarted after a backoff that doubles from `first` up to `max`
 //! with each failure inside `window`; failures further apart start again from `first`. More than
 //! `max_restarts` failures inside the window and the supervisor gives up loudly for one window
@@ -15,7 +19,9 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::watch, time::Instant};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
+
+use crate::instruments;
 
 /// How often an outside service Boxoffice can run without (Kafka, MongoDB) is probed, so that
 /// readiness says `degraded` within seconds of an outage even while idle, and `ok` again within
@@ -47,6 +53,79 @@ pub async fn keep_probing<F, Fut>(
             _ = tokio::time::sleep(PROBE_EVERY) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Every task run under [`supervised`], by the name its restarts are counted under (so each
+/// series exists from the start, at zero).
+pub const TASKS: &[&str] = &[
+    "outbox_relay",
+    "outbox_watch",
+    "kafka_consumer",
+    "kafka_lag",
+    "kafka_health",
+    "audit_health",
+    "auth_maintenance",
+    "lease_keeper",
+    "cluster_accept",
+    "payment_recovery",
+];
+
+/// A run of a task that lasted this long was healthy: its next panic starts the backoff over.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// Runs a background task for as long as it wants to run (see the module docs). `start` makes
+/// one run of it; a run that returns ends the task (it saw its stop signal), a run that panics is
+/// logged with its panic message, counted in `boxoffice_task_restarts_total{task}`, and started
+/// again after [`Backoff::standard`]. Aborting the returned handle aborts the running run too.
+pub fn supervised<F, Fut>(task: &'static str, mut start: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut backoff = Backoff::standard();
+        loop {
+            let began = Instant::now();
+            let run = tokio::spawn(start());
+            // Dropped when this supervisor is aborted: the run must not outlive it.
+            let _abort = AbortOnDrop(run.abort_handle());
+            match run.await {
+                Ok(()) => return,
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => {
+                    if began.elapsed() >= HEALTHY_RUN {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay();
+                    let panic = panic_message(e.into_panic());
+                    tracing::error!(
+                        task,
+                        panic,
+                        retry_ms = delay.as_millis() as u64,
+                        "background task panicked; restarting it"
+                    );
+                    metrics::counter!(instruments::TASK_RESTARTS, "task" => task).increment(1);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    })
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a panic said (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(|| "(no message)".to_owned(), |s| (*s).to_owned()),
     }
 }
 
@@ -126,6 +205,41 @@ impl RestartPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_supervised_task_that_panics_is_restarted_and_one_that_returns_ends() {
+        use std::sync::{Arc, atomic::AtomicU32};
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let task = supervised("outbox_relay", move || {
+            let run = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if run < 3 {
+                    panic!("run {run} fails");
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("ends after its third run").unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "two panics, two restarts, then a run that returned");
+    }
+
+    #[tokio::test]
+    async fn aborting_a_supervised_task_aborts_its_run() {
+        let (alive, mut ended) = tokio::sync::mpsc::channel::<()>(1);
+        let task = supervised("outbox_watch", move || {
+            let alive = alive.clone();
+            async move {
+                let _alive = alive;
+                std::future::pending::<()>().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task.abort();
+        let _ = task.await;
+        // Every sender (the run's and the factory's) is gone once the run is dropped.
+        let gone = tokio::time::timeout(Duration::from_secs(2), ended.recv()).await;
+        assert_eq!(gone, Ok(None), "the run was dropped with its supervisor");
+    }
 
     #[test]
     fn the_backoff_doubles_up_to_its_cap_and_resets() {

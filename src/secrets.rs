@@ -59,6 +59,35 @@ pub fn jwt_secret(auth: &AuthConfig) -> anyhow::Result<Secret> {
     Ok(kept.into())
 }
 
+/// Creates `dir` and its missing parents readable by their owner only (0700): `var/` holds the
+/// database (password and token hashes, e-mails), the keys and the mail. An existing directory
+/// keeps its mode (it is the operator's).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes an existing file readable by its owner only (0600); a missing one is left missing.
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Writes `text` to `path` readable by its owner only (0600), creating the parent directory.
 /// `replace = false` fails with `AlreadyExists` rather than overwrite. The file appears whole or
 /// not at all (see [`Staged`]): a process starting at the same moment never reads half a key.
@@ -77,7 +106,7 @@ pub struct Staged {
 impl Staged {
     pub fn write(path: &Path, text: &str) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            private_dir(dir)?;
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let staged = path.with_file_name(format!(".{name}.{}", random_token(6)));

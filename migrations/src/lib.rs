@@ -16,6 +16,7 @@ mod m20261204_000008_waiting_room;
 mod m20261204_000009_waiting_list;
 mod m20261204_000010_notifications_and_birthdays;
 mod m20261205_000011_outbox_relay_cursor;
+mod m20261208_000012_payment_recovery;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_waiting_list::Migration),
             Box::new(m20261204_000010_notifications_and_birthdays::Migration),
             Box::new(m20261205_000011_outbox_relay_cursor::Migration),
+            Box::new(m20261208_000012_payment_recovery::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ pub mod keeper;
 pub mod notifier;
 pub mod ownership;
 pub mod payment;
+pub mod payment_recovery;
 pub mod registry;
 pub mod saga;
 pub mod supervisor;

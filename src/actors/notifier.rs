@@ -85,7 +85,8 @@ pub struct FileMailer {
 
 impl FileMailer {
     pub fn new(dir: PathBuf) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        // Each e-mail names its recipient and their order: owner only, like the rest of `var/`.
+        crate::secrets::private_dir(&dir)?;
         Ok(Self { transport: AsyncFileTransport::new(dir) })
     }
 }

@@ -95,7 +95,23 @@ pub struct PayRequest {
 pub enum SagaMsg {
     Pay(PayRequest, RpcReplyPort<Result<Uuid, SagaError>>),
     Cancel(RpcReplyPort<Result<(), SagaError>>),
+    /// Resolve a payment left `pending` by a crash against the provider (`actors::payment_recovery`).
+    Recover(RpcReplyPort<Result<Recovered, SagaError>>),
     IdleCheck,
+}
+
+/// What became of an interrupted payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// No payment of the order was pending (any more).
+    Nothing,
+    /// The provider had taken the charge and the hold was still there: the order is confirmed.
+    Confirmed,
+    /// The provider had taken the charge but the hold was gone: the charge was refunded.
+    Refunded,
+    /// The provider had taken no charge: the payment failed, and the order is payable again while
+    /// its hold lasts.
+    Released,
 }
 
 // Local only: ractor's `cluster` feature wants every message type declared (see the cluster module).
@@ -150,6 +166,11 @@ impl Actor for OrderSaga {
             SagaMsg::Cancel(reply) => {
                 state.last_activity = Instant::now();
                 let result = state.cancel().await;
+                let _ = reply.send(result);
+            }
+            SagaMsg::Recover(reply) => {
+                state.last_activity = Instant::now();
+                let result = state.recover().await;
                 let _ = reply.send(result);
             }
             SagaMsg::IdleCheck => {
@@ -222,7 +243,7 @@ impl SagaState {
                 refund_cents: None,
             },
             WriteOp::Outbox(DomainEvent::new(Payload::PaymentStarted(PaymentStarted {
-                order: facts.clone(),
+                order: facts,
                 payment_id,
                 status: OrderStatus::Paying,
             }))),
@@ -247,39 +268,9 @@ impl SagaState {
             .and_then(|r| r);
         match outcome {
             Ok(ChargeOutcome::Succeeded { provider_ref }) => {
-                let paid = PaymentSucceeded { order: facts.clone(), payment_id, provider_ref: provider_ref.clone() };
-                match self.deps.inventories.confirm(event_id, &paid).await? {
-                    Ok(()) => Ok(payment_id),
-                    Err(InventoryError::NotHeld) => {
-                        // The payment outlived the pin bound and the seats went back: refund. The
-                        // charge happened, so it is recorded (its history and event) before the
-                        // refund, in the same transaction.
-                        let reason = "hold expired during payment";
-                        // The sale's own record of the charge (its status and event), then the refund.
-                        let mut ops = paid_ops(&paid);
-                        ops.extend([
-                            payment_status(payment_id, PaymentStatus::Refunded, Some(reason.into()), None),
-                            refund_row(&order, Some(payment_id), reason),
-                            // Usually the hold's timer has already written `expired` (without a
-                            // refund): the refund is recorded on the order either way.
-                            WriteOp::SetOrderStatus {
-                                id: order_id,
-                                from: &[OrderStatus::Paying, OrderStatus::Expired],
-                                to: OrderStatus::Expired,
-                                expires_at: None,
-                                refund_cents: Some(order.amount_cents),
-                            },
-                            WriteOp::Outbox(DomainEvent::new(Payload::PaymentRefunded(PaymentRefunded {
-                                order: facts,
-                                payment_id,
-                                refund_cents: order.amount_cents,
-                                reason: reason.into(),
-                            }))),
-                        ]);
-                        self.commit(ops).await?;
-                        Err(SagaError::RefundedAfterExpiry)
-                    }
-                    Err(e) => Err(inventory_down(e)),
+                match self.settle_charged(&order, payment_id, provider_ref).await? {
+                    Recovered::Refunded => Err(SagaError::RefundedAfterExpiry),
+                    _ => Ok(payment_id),
                 }
             }
             Ok(ChargeOutcome::Declined { reason }) => {
@@ -290,6 +281,83 @@ impl SagaState {
                 tracing::warn!(order = %order_id, error = %Report(&provider_error), "payment provider failed");
                 self.fail_payment(&order, payment_id, "provider_unavailable".into()).await?;
                 Ok(payment_id)
+            }
+        }
+    }
+
+    /// A charge the provider took: the sale is confirmed (`Confirmed`), or, if the hold is gone,
+    /// the charge is recorded and refunded at once (`Refunded`).
+    async fn settle_charged(
+        &self,
+        order: &orders::Model,
+        payment_id: Uuid,
+        provider_ref: String,
+    ) -> Result<Recovered, SagaError> {
+        let facts = order.facts();
+        let paid = PaymentSucceeded { order: facts.clone(), payment_id, provider_ref };
+        match self.deps.inventories.confirm(order.event_id, &paid).await? {
+            Ok(()) => Ok(Recovered::Confirmed),
+            Err(InventoryError::NotHeld) => {
+                // The payment outlived the pin bound and the seats went back: refund. The
+                // charge happened, so it is recorded (its history and event) before the
+                // refund, in the same transaction.
+                let reason = "hold expired during payment";
+                let mut ops = paid_ops(&paid);
+                ops.extend([
+                    payment_status(payment_id, PaymentStatus::Refunded, Some(reason.into()), None),
+                    refund_row(order, Some(payment_id), reason),
+                    // Usually the hold's timer has already written `expired` (without a
+                    // refund): the refund is recorded on the order either way.
+                    WriteOp::SetOrderStatus {
+                        id: order.id,
+                        from: &[OrderStatus::Paying, OrderStatus::Expired],
+                        to: OrderStatus::Expired,
+                        expires_at: None,
+                        refund_cents: Some(order.amount_cents),
+                    },
+                    WriteOp::Outbox(DomainEvent::new(Payload::PaymentRefunded(PaymentRefunded {
+                        order: facts,
+                        payment_id,
+                        refund_cents: order.amount_cents,
+                        reason: reason.into(),
+                    }))),
+                ]);
+                self.commit(ops).await?;
+                Ok(Recovered::Refunded)
+            }
+            Err(e) => Err(inventory_down(e)),
+        }
+    }
+
+    /// Resolves the order's payment left `pending` (its saga died with the process that ran it)
+    /// by asking the provider what became of the charge under the order's idempotency key: taken
+    /// means the sale goes through (or is refunded, the hold being gone), none means the payment
+    /// failed. Only called once the charge can no longer be running (see `payment_recovery`).
+    async fn recover(&mut self) -> Result<Recovered, SagaError> {
+        let order = self.load().await?;
+        let pending = payments::Entity::find()
+            .filter(payments::Column::OrderId.eq(order.id))
+            .filter(payments::Column::Status.eq(PaymentStatus::Pending))
+            .one(&self.deps.db)
+            .await
+            .map_err(|e| Unavailable::because("the payments table", e))?;
+        let Some(payment) = pending else { return Ok(Recovered::Nothing) };
+        let looked_up = call(&self.deps.payments.get(), |r| PaymentMsg::Lookup(order.id, r), self.deps.charge_timeout)
+            .await
+            .map_err(ProviderError::Unreachable)
+            .and_then(|r| r)
+            .map_err(|e| SagaError::Unavailable(Unavailable::because("the payment provider", e)))?;
+        match looked_up {
+            Some(ChargeOutcome::Succeeded { provider_ref }) => {
+                self.settle_charged(&order, payment.id, provider_ref).await
+            }
+            Some(ChargeOutcome::Declined { reason }) => {
+                self.fail_payment(&order, payment.id, reason).await?;
+                Ok(Recovered::Released)
+            }
+            None => {
+                self.fail_payment(&order, payment.id, INTERRUPTED.into()).await?;
+                Ok(Recovered::Released)
             }
         }
     }
@@ -349,6 +417,9 @@ impl SagaState {
         }
     }
 }
+
+/// The failure reason of a payment that a crash interrupted before the provider took a charge.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// What a confirmation commits beside the sale: the payment's success and its event.
 pub(crate) fn paid_ops(paid: &PaymentSucceeded) -> Vec<WriteOp> {
@@ -492,6 +563,18 @@ impl OrderSagas {
     ) -> Result<Result<(), SagaError>, CallError> {
         self.inventories.locate(event_id, placed).await?;
         self.ask(order_id, SagaMsg::Cancel, self.inventories.timeout).await
+    }
+
+    /// Resolves the order's interrupted payment (see [`SagaMsg::Recover`]) if this node owns its
+    /// event, taking the event if nobody does; [`CallError::Elsewhere`] otherwise (the owner's
+    /// own sweep resolves it).
+    pub async fn recover_here(
+        &self,
+        (order_id, event_id): (Uuid, Uuid),
+        timeout: Duration,
+    ) -> Result<Result<Recovered, SagaError>, CallError> {
+        self.inventories.locate(event_id, false).await?;
+        self.ask(order_id, SagaMsg::Recover, timeout).await
     }
 
     /// The order's saga, asked twice if the first one was just stopping.

@@ -328,7 +328,12 @@ pub async fn run_consumer(
         return;
     }
     tracing::info!(group, subscriber = subscriber.name(), "kafka consumer started");
-    tokio::spawn(watch_lag(consumer.clone(), group.clone(), topics.clone(), shutdown.clone()));
+    {
+        let (consumer, group, topics, shutdown) = (consumer.clone(), group.clone(), topics.clone(), shutdown.clone());
+        crate::retry::supervised("kafka_lag", move || {
+            watch_lag(consumer.clone(), group.clone(), topics.clone(), shutdown.clone())
+        });
+    }
     for t in &topics {
         metrics::counter!(instruments::DLQ_MESSAGES, "topic" => dlq_topic(t)).increment(0);
     }

@@ -86,8 +86,9 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// Runs until `shutdown` turns true, after a final drain.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true, after a final drain (under [`crate::retry::supervised`]:
+    /// a run that panics starts again, from the stored position).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         match &self.leadership {
             Leadership::Always => {
                 metrics::gauge!(instruments::OUTBOX_LEADER).set(1.0);

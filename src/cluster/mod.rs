@@ -179,7 +179,10 @@ impl Cluster {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen} (cluster.listen)"))?;
-            let accept = tokio::spawn(tls::accept(listener, t.acceptor.clone(), node.clone()));
+            let (listener, acceptor, server) = (Arc::new(listener), t.acceptor.clone(), node.clone());
+            let accept = crate::retry::supervised("cluster_accept", move || {
+                tls::accept(listener.clone(), acceptor.clone(), server.clone())
+            });
             if let Ok(mut tasks) = self.inner.tasks.lock() {
                 tasks.push(accept);
             }

@@ -94,7 +94,7 @@ pub fn server_name(address: &str) -> Option<ServerName<'static>> {
 
 /// Accepts connections on the cluster port, runs each TLS handshake under [`HANDSHAKE`] in its
 /// own task, and hands finished ones to the node server. Runs until the task is aborted.
-pub async fn accept(listener: TcpListener, acceptor: TlsAcceptor, node: ActorRef<NodeServerMessage>) {
+pub async fn accept(listener: Arc<TcpListener>, acceptor: TlsAcceptor, node: ActorRef<NodeServerMessage>) {
     loop {
         let (stream, peer_addr) = match listener.accept().await {
             Ok(accepted) => accepted,

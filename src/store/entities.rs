@@ -289,6 +289,25 @@ pub mod payments {
     no_relations!();
 }
 
+/// What the built-in simulated payment provider has charged (its own records, not Boxoffice's):
+/// see `actors::payment::SimulatedProvider`.
+pub mod simulated_charges {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "simulated_charges")]
+    pub struct Model {
+        /// The idempotency key: one charge per order.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: Uuid,
+        pub provider_ref: String,
+        pub amount_cents: i64,
+        pub currency: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod payment_status_history {
     use sea_orm::entity::prelude::*;
 

@@ -65,12 +65,9 @@ pub(crate) const SQLITE_CACHE_KIB: u32 = 8192;
 pub(crate) const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 2048;
 
 fn options(url: &str, max_connections: u32) -> Result<ConnectOptions, DbErr> {
-    if let Some(path) = sqlite_path(url)
-        && let Some(parent) = std::path::Path::new(&path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+    if let Some(path) = sqlite_path(url) {
+        private_sqlite_file(std::path::Path::new(&path))
+            .map_err(|e| DbErr::Custom(format!("cannot prepare the database file {path}: {e}")))?;
     }
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max_connections)
@@ -99,6 +96,33 @@ fn sqlite_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// An SQLite database holds password and refresh-token hashes and e-mails: its directory is
+/// created owner-only (0700) and the file itself, created empty here if missing, is 0600, as are
+/// its WAL and shared-memory files (SQLite gives those the database file's mode; files from an
+/// older start are tightened too).
+fn private_sqlite_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::secrets::private_dir(parent)?;
+    }
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        create.mode(0o600);
+    }
+    match create.open(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::secrets::restrict(std::path::Path::new(&name))?;
+    }
+    Ok(())
 }
 
 /// The outbox row for a domain event; written in the same transaction as the change it reports.
@@ -170,5 +194,27 @@ mod tests {
         assert_eq!(sqlite_path("sqlite://var/b.db?mode=rwc").as_deref(), Some("var/b.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_database_and_its_directory_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let var = tmp.path().join("var");
+        let url = format!("sqlite://{}/boxoffice.db?mode=rwc", var.display());
+        let db = connect(&url, 2).await.unwrap();
+        migrate(&db).await.expect("a write, so the WAL exists");
+        let mode = |name: &str| std::fs::metadata(var.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(""), 0o700, "var/");
+        assert_eq!(mode("boxoffice.db"), 0o600);
+        assert_eq!(mode("boxoffice.db-wal"), 0o600);
+        db.close().await.unwrap();
+
+        // A file left 0644 by an older start is tightened on the next.
+        let file = var.join("boxoffice.db");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        connect(&url, 1).await.unwrap();
+        assert_eq!(mode("boxoffice.db"), 0o600);
     }
 }

@@ -43,6 +43,11 @@ pub async fn position(db: &DatabaseConnection) -> Result<Position, DbErr> {
     Ok(Position { tx: row.try_get("", "through_tx")?, id: row.try_get("", "through_id")? })
 }
 
+/// The columns of an outbox row, named: a `SELECT *` is expanded when the statement is prepared,
+/// and a cached statement decoded by name then reads the wrong column (or past the row's end,
+/// a panic inside sqlx-sqlite) once the table's columns change under it.
+const COLUMNS: &str = "id, event_id, event_type, aggregate_id, payload, occurred_at, tx";
+
 /// Up to `limit` rows after `from`, in publishing order; on PostgreSQL only rows whose
 /// transaction is older than every running one (see the module docs).
 pub async fn after(db: &DatabaseConnection, from: Position, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
@@ -51,13 +56,15 @@ pub async fn after(db: &DatabaseConnection, from: Position, limit: u64) -> Resul
     let statement = match backend {
         DbBackend::Postgres => Statement::from_sql_and_values(
             backend,
-            "SELECT * FROM outbox WHERE (tx, id) > ($1, $2) \
-             AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY tx, id LIMIT $3",
+            format!(
+                "SELECT {COLUMNS} FROM outbox WHERE (tx, id) > ($1, $2) \
+                 AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY tx, id LIMIT $3"
+            ),
             [from.tx.into(), from.id.into(), limit],
         ),
         _ => Statement::from_sql_and_values(
             backend,
-            "SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+            format!("SELECT {COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?"),
             [from.id.into(), limit],
         ),
     };
