@@ -109,7 +109,7 @@ impl Guard {
 
     /// Admits the holder of a verified access token, or says why not; the role is the account's.
     pub async fn admit(&self, claims: &Claims) -> Result<Role, Refused> {
-        if self.is_revoked(claims.jti) {
+        if self.is_revoked(claims.jti) || claims.family.is_some_and(|f| self.is_revoked(f)) {
             refused(refusal::TOKEN_REVOKED);
             return Err(Refused::Revoked);
         }
@@ -153,6 +153,18 @@ impl Guard {
         let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
         sessions::revoke_access(&self.db, claims.jti, claims.sub, expires_at).await?;
         lock(&self.revoked).insert(claims.jti, claims.exp);
+        Ok(())
+    }
+
+    /// Ends a session (refresh-token family): its refresh tokens, and the access tokens issued
+    /// with them, which are refused from now on, on every node within [`SYNC_EVERY`]. The family
+    /// is kept with the revoked `jti`s (ids are UUIDs: they never collide) for as long as an
+    /// access token issued now could live.
+    pub async fn revoke_family(&self, family: Uuid, user: Uuid, access_ttl: chrono::Duration) -> Result<(), DbErr> {
+        sessions::revoke_family(&self.db, family).await?;
+        let until = Utc::now() + access_ttl;
+        sessions::revoke_access(&self.db, family, user, until).await?;
+        lock(&self.revoked).insert(family, until.timestamp());
         Ok(())
     }
 

@@ -34,6 +34,10 @@ pub struct Claims {
     /// existed count as generation 0.
     #[serde(default, rename = "gen")]
     pub generation: i32,
+    /// The session (refresh-token family) the token was issued with: revoking the family — a
+    /// re-used refresh token, a log-out — ends its access tokens too (see [`guard`]).
+    #[serde(default, rename = "fam", skip_serializing_if = "Option::is_none")]
+    pub family: Option<Uuid>,
 }
 
 /// Keys and parameters, built once at start-up.
@@ -113,7 +117,8 @@ impl AuthKeys {
         .unwrap_or(false)
     }
 
-    pub fn issue_access(&self, user_id: Uuid, role: Role, generation: i32) -> anyhow::Result<String> {
+    /// An access token of the session `family`.
+    pub fn issue_access(&self, user_id: Uuid, role: Role, generation: i32, family: Uuid) -> anyhow::Result<String> {
         let now = Utc::now();
         let claims = Claims {
             sub: user_id,
@@ -122,6 +127,7 @@ impl AuthKeys {
             exp: (now + self.access_ttl).timestamp(),
             jti: Uuid::new_v4(),
             generation,
+            family: Some(family),
         };
         Ok(encode(&Header::default(), &claims, &self.encoding)?)
     }
@@ -232,7 +238,7 @@ mod tests {
     fn access_tokens_round_trip_and_expired_ones_are_told_apart() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, Role::User, 3).unwrap();
+        let t = k.issue_access(id, Role::User, 3, Uuid::now_v7()).unwrap();
         assert_eq!(k.verify_access(&t).unwrap().sub, id);
         assert_eq!(k.verify_access(&t).unwrap().generation, 3);
         let past = Claims {
@@ -242,6 +248,7 @@ mod tests {
             exp: Utc::now().timestamp() - 10,
             jti: Uuid::new_v4(),
             generation: 0,
+            family: None,
         };
         assert!(matches!(k.verify_access(&k.sign(&past).unwrap()), Err(TokenError::Expired)));
         assert!(matches!(k.verify_access("not.a.jwt"), Err(TokenError::Invalid)));
@@ -251,7 +258,7 @@ mod tests {
     fn a_remembered_token_still_expires_and_a_tampered_copy_is_still_checked() {
         let k = keys();
         let id = Uuid::now_v7();
-        let t = k.issue_access(id, Role::User, 0).unwrap();
+        let t = k.issue_access(id, Role::User, 0, Uuid::now_v7()).unwrap();
         let claims = k.verify_access(&t).unwrap();
         assert!(matches!(k.verified.get(&t, claims.exp), Some(Ok(_))), "valid up to and including exp");
         assert!(matches!(k.verified.get(&t, claims.exp + 1), Some(Err(TokenError::Expired))));

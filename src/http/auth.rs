@@ -148,7 +148,7 @@ async fn register(
 }
 
 async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Result<TokenPair> {
-    let access = state.auth.issue_access(user.id, user.role, user.token_generation)?;
+    let access = state.auth.issue_access(user.id, user.role, user.token_generation, family)?;
     let refresh = new_refresh_token();
     let session = NewSession {
         id: refresh.id,
@@ -207,7 +207,7 @@ pub async fn refresh_session(state: &AppState, refresh_token: &str) -> Result<To
     }
     if !sessions::spend(&state.db, id).await? {
         tracing::warn!(family = %token.family_id, user = %token.user_id, "refresh token re-used: revoking its family");
-        sessions::revoke_family(&state.db, token.family_id).await?;
+        state.guard.revoke_family(token.family_id, token.user_id, state.auth.access_ttl).await?;
         return Err(rejected());
     }
     let user = users::Entity::find_by_id(token.user_id)
@@ -217,7 +217,7 @@ pub async fn refresh_session(state: &AppState, refresh_token: &str) -> Result<To
         .ok_or_else(rejected)?;
     // Issued before a password change that raced it (the change revokes only what it sees).
     if token.generation != user.token_generation {
-        sessions::revoke_family(&state.db, token.family_id).await?;
+        state.guard.revoke_family(token.family_id, token.user_id, state.auth.access_ttl).await?;
         return Err(rejected());
     }
     issue_pair(state, &user, token.family_id).await
@@ -247,7 +247,7 @@ pub async fn log_out(state: &AppState, headers: &HeaderMap, refresh_token: Optio
         && let Some(token) = refresh_tokens::Entity::find_by_id(id).one(&state.db).await?
         && token.token_hash == hash
     {
-        sessions::revoke_family(&state.db, token.family_id).await?;
+        state.guard.revoke_family(token.family_id, token.user_id, state.auth.access_ttl).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -86,10 +86,11 @@ async fn login_accepts_username_or_email_and_rejects_a_wrong_password_with_401()
 }
 
 #[tokio::test]
-async fn refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_its_family() {
+async fn refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_its_family_and_its_access_tokens() {
     let app = TestApp::spawn().await;
     app.signup("ann").await;
     let (_, first) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
+    let (_, other) = app.post("/api/v1/auth/login", None, json!({"login": "ann", "password": "password-123"})).await;
     let r1 = first["refresh_token"].clone();
     let (s, second) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": r1})).await;
     assert_eq!(s, StatusCode::OK, "{second}");
@@ -102,6 +103,14 @@ async fn refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_its_family()
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": second["refresh_token"]})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "the family is revoked");
+    // So are the access tokens issued with it (they would otherwise live on for 15 minutes),
+    // and only those: another session of the same person goes on.
+    for pair in [&first, &second] {
+        let (s, body) = app.get("/api/v1/orders", pair["access_token"].as_str()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (s, _) = app.get("/api/v1/orders", other["access_token"].as_str()).await;
+    assert_eq!(s, StatusCode::OK, "another session is not touched");
 }
 
 #[tokio::test]
@@ -132,6 +141,7 @@ async fn missing_expired_and_forged_tokens_are_401() {
             exp: now - 10,
             jti: Uuid::new_v4(),
             generation: 0,
+            family: None,
         })
         .unwrap();
     let (s, body) = app.get("/api/v1/orders", Some(&expired)).await;
@@ -142,7 +152,7 @@ async fn missing_expired_and_forged_tokens_are_401() {
     forged_cfg.jwt_secret = "another-secret-that-is-long-enough-for-hs256".into();
     let forged = boxoffice::auth::AuthKeys::new(&forged_cfg)
         .unwrap()
-        .issue_access(id, boxoffice::domain::Role::Admin, 0)
+        .issue_access(id, boxoffice::domain::Role::Admin, 0, Uuid::now_v7())
         .unwrap();
     let (s, _) = app.get("/api/v1/users", Some(&forged)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
