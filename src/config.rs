@@ -143,8 +143,12 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Failed logins per account within the window before its logins are refused (0: never).
+    /// Failed logins to one account from one client address within the window before that
+    /// address's logins to it are refused (0: never).
     pub login_failures_per_account: u32,
+    /// Failed logins to one account from all addresses together within the window before its
+    /// logins are refused from everywhere (0: never).
+    pub login_failures_per_account_all_addresses: u32,
     pub login_failure_window_seconds: u64,
     /// Logins, sign-ups and refreshes per client address per minute, per node (0: no limit).
     pub auth_per_address_per_minute: u32,

@@ -17,6 +17,7 @@ mod m20261204_000009_waiting_list;
 mod m20261204_000010_notifications_and_birthdays;
 mod m20261205_000011_outbox_relay_cursor;
 mod m20261208_000012_payment_recovery;
+mod m20261208_000013_login_failures_by_address;
 
 /// Runs Boxoffice's migrations in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_notifications_and_birthdays::Migration),
             Box::new(m20261205_000011_outbox_relay_cursor::Migration),
             Box::new(m20261208_000012_payment_recovery::Migration),
+            Box::new(m20261208_000013_login_failures_by_address::Migration),
         ]
     }
 }

@@ -12,9 +12,14 @@
 //! - **Logins** go through [`Guard::authenticate`], the one place their rules live (and each
 //!   outcome is announced: `user.login`, `user.login_failed`): every attempt
 //!   is recorded in the database *before* the password is checked (so parallel guesses all count)
-//!   and cleared by a success; past `limits.login_failures_per_account` attempts within
-//!   `limits.login_failure_window_seconds` the subject's logins are refused with 429 until the
-//!   oldest leaves the window. The subject is the account, or the login text when no account has
+//!   and cleared by a success. Past `limits.login_failures_per_account` attempts from one client
+//!   address within `limits.login_failure_window_seconds`, that address's logins to the subject
+//!   are refused with 429 until the oldest leaves the window; past
+//!   `limits.login_failures_per_account_all_addresses` from all addresses together, everyone's
+//!   are. An attempt refused by a lock is not recorded, so it never extends the lock: neither an
+//!   attacker trickling guesses nor the owner's own retries keep an account locked, and a guesser
+//!   at one address cannot lock the owner out from theirs (OWASP's advice against lockout as a
+//!   denial of service). The subject is the account, or the login text when no account has
 //!   it, and a login for nobody spends the time of a password check: a login for an account that
 //!   does not exist is answered exactly like one for an account that does, in time and in status.
 //! - **Per-address limits** on login, register and refresh (`limits.auth_per_address_per_minute`),
@@ -44,6 +49,7 @@ use crate::{
     domain::{
         DomainEvent, Payload, Role,
         events::{LoginFacts, LoginFailed},
+        limits, truncated,
     },
     instruments::{refusal, refused},
     store::{entities::users, sessions},
@@ -86,7 +92,9 @@ pub struct Guard {
     revoked: Mutex<HashMap<Uuid, i64>>,
     /// Revocations up to here are loaded (less an overlap, see [`Guard::sync`]).
     synced_to: Mutex<DateTime<Utc>>,
+    /// Failures per subject and address, and per subject over all addresses (0: no such lock).
     max_failures: u32,
+    max_failures_everywhere: u32,
     failure_window: chrono::Duration,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trusted_proxies: Vec<IpNet>,
@@ -100,6 +108,7 @@ impl Guard {
             revoked: Mutex::default(),
             synced_to: Mutex::new(DateTime::<Utc>::UNIX_EPOCH),
             max_failures: limits.login_failures_per_account,
+            max_failures_everywhere: limits.login_failures_per_account_all_addresses,
             failure_window: chrono::Duration::seconds(limits.login_failure_window_seconds as i64),
             per_address: NonZeroU32::new(limits.auth_per_address_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
@@ -184,10 +193,19 @@ impl Guard {
     }
 
     /// The live account a login (username, or e-mail in any case) names and its password opens,
-    /// with every rule of a login applied (see the module docs). Every decision is announced in
-    /// the outbox, the security audit trail: `user.login`, or `user.login_failed` with its reason.
-    pub async fn authenticate(&self, keys: &AuthKeys, login: &str, password: String) -> Result<users::Model, Refused> {
+    /// with every rule of a login applied (see the module docs), for a caller at `client`. Every
+    /// decision is announced in the outbox, the security audit trail: `user.login`, or
+    /// `user.login_failed` with its reason and the login text (its first
+    /// [`limits::AUDITED_LOGIN`] characters). The login is bounded by the caller.
+    pub async fn authenticate(
+        &self,
+        keys: &AuthKeys,
+        login: &str,
+        client: IpAddr,
+        password: String,
+    ) -> Result<users::Model, Refused> {
         let login = login.trim();
+        let address = client.to_string();
         let mut named = None;
         let outcome = async {
             let user = users::Entity::find()
@@ -204,9 +222,12 @@ impl Guard {
                 Some(u) => u.id.to_string(),
                 None => format!("login:{}", login.to_lowercase()),
             };
-            if self.max_failures > 0 {
-                sessions::record_login_attempt(&self.db, &subject).await?;
-                self.check_lockout(&subject).await?;
+            if self.counts_failures() {
+                // Locked already: refused without being counted (it must not extend the lock).
+                self.check_lockout(&subject, &address, 1).await?;
+                sessions::record_login_attempt(&self.db, &subject, &address).await?;
+                // Counted now: parallel guesses see each other.
+                self.check_lockout(&subject, &address, 0).await?;
             }
             let opened = match &user {
                 Some(u) => keys.verify_password(password, u.password_hash.clone()).await,
@@ -217,7 +238,7 @@ impl Guard {
             };
             match user {
                 Some(u) if opened => {
-                    if self.max_failures > 0 {
+                    if self.counts_failures() {
                         sessions::clear_login_failures(&self.db, &subject).await?;
                     }
                     Ok(u)
@@ -227,7 +248,8 @@ impl Guard {
         }
         .await;
         let failed = |reason: &str| {
-            Payload::UserLoginFailed(LoginFailed { login: login.to_owned(), user_id: named, reason: reason.into() })
+            let login = truncated(login, limits::AUDITED_LOGIN);
+            Payload::UserLoginFailed(LoginFailed { login, user_id: named, reason: reason.into() })
         };
         let announced = match &outcome {
             Ok(u) => Some(Payload::UserLogin(LoginFacts { user_id: u.id, username: u.username.clone() })),
@@ -243,19 +265,34 @@ impl Guard {
         outcome
     }
 
-    /// Refuses a login while its subject has more attempts in the window than allowed (the
-    /// attempt being checked is already counted).
-    async fn check_lockout(&self, subject: &str) -> Result<(), Refused> {
+    fn counts_failures(&self) -> bool {
+        self.max_failures > 0 || self.max_failures_everywhere > 0
+    }
+
+    /// Refuses a login while `subject` is locked for `address`, or for every address; `pending`
+    /// is 1 when the attempt being checked is not recorded yet, 0 once it is.
+    async fn check_lockout(&self, subject: &str, address: &str, pending: usize) -> Result<(), Refused> {
         let now = Utc::now();
         let failures = sessions::login_failures_since(&self.db, subject, now - self.failure_window).await?;
-        let max = self.max_failures as usize;
-        if failures.len() <= max {
-            return Ok(());
-        }
-        // Logins open again when enough failures have left the window to be under the limit.
-        let reopens = failures[failures.len() - max] + self.failure_window;
+        let here: Vec<DateTime<Utc>> = failures.iter().filter(|(_, a)| a == address).map(|(at, _)| *at).collect();
+        let everywhere: Vec<DateTime<Utc>> = failures.iter().map(|(at, _)| *at).collect();
+        let reopens = [(&here, self.max_failures), (&everywhere, self.max_failures_everywhere)]
+            .into_iter()
+            .filter_map(|(at, max)| self.reopens(at, max as usize, pending))
+            .max();
+        let Some(reopens) = reopens else { return Ok(()) };
         refused(refusal::LOGIN_LOCKED);
         Err(Refused::Locked { retry_after: (reopens - now).to_std().unwrap_or(Duration::from_secs(1)) })
+    }
+
+    /// When logins open again for failures at `at` (oldest first) under a limit of `max`, if
+    /// they are closed now: once enough have left the window for the next attempt to be within
+    /// the limit (the oldest `len - max + 1` of them).
+    fn reopens(&self, at: &[DateTime<Utc>], max: usize, pending: usize) -> Option<DateTime<Utc>> {
+        if max == 0 || at.len() + pending <= max {
+            return None;
+        }
+        Some(at[at.len() - max] + self.failure_window)
     }
 
     /// Counts one login, register or refresh from `client` against the per-address limit.

@@ -327,6 +327,57 @@ impl Password {
     }
 }
 
+/// The longest text each kind of input may be, in characters: checked at every door before the
+/// text is stored, hashed or searched (README, Security). Anything longer is a 422 naming the field.
+pub mod limits {
+    /// A login: a username or an e-mail address ([`super::Email::MAX_CHARS`]).
+    pub const LOGIN: usize = super::Email::MAX_CHARS;
+    /// A password given to log in (a longer one was never accepted: [`super::Password::MAX_CHARS`]).
+    pub const PASSWORD: usize = super::Password::MAX_CHARS;
+    /// A person's first or last name.
+    pub const PERSON_NAME: usize = 100;
+    /// An event's name.
+    pub const EVENT_NAME: usize = 200;
+    /// A category's name.
+    pub const CATEGORY_NAME: usize = 100;
+    /// A search text (`q`).
+    pub const SEARCH: usize = 100;
+    /// What the audit trail keeps of the login text of a refused attempt.
+    pub const AUDITED_LOGIN: usize = 64;
+}
+
+/// Why a text input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    /// NUL, the other C0 and C1 controls and DEL: no name, login or search holds one, and
+    /// PostgreSQL cannot store a NUL at all.
+    #[error("must not contain control characters")]
+    Control,
+}
+
+/// A one-line text input, trimmed: at most `max` characters, no control characters.
+pub fn one_line(raw: &str, max: usize) -> Result<&str, TextError> {
+    let text = raw.trim();
+    // Counted only up to the limit: a 4 MB text costs no more than a short one.
+    if text.chars().nth(max).is_some() {
+        return Err(TextError::TooLong(max));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(TextError::Control);
+    }
+    Ok(text)
+}
+
+/// The first `max` characters of `text`, marked with `…` when cut (for records of refused input).
+pub fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// The highest price of one seat, in cents (ten million in any currency): bounded at the edge so
 /// that no sum of money Boxoffice computes can come near `i64::MAX`.
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
@@ -354,6 +405,19 @@ pub fn parse_currency(raw: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_text_is_bounded_and_free_of_control_characters() {
+        assert_eq!(one_line("  ann  ", 5), Ok("ann"));
+        assert_eq!(one_line("annabel", 5), Err(TextError::TooLong(5)));
+        assert_eq!(one_line(&"a".repeat(4_000_000), 254), Err(TextError::TooLong(254)));
+        assert_eq!(one_line("ad\u{0}min", 50), Err(TextError::Control));
+        assert_eq!(one_line("a\nb", 50), Err(TextError::Control));
+        assert_eq!(one_line("a\u{7f}b", 50), Err(TextError::Control));
+        assert_eq!(one_line("Zoë Ωmega", 9), Ok("Zoë Ωmega"), "characters, not bytes");
+        assert_eq!(truncated("abcdef", 3), "abc…");
+        assert_eq!(truncated("abc", 3), "abc");
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

@@ -55,10 +55,11 @@ impl AuthService for Auth {
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {
         measured("AuthService/Login", async {
-            auth_attempt(&self.0, &request)?;
+            let attempt = auth_attempt(&self.0, &request)?;
             let r = request.into_inner();
-            let tokens =
-                log_in(&self.0, LoginRequest { login: r.login, password: r.password }).await.map_err(status)?;
+            let tokens = log_in(&self.0, attempt, LoginRequest { login: r.login, password: r.password })
+                .await
+                .map_err(status)?;
             Ok(Response::new(pair(tokens)))
         })
         .await

@@ -26,7 +26,15 @@ use tokio::net::TcpListener;
 use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::http::{AppState, Error, extract::AuthUser};
+use crate::http::{
+    AppState, Error,
+    extract::{AuthAttempt, AuthUser},
+};
+
+/// The largest message the authentication service reads: a login, a sign-up or a refresh is a
+/// few hundred bytes, and its texts are capped far below this (`domain::limits`); anything bigger
+/// is refused (`RESOURCE_EXHAUSTED`) before it is decoded, let alone stored.
+pub const AUTH_MESSAGE_LIMIT: usize = 16 * 1024;
 
 /// The services, on `listener`, until `shutdown` resolves.
 pub async fn serve(
@@ -34,6 +42,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let body_limit = state.config.http.body_limit_bytes;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<AuthServiceServer<auth::Auth>>().await;
     reporter.set_serving::<CatalogServiceServer<catalog::Catalog>>().await;
@@ -47,10 +56,12 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(AuthServiceServer::new(auth::Auth(state.clone())))
-        .add_service(CatalogServiceServer::new(catalog::Catalog(state.clone())))
-        .add_service(BookingServiceServer::new(booking::Booking(state.clone())))
-        .add_service(AvailabilityServiceServer::new(watch::Availability(state)))
+        // Each service reads messages no larger than REST reads bodies (`http.body_limit_bytes`),
+        // the authentication service much less (tonic's own default is 4 MiB).
+        .add_service(AuthServiceServer::new(auth::Auth(state.clone())).max_decoding_message_size(AUTH_MESSAGE_LIMIT))
+        .add_service(CatalogServiceServer::new(catalog::Catalog(state.clone())).max_decoding_message_size(body_limit))
+        .add_service(BookingServiceServer::new(booking::Booking(state.clone())).max_decoding_message_size(body_limit))
+        .add_service(AvailabilityServiceServer::new(watch::Availability(state)).max_decoding_message_size(body_limit))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -94,9 +105,11 @@ async fn caller<T>(state: &AppState, request: &Request<T>) -> Result<AuthUser, S
 }
 
 /// A log-in, sign-up or refresh, counted against the peer address's limit as REST counts it.
-fn auth_attempt<T>(state: &AppState, request: &Request<T>) -> Result<(), Status> {
+fn auth_attempt<T>(state: &AppState, request: &Request<T>) -> Result<AuthAttempt, Status> {
     let peer = request.remote_addr().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-    state.guard.check_address(state.guard.client_address(peer, None)).map_err(|e| status(e.into()))
+    let client = state.guard.client_address(peer, None);
+    state.guard.check_address(client).map_err(|e| status(e.into()))?;
+    Ok(AuthAttempt { client })
 }
 
 /// The metadata a core call reads as headers (`idempotency-key`, `authorization`).

@@ -21,12 +21,12 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, reply},
-    extract::{AuthAttempt, bearer, optional_text, phone_number, verified},
+    extract::{AuthAttempt, bearer, optional_text, phone_number, required_text, verified},
     users::UserView,
 };
 use crate::{
     auth::{new_refresh_token, parse_refresh_token},
-    domain::{Email, Password, Role, Username},
+    domain::{Email, Password, Role, Username, limits},
     store::{
         self,
         entities::{refresh_tokens, users},
@@ -94,8 +94,8 @@ pub async fn create_user(state: &AppState, req: RegisterRequest, role: Role) -> 
     let username = Username::parse(&req.username).map_err(|m| Error::invalid("username", m))?;
     let password = Password::parse(&req.password, &[username.as_str(), email.as_str()])
         .map_err(|m| Error::invalid("password", m))?;
-    let first_name = optional_text("first_name", req.first_name, 100)?;
-    let last_name = optional_text("last_name", req.last_name, 100)?;
+    let first_name = optional_text("first_name", req.first_name, limits::PERSON_NAME)?;
+    let last_name = optional_text("last_name", req.last_name, limits::PERSON_NAME)?;
     let mobile_phone = phone_number(req.mobile_phone)?;
     let birth_day = req.birth_day.map(super::users::checked_birth_day).transpose()?;
     let taken = users::Entity::find()
@@ -170,17 +170,25 @@ async fn issue_pair(state: &AppState, user: &users::Model, family: Uuid) -> Resu
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid login or password"),
         (status = 429, description = "rate_limited: too many failed logins for the account, or requests from the address")))]
-async fn login(State(state): State<AppState>, _: AuthAttempt, ApiJson(req): ApiJson<LoginRequest>) -> Result<Response> {
-    Ok(reply(StatusCode::OK, log_in(&state, req).await?))
+async fn login(
+    State(state): State<AppState>,
+    attempt: AuthAttempt,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response> {
+    Ok(reply(StatusCode::OK, log_in(&state, attempt, req).await?))
 }
 
 /// A new session for a username or e-mail and its password: `POST /api/v1/auth/login`, and
 /// every other API's login. The caller has counted the attempt ([`AuthAttempt`]).
-pub async fn log_in(state: &AppState, req: LoginRequest) -> Result<TokenPair> {
-    if req.login.trim().is_empty() {
-        return Err(Error::invalid("login", "must not be empty"));
+///
+/// Both texts are bounded before anything is stored or hashed: every refused attempt is recorded
+/// (`login_failures`, the audit trail), so an unbounded login would let anyone fill the disk.
+pub async fn log_in(state: &AppState, attempt: AuthAttempt, req: LoginRequest) -> Result<TokenPair> {
+    let login = required_text("login", &req.login, limits::LOGIN)?;
+    if req.password.chars().nth(limits::PASSWORD).is_some() {
+        return Err(Error::invalid("password", format!("must be at most {} characters", limits::PASSWORD)));
     }
-    let user = state.guard.authenticate(&state.auth, &req.login, req.password).await?;
+    let user = state.guard.authenticate(&state.auth, &login, attempt.client, req.password).await?;
     issue_pair(state, &user, Uuid::now_v7()).await
 }
 

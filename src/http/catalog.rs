@@ -5,7 +5,7 @@ use axum::{Router, extract::State, http::StatusCode, response::Response, routing
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::{Expr, ExprTrait, Func},
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,11 +14,11 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, ApiQuery, reply},
-    extract::{AuthUser, Page, PageParams, paginate},
+    extract::{AuthUser, Page, PageParams, paginate, required_text},
 };
 use crate::{
     actors::inventory::{InventoryError, Snapshot},
-    domain::{CategoryKind, MAX_PER_PERSON, MAX_PRICE_CENTS, parse_currency},
+    domain::{self, CategoryKind, MAX_PER_PERSON, MAX_PRICE_CENTS, limits, parse_currency},
     error::Unavailable,
     store::{
         self,
@@ -69,10 +69,7 @@ async fn create_category(
     ApiJson(req): ApiJson<CreateCategory>,
 ) -> Result<Response> {
     user.require_admin()?;
-    let name = req.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid("name", "must be 1 to 100 characters"));
-    }
+    let name = required_text("name", &req.name, limits::CATEGORY_NAME)?;
     let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind, created_at: Utc::now() };
     store::catalog::insert_category(&state.db, row.clone())
         .await
@@ -131,7 +128,8 @@ impl EventView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventSearch {
-    /// Case-insensitive substring of the name.
+    /// Case-insensitive substring of the name, at most 100 characters.
+    #[param(max_length = 100)]
     pub q: Option<String>,
     /// Category id.
     pub category: Option<Uuid>,
@@ -189,9 +187,12 @@ pub(crate) async fn list_events(
     ApiQuery(search): ApiQuery<EventSearch>,
 ) -> Result<Response> {
     let mut select = events::Entity::find();
-    if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        // LIKE is case-sensitive on PostgreSQL; compare lower-cased on both backends.
-        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+    let q = search.q.as_deref().map(|q| domain::one_line(q, limits::SEARCH)).transpose();
+    let q = q.map_err(|e| Error::invalid("q", e.to_string()))?;
+    if let Some(q) = q.filter(|q| !q.is_empty()) {
+        // LIKE is case-sensitive on PostgreSQL; compare lower-cased on both backends. `%` and
+        // `_` are searched for as themselves.
+        let pattern = LikeExpr::new(format!("%{}%", like_literal(&q.to_lowercase()))).escape('\\');
         select = select.filter(Expr::expr(Func::lower(Expr::col(events::Column::Name))).like(pattern));
     }
     if let Some(c) = search.category {
@@ -218,6 +219,18 @@ pub(crate) async fn read_event(State(state): State<AppState>, ApiPath(id): ApiPa
     Ok(reply(StatusCode::OK, with_counts(&state, e).await?))
 }
 
+/// `text` matched as itself inside a LIKE pattern whose escape character is `\`.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Checks an event body and fills defaults; `id`/`created_at` come from the caller.
 async fn validate_event(
     state: &AppState,
@@ -225,10 +238,7 @@ async fn validate_event(
     id: Uuid,
     created_at: DateTime<Utc>,
 ) -> Result<events::Model> {
-    let name = req.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::invalid("name", "must be 1 to 200 characters"));
-    }
+    let name = required_text("name", &req.name, limits::EVENT_NAME)?;
     let category = categories::Entity::find_by_id(req.category_id)
         .one(&state.db)
         .await?

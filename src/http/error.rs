@@ -6,7 +6,7 @@ use axum::{
     Json,
     extract::{
         FromRequest, FromRequestParts, Request,
-        rejection::{JsonRejection, PathRejection, QueryRejection},
+        rejection::{PathRejection, QueryRejection},
     },
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
@@ -257,23 +257,155 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 Error::MalformedJson(format!("malformed JSON: {}", e.body_text()))
             }
         })?;
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                // serde's message names the path and what was wrong with it.
-                let detail = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.body_text());
-                let (field, mut message) = match detail.split_once(": ") {
-                    Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
-                    _ => name_the_field(&detail),
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// The longest query string any route reads (its parameters are ids, dates, tokens and a short
+/// search text): anything longer is refused before it is parsed.
+pub const QUERY_LIMIT: usize = 4096;
+
+/// A JSON body read into `T`, with the edge's rules: malformed JSON is 400; a field of the wrong
+/// type, missing or unknown is 422 naming it in plain words; a string holding a control character
+/// no field can hold (NUL, the other C0 controls but tab, newline and return, DEL, the C1 controls)
+/// is 422 naming its field; and an integral number written with a fraction (`25.0`, `2.5e1`) is
+/// accepted where an integer is expected, as JSON Schema's `integer` does, while `25.5` is not.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    // A control character can only arrive escaped, as a raw DEL, or as a two-byte C1 character:
+    // a body with none of those is read straight into `T`, the hot path's way.
+    let may_hold_controls = bytes.iter().any(|b| matches!(b, b'\\' | 0x7f | 0xc2));
+    if !may_hold_controls {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(&mut de) {
+            Ok(v) => {
+                return match de.end() {
+                    Ok(()) => Ok(v),
+                    Err(e) => Err(Error::MalformedJson(format!("malformed JSON: {e}"))),
                 };
-                if message == "is required" {
-                    message.push_str(&misnamed_as(&bytes, &field));
-                }
-                Err(Error::Invalid { field, message })
             }
-            Err(e) => Err(Error::MalformedJson(format!("malformed JSON: {}", e.body_text()))),
+            Err(e) if !e.inner().to_string().starts_with("invalid type: floating point") => {
+                return Err(body_error(&e, bytes));
+            }
+            // An integral number written as a float, perhaps: read again below.
+            Err(_) => {}
         }
     }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::MalformedJson(format!("malformed JSON: {e}")))?;
+    refuse_controls(&value, &mut String::new())?;
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| body_error(&e, bytes))
+}
+
+/// What went wrong with a body serde could not read into its type, as the error clients see.
+fn body_error(e: &serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -> Error {
+    let inner = e.inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return Error::MalformedJson(format!("malformed JSON: {inner}"));
+    }
+    let path = e.path().to_string();
+    let detail = inner.to_string();
+    let detail = detail.split(" at line ").next().unwrap_or(&detail);
+    let (field, message) = if path == "." { name_the_field(detail) } else { (path, detail.to_string()) };
+    let mut message = plain_words(&message);
+    if message == "is required" {
+        message.push_str(&misnamed_as(bytes, &field));
+    }
+    Error::Invalid { field, message }
+}
+
+/// Refuses the first string (or object key) holding a control character no field can hold,
+/// naming where it is (`lines[0].name`).
+fn refuse_controls(value: &serde_json::Value, at: &mut String) -> Result<(), Error> {
+    use serde_json::Value;
+    let bad = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    let field = |at: &str| if at.is_empty() { "body".to_owned() } else { at.to_owned() };
+    match value {
+        Value::String(s) if bad(s) => Err(Error::invalid(&field(at), "must not contain control characters")),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            let len = at.len();
+            at.push_str(&format!("[{i}]"));
+            let checked = refuse_controls(item, at);
+            at.truncate(len);
+            checked
+        }),
+        Value::Object(fields) => fields.iter().try_for_each(|(key, item)| {
+            let len = at.len();
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(key);
+            if bad(key) {
+                return Err(Error::invalid("body", "a field name must not contain control characters"));
+            }
+            let checked = refuse_controls(item, at);
+            at.truncate(len);
+            checked
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `25.0` becomes `25`, so that an integer field takes it; `25.5` stays as it is (and is refused
+/// there). Only numbers an `f64` holds exactly qualify (up to 2^53).
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= EXACT
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// serde's messages in the API's words: no Rust type names (`expected i64`, `expected struct
+/// UserChange`), but what a JSON client can act on.
+fn plain_words(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("i8", "a whole number"),
+        ("i16", "a whole number"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("isize", "a whole number"),
+        ("u8", "a whole number, 0 or more"),
+        ("u16", "a whole number, 0 or more"),
+        ("u32", "a whole number, 0 or more"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+        ("a sequence", "an array"),
+        ("a map", "an object"),
+        ("a borrowed string", "a string"),
+        ("unit", "null"),
+        ("option", "a value or null"),
+    ];
+    let Some((before, expected)) = message.split_once("expected ") else { return message.to_owned() };
+    let before = before
+        .replace("invalid type: map", "invalid type: an object")
+        .replace("invalid type: sequence", "invalid type: an array")
+        .replace("invalid type: unit value", "invalid type: null")
+        .replace("floating point", "number")
+        .replace("integer", "number");
+    let expected = if expected.starts_with("struct ") {
+        "an object".to_owned()
+    } else if expected.starts_with("enum ") {
+        "one of the accepted values".to_owned()
+    } else {
+        WORDS
+            .iter()
+            .find(|(rust, _)| *rust == expected)
+            .map_or_else(|| expected.to_owned(), |(_, plain)| (*plain).to_owned())
+    };
+    format!("{before}expected {expected}")
 }
 
 /// A body sent as JSON or as an HTML form (`application/x-www-form-urlencoded`, what `curl -d`
@@ -306,9 +438,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiFormOrJson<T> {
                 Error::MalformedJson(format!("unreadable form: {}", e.body_text()))
             }
         })?;
+        refuse_controls_in_pairs(&bytes)?;
         serde_urlencoded::from_bytes::<T>(&bytes).map(Self).map_err(|e| {
             let (field, message) = name_the_field(&e.to_string());
-            Error::Invalid { field, message }
+            Error::Invalid { field, message: plain_words(&message) }
         })
     }
 }
@@ -416,11 +549,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| Error::invalid("query", e.body_text()))
+        let query = parts.uri.query().unwrap_or_default();
+        if query.len() > QUERY_LIMIT {
+            return Err(Error::invalid("query", format!("must be at most {QUERY_LIMIT} bytes")));
+        }
+        refuse_controls_in_pairs(query.as_bytes())?;
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Self(q.0)).map_err(
+            |e: QueryRejection| {
+                let detail = e.body_text();
+                let detail = detail.strip_prefix("Failed to deserialize query string: ").unwrap_or(&detail);
+                let (field, message) = name_the_field(detail);
+                let field = if field == "body" { "query".to_owned() } else { field };
+                Error::Invalid { field, message: plain_words(&message) }
+            },
+        )
     }
+}
+
+/// Refuses a form or query string whose decoded names or values hold a control character no
+/// parameter can hold (the rule of [`parse_json`]), naming the parameter.
+fn refuse_controls_in_pairs(encoded: &[u8]) -> Result<(), Error> {
+    let bad = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    for (name, value) in form_urlencoded::parse(encoded) {
+        if bad(&name) {
+            return Err(Error::invalid("query", "a parameter name must not contain control characters"));
+        }
+        if bad(&value) {
+            return Err(Error::invalid(&name, "must not contain control characters"));
+        }
+    }
+    Ok(())
 }
 
 /// A body answered with a status; the shape handlers return.

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{AppState, Error, Result};
 use crate::{
     auth::TokenError,
-    domain::Role,
+    domain::{self, Role},
     error::Report,
     store::idempotency::{self, Claim},
 };
@@ -94,8 +94,12 @@ pub fn verified(state: &AppState, token: &str) -> Result<crate::auth::Claims> {
 }
 
 /// One login, sign-up or refresh, counted against the caller's per-address limit: extracting it
-/// answers 429 when the address is over (see [`crate::auth::guard`]).
-pub struct AuthAttempt;
+/// answers 429 when the address is over (see [`crate::auth::guard`]). It carries the client's
+/// address, which a login's lockout is kept by.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthAttempt {
+    pub client: std::net::IpAddr,
+}
 
 impl FromRequestParts<AppState> for AuthAttempt {
     type Rejection = Error;
@@ -106,8 +110,9 @@ impl FromRequestParts<AppState> for AuthAttempt {
                 Error::Internal(anyhow::anyhow!("the server loop gives every request its peer address"))
             })?;
         let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        state.guard.check_address(state.guard.client_address(peer, forwarded))?;
-        Ok(Self)
+        let client = state.guard.client_address(peer, forwarded);
+        state.guard.check_address(client)?;
+        Ok(Self { client })
     }
 }
 
@@ -246,12 +251,20 @@ where
     })
 }
 
-/// Optional free-text profile fields: trimmed, at most `max` characters, empty means absent.
+/// Optional free-text profile fields: trimmed, at most `max` characters, no control characters
+/// ([`domain::one_line`]); empty means absent.
 pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
-    match value.map(|v| v.trim().to_string()) {
-        Some(v) if v.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
-        Some(v) if v.is_empty() => Ok(None),
-        other => Ok(other),
+    let Some(value) = value else { return Ok(None) };
+    let text = domain::one_line(&value, max).map_err(|e| Error::invalid(field, e.to_string()))?;
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// A required one-line text (a name): trimmed, 1 to `max` characters, no control characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
+    match domain::one_line(value, max) {
+        Ok("") => Err(Error::invalid(field, format!("must be 1 to {max} characters"))),
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => Err(Error::invalid(field, e.to_string())),
     }
 }
 

@@ -153,10 +153,10 @@ pub(super) async fn update(
         m.password_hash = Set(state.auth.hash_password(p.expose().to_string()).await?);
     }
     if req.first_name.is_some() {
-        m.first_name = Set(optional_text("first_name", req.first_name, 100)?);
+        m.first_name = Set(optional_text("first_name", req.first_name, crate::domain::limits::PERSON_NAME)?);
     }
     if req.last_name.is_some() {
-        m.last_name = Set(optional_text("last_name", req.last_name, 100)?);
+        m.last_name = Set(optional_text("last_name", req.last_name, crate::domain::limits::PERSON_NAME)?);
     }
     if req.mobile_phone.is_some() {
         m.mobile_phone = Set(phone_number(req.mobile_phone)?);

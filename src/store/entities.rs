@@ -98,6 +98,8 @@ pub mod login_failures {
         pub id: Uuid,
         pub subject: String,
         pub failed_at: ChronoDateTimeUtc,
+        /// The client's address (`''` for rows from before it was kept).
+        pub address: String,
     }
     no_relations!();
 }

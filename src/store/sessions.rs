@@ -107,13 +107,14 @@ pub async fn purge(db: &DatabaseConnection, failures_before: DateTime<Utc>) -> R
     Ok(())
 }
 
-/// One login attempt for `subject`, recorded before the password is checked (so that parallel
-/// guesses all count); a success clears them.
-pub async fn record_login_attempt(db: &DatabaseConnection, subject: &str) -> Result<(), DbErr> {
+/// One login attempt for `subject` from `address`, recorded before the password is checked (so
+/// that parallel guesses all count); a success clears them.
+pub async fn record_login_attempt(db: &DatabaseConnection, subject: &str, address: &str) -> Result<(), DbErr> {
     let row = login_failures::ActiveModel {
         id: Set(Uuid::now_v7()),
         subject: Set(subject.to_string()),
         failed_at: Set(Utc::now()),
+        address: Set(address.to_string()),
     };
     login_failures::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
@@ -125,17 +126,18 @@ pub async fn clear_login_failures(db: &DatabaseConnection, subject: &str) -> Res
     Ok(())
 }
 
-/// When `subject`'s unsuccessful logins since `since` happened, oldest first.
+/// When `subject`'s unsuccessful logins since `since` happened and from which address, oldest
+/// first.
 pub async fn login_failures_since(
     db: &DatabaseConnection,
     subject: &str,
     since: DateTime<Utc>,
-) -> Result<Vec<DateTime<Utc>>, DbErr> {
+) -> Result<Vec<(DateTime<Utc>, String)>, DbErr> {
     let rows = login_failures::Entity::find()
         .filter(login_failures::Column::Subject.eq(subject))
         .filter(login_failures::Column::FailedAt.gte(since))
         .order_by_asc(login_failures::Column::FailedAt)
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|r| r.failed_at).collect())
+    Ok(rows.into_iter().map(|r| (r.failed_at, r.address)).collect())
 }

@@ -381,3 +381,22 @@ async fn a_request_that_is_not_protobuf_is_invalid_argument_and_the_server_answe
         .expect_err("an unknown login");
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
 }
+
+/// Before, a login of up to 4 MB went through (tonic's default limit) and was stored with every refused
+/// attempt: 20 of them grew the database by 255 MB (issue 36).
+#[tokio::test]
+async fn the_auth_service_refuses_a_huge_message_before_decoding_it_and_a_long_login_before_storing_it() {
+    let app = TestApp::spawn().await;
+    let mut auth = AuthServiceClient::new(channel(&app).await);
+    let huge = pb::LoginRequest { login: "a".repeat(1 << 20), password: "x".into() };
+    let refused = auth.login(huge).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    let long = pb::LoginRequest { login: "a".repeat(1_000), password: "x".into() };
+    let refused = auth.login(long).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("login"), "{refused:?}");
+    // The connection still serves.
+    let ok =
+        auth.login(pb::LoginRequest { login: "admin".into(), password: crate::common::ADMIN_PASSWORD.into() }).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}

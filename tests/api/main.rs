@@ -13,6 +13,7 @@ mod concurrency;
 mod edge;
 mod errors;
 mod grpc;
+mod input;
 mod leases;
 mod metrics;
 mod orders;

@@ -312,3 +312,69 @@ async fn logins_and_refused_logins_are_announced_for_the_security_audit_trail() 
     let all = serde_json::to_string(&failed).unwrap();
     assert!(!all.contains(wrong) && !all.contains("password-123"), "no password in the trail: {all}");
 }
+
+/// A login from `client` (a proxy at 127.0.0.1 names it in `X-Forwarded-For`): its status.
+async fn login_from(app: &TestApp, client: &str, login: &str, password: &str) -> StatusCode {
+    app.client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", client)
+        .json(&json!({"login": login, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Before, every refused attempt during a lockout was counted: one wrong password every so often
+/// kept an account locked for good, and so did its owner's own retries (issue 36).
+#[tokio::test]
+async fn attempts_refused_by_a_lockout_do_not_extend_it() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.login_failures_per_account = 3;
+        c.limits.login_failure_window_seconds = 2;
+    })
+    .await;
+    app.signup("ann").await;
+    let wrong = json!({"login": "ann", "password": "guess-guess"});
+    for _ in 0..3 {
+        assert_eq!(app.post("/api/v1/auth/login", None, wrong.clone()).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let locked_at = Instant::now();
+    // Someone keeps trying through most of the lock (counted, these would hold it past 3 s).
+    while locked_at.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(app.post("/api/v1/auth/login", None, wrong.clone()).await.0, StatusCode::TOO_MANY_REQUESTS);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The lock ends when the failures that caused it leave the window.
+    tokio::time::sleep(Duration::from_millis(2300).saturating_sub(locked_at.elapsed())).await;
+    login_pair(&app, "ann", "password-123").await;
+}
+
+#[tokio::test]
+async fn a_guesser_at_one_address_cannot_lock_the_owner_out_but_guesses_from_many_addresses_can() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.login_failures_per_account = 3;
+        c.limits.login_failures_per_account_all_addresses = 8;
+        c.limits.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    app.signup("ann").await;
+    let (guesser, owner) = ("203.0.113.7", "198.51.100.2");
+    for _ in 0..3 {
+        assert_eq!(login_from(&app, guesser, "ann", "guess-guess").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, guesser, "ann", "password-123").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        login_from(&app, owner, "ann", "password-123").await,
+        StatusCode::OK,
+        "the owner's address is not locked"
+    );
+
+    // Three more addresses, three guesses each: past 8 over all addresses the account is locked.
+    for n in 1..=3 {
+        for _ in 0..3 {
+            login_from(&app, &format!("203.0.113.{}", 10 + n), "ann", "guess-guess").await;
+        }
+    }
+    assert_eq!(login_from(&app, owner, "ann", "password-123").await, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -27,6 +27,7 @@ use super::{
     auth::{LoginRequest, RegisterRequest, TokenPair, create_user, log_in},
     docs::{ErrorResponses, OperationIds},
     error::reply,
+    extract::AuthAttempt,
     users::UserView,
 };
 
@@ -91,9 +92,9 @@ async fn sign_up(state: &AppState, req: RegisterRequest) -> Result<Response> {
 }
 
 /// The one log-in every compat route makes (the caller counted the attempt).
-async fn log_in_as(state: &AppState, c: Credentials) -> Result<Response> {
+async fn log_in_as(state: &AppState, attempt: AuthAttempt, c: Credentials) -> Result<Response> {
     let TokenPair { access_token, refresh_token, token_type, expires_in } =
-        log_in(state, LoginRequest { login: c.username, password: c.password }).await?;
+        log_in(state, attempt, LoginRequest { login: c.username, password: c.password }).await?;
     let tokens = CompatTokens { token: access_token.clone(), access_token, refresh_token, token_type, expires_in };
     Ok(reply(StatusCode::OK, tokens))
 }

@@ -73,8 +73,8 @@ pub struct Login {
     responses((status = 200, body = super::CompatTokens), (status = 401, description = "invalid login or password")))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    _: AuthAttempt,
+    attempt: AuthAttempt,
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response> {
-    log_in_as(&state, Credentials { username: req.username_or_email, password: req.password }).await
+    log_in_as(&state, attempt, Credentials { username: req.username_or_email, password: req.password }).await
 }

@@ -49,10 +49,10 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, body = super::CompatTokens), (status = 401, description = "invalid login or password")))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    _: AuthAttempt,
+    attempt: AuthAttempt,
     ApiFormOrJson(c): ApiFormOrJson<Credentials>,
 ) -> Result<Response> {
-    log_in_as(&state, c).await
+    log_in_as(&state, attempt, c).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

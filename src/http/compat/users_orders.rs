@@ -80,10 +80,10 @@ pub(super) async fn create_user_route(
     responses((status = 200, body = super::CompatTokens), (status = 401, description = "invalid login or password")))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    _: AuthAttempt,
+    attempt: AuthAttempt,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<Response> {
-    log_in_as(&state, c).await
+    log_in_as(&state, attempt, c).await
 }
 
 #[utoipa::path(get, path = "/api/users/{id}", tag = "compat", params(("id" = Uuid, Path, description = "the user's id")),
