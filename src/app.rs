@@ -322,13 +322,14 @@ impl Application {
         };
         let budget = state.config.http.shutdown_timeout();
         let header_timeout = state.config.http.header_timeout();
+        let max_connections = connections_that_fit(state.config.http.max_connections);
         let app = http::router(state);
         let shutdown_ready = ready.clone();
         let leaving = cluster.clone();
         let (began_tx, began) = tokio::sync::oneshot::channel();
         // Half the shutdown budget for connections to finish, the rest for the relay's last pass
         // and the consumers: shutdown ends within `http.shutdown_timeout_ms` whatever is down.
-        http::serve(listener, app, header_timeout, budget / 2, async move {
+        http::serve(listener, app, header_timeout, budget / 2, max_connections, async move {
             shutdown.await;
             let _ = began_tx.send(tokio::time::Instant::now());
             shutdown_ready.store(false, Ordering::Relaxed);
@@ -390,6 +391,56 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Descriptors kept for everything but HTTP connections: database pools, Kafka, MongoDB, SMTP,
+/// the cluster's sessions, log and data files.
+const OTHER_DESCRIPTORS: u64 = 512;
+
+/// `wanted` HTTP connections, or as many as the open-file limit allows once raised as far as this
+/// process may (its hard limit), with a warning when that is fewer.
+fn connections_that_fit(wanted: usize) -> usize {
+    let limit = match raise_file_limit() {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-file limit");
+            return wanted;
+        }
+    };
+    let room = limit.saturating_sub(OTHER_DESCRIPTORS + http::serve::RESERVED_CONNECTIONS as u64);
+    let fit = usize::try_from(room).unwrap_or(usize::MAX).max(1);
+    if fit < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            open_file_limit = limit,
+            serving = fit,
+            "http.max_connections does not fit in the open-file limit: serving fewer (raise `ulimit -Hn`)"
+        );
+        return fit;
+    }
+    wanted
+}
+
+/// Raises the soft open-file limit to the hard one (an unprivileged process may) and answers it.
+pub fn raise_file_limit() -> std::io::Result<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit read and write only the struct passed to them.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        Ok(limit.rlim_cur)
+    }
+    #[cfg(not(unix))]
+    Ok(u64::MAX)
 }
 
 /// Whether the kernel may back this process's memory with transparent huge pages

@@ -93,6 +93,9 @@ pub struct HttpConfig {
     pub shutdown_timeout_ms: u64,
     /// Empty: `/metrics` is open; set: it requires this bearer token.
     pub metrics_token: Secret,
+    /// Most connections served at once; past it, only health, metrics and the admin's cluster
+    /// and audit routes are, on [`crate::http::serve::RESERVED_CONNECTIONS`] more (see `http::serve`).
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -152,6 +155,9 @@ pub struct LimitsConfig {
     pub login_failure_window_seconds: u64,
     /// Logins, sign-ups and refreshes per client address per minute, per node (0: no limit).
     pub auth_per_address_per_minute: u32,
+    /// Live streams (availability SSE, `/ws/logs`, gRPC `Watch`) one client address may hold
+    /// open at once, per node (0: no limit).
+    pub streams_per_address: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -596,6 +602,9 @@ impl Config {
         }
         if !self.admin.email.contains('@') {
             return Err(bad("admin.email", "must be an e-mail address"));
+        }
+        if self.http.max_connections == 0 {
+            return Err(bad("http.max_connections", "must be at least 1"));
         }
         let b = &self.booking;
         if b.default_hold_seconds == 0 || b.default_hold_seconds > b.max_hold_seconds {

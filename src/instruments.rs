@@ -66,7 +66,12 @@ pub mod refusal {
     pub const ACCOUNT_GONE: &str = "account_gone";
     /// An order or registration without an admission from the event's waiting room.
     pub const QUEUE_REQUIRED: &str = "queue_required";
-    pub const ALL: &[&str] = &[PERSON_LIMIT, LOGIN_LOCKED, AUTH_RATE, TOKEN_REVOKED, ACCOUNT_GONE, QUEUE_REQUIRED];
+    /// A connection or request over `http.max_connections` (see `http::serve`).
+    pub const OVERLOADED: &str = "overloaded";
+    /// A stream over `limits.streams_per_address`.
+    pub const STREAMS: &str = "streams_per_address";
+    pub const ALL: &[&str] =
+        &[PERSON_LIMIT, LOGIN_LOCKED, AUTH_RATE, TOKEN_REVOKED, ACCOUNT_GONE, QUEUE_REQUIRED, OVERLOADED, STREAMS];
 }
 
 /// Counts one refusal (see [`refusal`]).

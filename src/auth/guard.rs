@@ -26,6 +26,11 @@
 //!   in memory per node, with `governor`. The address is the peer's, or the client named by
 //!   `X-Forwarded-For` when the peer is one of `limits.trusted_proxies`.
 //!
+//! - **Streams per address** (`limits.streams_per_address`): a live stream (availability SSE,
+//!   `/ws/logs`, gRPC `Watch`) holds a [`StreamPermit`] from [`Guard::open_stream`] for as long as
+//!   it is open; one more from the same client address is refused with 429. Without it, anyone
+//!   could hold every descriptor the server has with anonymous streams.
+//!
 //! Every refusal is counted in `boxoffice_requests_refused_total{reason}`.
 
 use std::{
@@ -71,6 +76,8 @@ pub enum Refused {
     Locked { retry_after: Duration },
     #[error("too many requests from this address; slow down")]
     RateLimited { retry_after: Duration },
+    #[error("this address has {open} live streams open, the most it may; close one first")]
+    TooManyStreams { open: u32, retry_after: Duration },
     #[error("invalid login or password")]
     BadCredentials,
     #[error("checking the caller")]
@@ -98,6 +105,27 @@ pub struct Guard {
     failure_window: chrono::Duration,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trusted_proxies: Vec<IpNet>,
+    /// Live streams open per client address, and the most allowed (0: no limit).
+    streams: Mutex<HashMap<IpAddr, u32>>,
+    max_streams: u32,
+}
+
+/// One open live stream of a client address, counted until dropped (see the module docs).
+pub struct StreamPermit {
+    guard: std::sync::Arc<Guard>,
+    client: IpAddr,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut streams = lock(&self.guard.streams);
+        if let Some(open) = streams.get_mut(&self.client) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Guard {
@@ -113,7 +141,22 @@ impl Guard {
             per_address: NonZeroU32::new(limits.auth_per_address_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             trusted_proxies: limits.trusted_proxies.clone(),
+            streams: Mutex::default(),
+            max_streams: limits.streams_per_address,
         }
+    }
+
+    /// A permit for one more live stream from `client`, or 429 when it holds the most allowed.
+    pub fn open_stream(self: &std::sync::Arc<Self>, client: IpAddr) -> Result<StreamPermit, Refused> {
+        let mut streams = lock(&self.streams);
+        let open = streams.entry(client).or_default();
+        if self.max_streams > 0 && *open >= self.max_streams {
+            let open = *open;
+            refused(refusal::STREAMS);
+            return Err(Refused::TooManyStreams { open, retry_after: Duration::from_secs(5) });
+        }
+        *open += 1;
+        Ok(StreamPermit { guard: self.clone(), client })
     }
 
     /// Admits the holder of a verified access token, or says why not; the role is the account's.

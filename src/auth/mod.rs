@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 pub mod guard;
 
-pub use guard::{Guard, Refused};
+pub use guard::{Guard, Refused, StreamPermit};
 
 use crate::{config::AuthConfig, domain::Role};
 

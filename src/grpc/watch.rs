@@ -37,6 +37,9 @@ impl AvailabilityService for Availability {
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Counts>, Status> {
         let state = self.0.clone();
         measured("AvailabilityService/Watch", async move {
+            let peer = request.remote_addr().unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+            let permit =
+                state.guard.open_stream(state.guard.client_address(peer, None)).map_err(|e| status(e.into()))?;
             let mut ids: Vec<Uuid> = Vec::new();
             for raw in &request.into_inner().event_ids {
                 let id = convert::id("event_ids", raw)?;
@@ -70,7 +73,11 @@ impl AvailabilityService for Availability {
                     }
                 }
             });
-            let stream: Counts = Box::pin(first.chain(changes.flatten()));
+            // The permit lives as long as the stream (`limits.streams_per_address`).
+            let stream: Counts = Box::pin(first.chain(changes.flatten()).map(move |m| {
+                let _held = &permit;
+                m
+            }));
             Ok(Response::new(stream))
         })
         .await

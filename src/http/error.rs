@@ -47,6 +47,9 @@ pub enum Error {
     TooManyRequests { message: String, retry_after: std::time::Duration },
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    /// 503 `overloaded`: the server has all the connections it can take (`http.max_connections`).
+    #[error("this server has all the connections it can take; retry shortly")]
+    Overloaded,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -101,7 +104,7 @@ impl Error {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +123,7 @@ impl Error {
             Self::Conflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -151,7 +155,7 @@ impl IntoResponse for Error {
             body["error"]["field"] = json!(field);
         }
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::Overloaded) {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         if let Self::TooManyRequests { retry_after, .. } = &self {
@@ -195,7 +199,9 @@ impl From<Refused> for Error {
     fn from(e: Refused) -> Self {
         match e {
             Refused::Revoked | Refused::AccountGone | Refused::BadCredentials => Self::Unauthorized(e.to_string()),
-            Refused::Locked { retry_after } | Refused::RateLimited { retry_after } => {
+            Refused::Locked { retry_after }
+            | Refused::RateLimited { retry_after }
+            | Refused::TooManyStreams { retry_after, .. } => {
                 Self::TooManyRequests { message: e.to_string(), retry_after }
             }
             Refused::Store(db) => db.into(),

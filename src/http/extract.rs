@@ -105,14 +105,33 @@ impl FromRequestParts<AppState> for AuthAttempt {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let axum::extract::ConnectInfo(peer) =
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().copied().ok_or_else(|| {
-                Error::Internal(anyhow::anyhow!("the server loop gives every request its peer address"))
-            })?;
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client = state.guard.client_address(peer, forwarded);
+        let client = client_address(parts, state)?;
         state.guard.check_address(client)?;
         Ok(Self { client })
+    }
+}
+
+/// The client's address: the peer's, or the one a trusted proxy names (see [`crate::auth::guard`]).
+fn client_address(parts: &Parts, state: &AppState) -> Result<std::net::IpAddr> {
+    let axum::extract::ConnectInfo(peer) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .copied()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the server loop gives every request its peer address")))?;
+    let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    Ok(state.guard.client_address(peer, forwarded))
+}
+
+/// A slot for one live stream of the caller's address (`limits.streams_per_address`): extracting
+/// it answers 429 when the address has its most open; the stream keeps it while it runs.
+pub struct StreamSlot(pub crate::auth::StreamPermit);
+
+impl FromRequestParts<AppState> for StreamSlot {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let client = client_address(parts, state)?;
+        Ok(Self(state.guard.open_stream(client)?))
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) mod orders;
 pub(crate) mod payments;
 pub mod postman;
 mod queues;
-mod serve;
+pub mod serve;
 pub(crate) mod streams;
 pub(crate) mod users;
 mod web;
@@ -126,6 +126,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| Error::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(TraceLayer::new_for_http())
+        // A connection over `http.max_connections` is served its reserved routes only.
+        .layer(axum::middleware::from_fn(serve::refuse_over_cap))
         .with_state(state)
 }
 

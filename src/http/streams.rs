@@ -38,9 +38,10 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::ApiPath,
-    extract::{AuthUser, StreamUser},
+    extract::{AuthUser, StreamSlot, StreamUser},
 };
 use crate::{
+    auth::StreamPermit,
     domain::{DomainEvent, Payload, SlotCounts},
     store::entities::events,
 };
@@ -59,11 +60,19 @@ pub fn api_router() -> Router<AppState> {
 /// Most events one multi-event stream follows (a page of a list).
 const MAX_STREAMED_EVENTS: usize = 100;
 
-async fn logs(State(state): State<AppState>, caller: StreamUser, ws: WebSocketUpgrade) -> Result<Response> {
+async fn logs(
+    State(state): State<AppState>,
+    caller: StreamUser,
+    StreamSlot(permit): StreamSlot,
+    ws: WebSocketUpgrade,
+) -> Result<Response> {
     caller.user.require_admin()?;
     let token = caller.token;
     let live = state.bus.subscribe_live();
-    Ok(ws.on_upgrade(move |socket| forward_logs(socket, live, state, token)))
+    Ok(ws.on_upgrade(move |socket| async move {
+        forward_logs(socket, live, state, token).await;
+        drop(permit);
+    }))
 }
 
 /// How often an open log socket checks that its token still opens it (a logout, a deletion or a
@@ -113,9 +122,13 @@ async fn forward_logs(
 #[utoipa::path(get, path = "/api/v1/events/{id}/availability/stream", params(("id" = Uuid, Path, description = "the event's id")), tag = "catalog", security(()),
     responses((status = 200, description = "text/event-stream of `availability` events: \
         {eventId, total, available, held, sold}", content_type = "text/event-stream"), (status = 404)))]
-async fn availability(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+async fn availability(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    StreamSlot(permit): StreamSlot,
+) -> Result<Response> {
     events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
-    stream_counts(state, vec![id]).await
+    stream_counts(state, vec![id], permit).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +141,11 @@ struct ManyEvents {
     responses((status = 200, description = "text/event-stream of `availability` events: \
         {eventId, total, available, held, sold}, first one per event, then on every change",
         content_type = "text/event-stream"), (status = 404), (status = 422)))]
-async fn availability_of_many(State(state): State<AppState>, Query(q): Query<ManyEvents>) -> Result<Response> {
+async fn availability_of_many(
+    State(state): State<AppState>,
+    Query(q): Query<ManyEvents>,
+    StreamSlot(permit): StreamSlot,
+) -> Result<Response> {
     let raw = q.events.unwrap_or_default();
     let mut ids = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -141,7 +158,7 @@ async fn availability_of_many(State(state): State<AppState>, Query(q): Query<Man
         }
     }
     check_followed(&state, &ids, "events").await?;
-    stream_counts(state, ids).await
+    stream_counts(state, ids, permit).await
 }
 
 /// 1 to [`MAX_STREAMED_EVENTS`] events, all of which exist (gRPC's `Watch` too).
@@ -156,14 +173,17 @@ pub async fn check_followed(state: &AppState, ids: &[Uuid], field: &str) -> Resu
     Ok(())
 }
 
-/// The counts of `ids` now, then every change to any of them.
-async fn stream_counts(state: AppState, ids: Vec<Uuid>) -> Result<Response> {
+/// The counts of `ids` now, then every change to any of them, for as long as the stream (and
+/// with it the caller's `permit`) lives.
+async fn stream_counts(state: AppState, ids: Vec<Uuid>, permit: StreamPermit) -> Result<Response> {
     // Subscribe before reading the counts, so no change falls between the two.
     let live = state.bus.subscribe_live();
     let first = counts(&state, &ids).await.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(Sse::new(availability_stream(state, ids, first, live))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let stream = availability_stream(state, ids, first, live).map(move |m| {
+        let _held = &permit;
+        m
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
 /// The counts of each event now, asked of the event actors concurrently (a list page follows up
