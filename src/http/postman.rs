@@ -100,7 +100,7 @@ fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
     let mut request = json!({"method": method.to_uppercase(), "url": url});
     if let Some(schema) = op["requestBody"]["content"]["application/json"]["schema"].as_object() {
         headers.push(json!({"key": "Content-Type", "value": "application/json"}));
-        let body = example(doc, &Value::Object(schema.clone()), 0);
+        let body = example(doc, &Value::Object(schema.clone()));
         request["body"] = json!({
             "mode": "raw",
             "raw": serde_json::to_string_pretty(&body).unwrap_or_default(),
@@ -109,7 +109,7 @@ fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
     } else if let Some(schema) = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"].as_object()
     {
         // The compat layer's form routes (`/register`, `/login`, `/pay`), sent as forms.
-        let body = example(doc, &Value::Object(schema.clone()), 0);
+        let body = example(doc, &Value::Object(schema.clone()));
         let fields = body.as_object().into_iter().flatten().map(|(k, v)| {
             json!({"key": k, "value": v.as_str().map_or_else(|| v.to_string(), str::to_owned), "type": "text"})
         });
@@ -136,17 +136,34 @@ fn request(doc: &Value, path: &str, method: &str, op: &Value) -> Value {
     item
 }
 
-/// A body shaped after `schema`: every property with a placeholder of its type.
-fn example(doc: &Value, schema: &Value, depth: usize) -> Value {
-    if depth > 6 {
+/// A value `schema` accepts, following `doc`'s `$ref`s: the schema's first example when it has
+/// one (the fields whose rules a generator cannot invert have one: `docs::schema`), else the
+/// smallest value its type, format and bounds allow. An optional property that may be `null` is
+/// `null`. The collection's bodies are these, and tests/api/docs.rs sends one to every documented
+/// route, so a schema whose example its route refuses fails there.
+pub fn example(doc: &Value, schema: &Value) -> Value {
+    example_at(doc, schema, 0)
+}
+
+fn example_at(doc: &Value, schema: &Value, depth: usize) -> Value {
+    if depth > 8 {
         return Value::Null;
     }
+    if let Some(given) = schema["examples"].get(0).or_else(|| schema.get("example")) {
+        return given.clone();
+    }
     if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
-        return example(doc, &doc["components"]["schemas"][name], depth + 1);
+        return example_at(doc, &doc["components"]["schemas"][name], depth + 1);
+    }
+    if let Some(value) = schema.get("const") {
+        return value.clone();
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.iter().find(|v| !v.is_null())) {
+        return first.clone();
     }
     for combined in ["allOf", "oneOf", "anyOf"] {
         if let Some(first) = schema[combined].as_array().and_then(|a| a.iter().find(|s| s["type"] != "null")) {
-            return example(doc, first, depth + 1);
+            return example_at(doc, first, depth + 1);
         }
     }
     let ty = match &schema["type"] {
@@ -155,20 +172,52 @@ fn example(doc: &Value, schema: &Value, depth: usize) -> Value {
     };
     match ty.as_str() {
         Some("object") => {
+            let required: Vec<&Value> = schema["required"].as_array().into_iter().flatten().collect();
             let mut out = Map::new();
             for (k, v) in schema["properties"].as_object().into_iter().flatten() {
-                out.insert(k.clone(), example(doc, v, depth + 1));
+                let optional = !required.contains(&&json!(k));
+                let value =
+                    if optional && nullable(doc, v, depth) { Value::Null } else { example_at(doc, v, depth + 1) };
+                out.insert(k.clone(), value);
             }
             Value::Object(out)
         }
-        Some("array") => json!([example(doc, &schema["items"], depth + 1)]),
-        Some("integer") | Some("number") => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        Some("array") => json!([example_at(doc, &schema["items"], depth + 1)]),
+        Some("integer") | Some("number") => {
+            let floor = schema["minimum"].as_i64().or_else(|| schema["exclusiveMinimum"].as_i64().map(|m| m + 1));
+            let ceiling = schema["maximum"].as_i64().or_else(|| schema["exclusiveMaximum"].as_i64().map(|m| m - 1));
+            json!(floor.unwrap_or_else(|| ceiling.map_or(1, |c| c.min(1))))
+        }
         Some("boolean") => json!(false),
         Some("string") => match schema["format"].as_str() {
             Some("uuid") => json!("00000000-0000-0000-0000-000000000000"),
             Some("date-time") => json!("2030-01-01T20:00:00Z"),
-            _ => schema["enum"][0].clone().as_str().map_or(json!(""), |e| json!(e)),
+            Some("date") => json!("1990-01-01"),
+            Some("email") => json!("ada@example.com"),
+            _ => {
+                let min = schema["minLength"].as_u64().unwrap_or(0) as usize;
+                let max = schema["maxLength"].as_u64().map_or(usize::MAX, |m| m as usize);
+                json!("example".chars().cycle().take(min.max(7).min(max)).collect::<String>())
+            }
         },
         _ => Value::Null,
     }
+}
+
+/// Whether `schema` accepts `null`.
+fn nullable(doc: &Value, schema: &Value, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        return nullable(doc, &doc["components"]["schemas"][name], depth + 1);
+    }
+    let typed = match &schema["type"] {
+        Value::Array(types) => types.iter().any(|t| t == "null"),
+        ty => ty == "null",
+    };
+    typed
+        || ["oneOf", "anyOf"]
+            .iter()
+            .any(|k| schema[*k].as_array().is_some_and(|a| a.iter().any(|s| nullable(doc, s, depth + 1))))
 }
