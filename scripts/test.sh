@@ -4,7 +4,8 @@
 # embedded database (SQLite), and the HTTP and backbone
 # suites again against PostgreSQL, with the three-node cluster tests (real processes). The backbone tests use Kafka, MongoDB's protocol and SMTP in
 # both passes; in CI they fail rather than skip if the servers are missing. Then the API is fuzzed
-# from its OpenAPI document (scripts/fuzz.sh, schemathesis), and last come the web page's
+# from its OpenAPI document on both databases (scripts/fuzz.sh, schemathesis), the Postman
+# collection it ships is run with newman (scripts/postman.sh), and last come the web page's
 # end-to-end tests in Debian's headless Chromium (scripts/web-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +31,11 @@ env -u BOXOFFICE_TEST_POSTGRES_URL cargo test --workspace --all-targets -- --ski
 echo "== HTTP and backbone suites, and three-node clusters, on PostgreSQL ($pg_url) =="
 BOXOFFICE_TEST_POSTGRES_URL="$pg_url" cargo test --test api --test backbone --test cluster
 
-echo "== the API fuzzed from its OpenAPI document (schemathesis, every check) =="
-scripts/fuzz.sh
+echo "== the API fuzzed from its OpenAPI document (schemathesis, every check; SQLite and PostgreSQL) =="
+BOXOFFICE_TEST_POSTGRES_URL="$pg_url" scripts/fuzz.sh
+
+echo "== the shipped Postman collection, run with newman =="
+scripts/postman.sh
 
 echo "== web page in headless Chromium (Playwright) =="
 scripts/web-test.sh

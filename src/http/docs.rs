@@ -203,7 +203,13 @@ pub fn router(compat: bool) -> Router<AppState> {
 /// password, ...): `#[schema(schema_with = schema::email)]` on a request field states the rule
 /// the handler checks, from the one place it is written. The `_or_null` forms are for optional
 /// fields (absent and `null` are both accepted there).
+///
+/// Each carries an example the rule accepts, one account's worth that fit together (the password
+/// contains neither the username nor the e-mail): no generator can invert a pattern, and the
+/// Postman collection's bodies and the test that sends every documented body to its route
+/// (tests/api/docs.rs) start from these.
 pub(crate) mod schema {
+    use serde_json::json;
     use utoipa::openapi::{
         Object, ObjectBuilder,
         schema::{SchemaType, Type},
@@ -218,13 +224,18 @@ pub(crate) mod schema {
     }
 
     fn email_schema(nullable: bool) -> Object {
-        text(nullable).max_length(Some(Email::MAX_CHARS)).pattern(Some(Email::PATTERN)).build()
+        text(nullable)
+            .max_length(Some(Email::MAX_CHARS))
+            .pattern(Some(Email::PATTERN))
+            .examples([json!("ada@example.com")])
+            .build()
     }
 
     fn username_schema(nullable: bool) -> Object {
         text(nullable)
             .description(Some("3 to 32 letters, digits, `_`, `-` or `.`."))
             .pattern(Some(Username::PATTERN))
+            .examples([json!("ada_lovelace")])
             .build()
     }
 
@@ -237,6 +248,7 @@ pub(crate) mod schema {
             .min_length(Some(Password::MIN_CHARS))
             .max_length(Some(Password::MAX_CHARS))
             .pattern(Some(r"\S"))
+            .examples([json!("correct horse battery staple")])
             .build()
     }
 
@@ -271,12 +283,20 @@ pub(crate) mod schema {
 
     /// Digits, spaces and `+ - ( )`, at most 32 (blank means none).
     pub fn phone_or_null() -> Object {
-        text(true).description(Some("Digits, spaces and `+ - ( )`.")).pattern(Some("^[0-9 +()-]{0,32}$")).build()
+        text(true)
+            .description(Some("Digits, spaces and `+ - ( )`."))
+            .pattern(Some("^[0-9 +()-]{0,32}$"))
+            .examples([json!("+44 20 7946 0000")])
+            .build()
     }
 
     /// A login or username that is not blank.
     pub fn login() -> Object {
-        text(false).description(Some("Username or e-mail.")).pattern(Some(r"\S")).build()
+        text(false)
+            .description(Some("Username or e-mail."))
+            .pattern(Some(r"\S"))
+            .examples([json!("ada_lovelace")])
+            .build()
     }
 
     /// A payment provider's card token (test cards: `tok_ok`, `tok_declined`, `tok_slow`).
@@ -286,6 +306,73 @@ pub(crate) mod schema {
                 "A card token from the payment provider. Test cards: `tok_ok`, `tok_declined`, `tok_slow`.",
             ))
             .pattern(Some("^tok_[A-Za-z0-9_]{1,60}$"))
+            .examples([json!("tok_ok")])
             .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, path::Path};
+
+    /// Every type in `src/` that derives `ToSchema`, as (its name in the document, where it is).
+    /// The name is the `#[schema(as = ...)]` one when there is one, else the type's.
+    fn schema_types(dir: &Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                schema_types(&path, found);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("#[derive(") {
+                rest = &rest[start..];
+                let derive_end = rest.find(")]").unwrap();
+                let derives = &rest[..derive_end];
+                rest = &rest[derive_end..];
+                if !derives.split([',', '(', ' ', '\n', ':']).any(|w| w == "ToSchema") {
+                    continue;
+                }
+                // The attributes between the derive and the item are the container's.
+                let item = [" struct ", " enum ", "\nstruct ", "\nenum "]
+                    .iter()
+                    .filter_map(|k| rest.find(k).map(|at| (at, at + k.len())))
+                    .min()
+                    .unwrap();
+                let ident: String = rest[item.1..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let renamed = rest[..item.0]
+                    .lines()
+                    .map(str::trim_start)
+                    .filter(|line| line.starts_with("#[schema("))
+                    .find_map(|line| line.split_once("as = "))
+                    .map(|(_, path)| {
+                        let path: String =
+                            path.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+                        path.rsplit("::").next().unwrap_or_default().to_owned()
+                    });
+                found.push((renamed.unwrap_or(ident.clone()), format!("{} {ident}", path.display())));
+            }
+        }
+    }
+
+    /// utoipa keys the document's schemas by name alone: of two types with the same name, the
+    /// last one registered replaces the other, and every operation that uses the first is then
+    /// documented with the second's fields (how `POST /registrations` came to show the .NET
+    /// sign-up). So no two types may share a name, whichever documents they are in.
+    #[test]
+    fn no_two_schema_types_share_a_name() {
+        let mut found = Vec::new();
+        schema_types(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+        assert!(found.iter().any(|(name, _)| name == "UserView"), "the scan finds the schema types: {found:?}");
+        let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, at) in &found {
+            by_name.entry(name).or_default().push(at);
+        }
+        let shared: Vec<_> = by_name.into_iter().filter(|(_, at)| at.len() > 1).collect();
+        assert!(shared.is_empty(), "give each a unique `#[schema(as = ...)]`: {shared:?}");
     }
 }

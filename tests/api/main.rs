@@ -10,6 +10,7 @@ mod cli;
 mod committer;
 mod compat;
 mod concurrency;
+mod docs;
 mod edge;
 mod errors;
 mod grpc;

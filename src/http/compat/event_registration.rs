@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EventRegistration)]
 pub struct Registration {
     /// Whom to register: a user id (UUID), username or e-mail. Absent: the caller. Someone else
     /// only for staff and administrators.

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = RegistrationServiceSignUp)]
 pub struct Registration {
     /// 3 to 32 letters, digits, `_`, `-` or `.`.
     #[schema(schema_with = crate::http::docs::schema::username)]
@@ -31,6 +32,7 @@ pub struct Registration {
     #[schema(schema_with = crate::http::docs::schema::password)]
     pub password: String,
     /// The password again; a different one is a 422.
+    #[schema(schema_with = crate::http::docs::schema::password)]
     pub confirm_password: String,
 }
 
