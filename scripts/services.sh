@@ -241,9 +241,11 @@ reap_orphans() {
   local d pid reaped=
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
-    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q '/\.services/' || continue
+    # The process may end between the glob and the read: its files vanish (errors to /dev/null,
+    # set before the input redirection that can fail).
+    tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q '/\.services/' || continue
     if readlink "$d/exe" 2>/dev/null | grep -q ' (deleted)$' || readlink "$d/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
-      log "stopping pid $pid, a server left by a deleted checkout: $(tr '\0' ' ' <"$d/cmdline" | cut -c1-100)"
+      log "stopping pid $pid, a server left by a deleted checkout: $(tr '\0' ' ' 2>/dev/null <"$d/cmdline" | cut -c1-100)"
       kill -TERM "$pid" 2>/dev/null || true
       reaped="$reaped $pid"
     fi

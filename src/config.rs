@@ -420,6 +420,9 @@ impl GrpcConfig {
 pub struct CompatConfig {
     /// Serve the replaced systems' routes (`http::compat`).
     pub enabled: bool,
+    /// The card token the compatibility payment routes charge when an old client sends none
+    /// (the systems they replace had no card). Empty: such a payment is a 422 naming `card_token`.
+    pub default_card_token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

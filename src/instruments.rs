@@ -36,6 +36,7 @@ pub const ACTOR_CALL_TIMEOUTS: &str = "boxoffice_actor_call_timeouts_total";
 pub const INVENTORY_QUEUE: &str = "boxoffice_inventory_queue_seconds";
 pub const OUTBOX_PENDING: &str = "boxoffice_outbox_pending";
 pub const OUTBOX_LEADER: &str = "boxoffice_outbox_relay_leader";
+pub const OUTBOX_LOCK_LOST: &str = "boxoffice_outbox_relay_lock_lost_total";
 pub const PUBLISH_DURATION: &str = "boxoffice_outbox_publish_duration_seconds";
 pub const PUBLISH_ERRORS: &str = "boxoffice_outbox_publish_errors_total";
 pub const OUTBOX_FROM_FEED: &str = "boxoffice_outbox_rows_from_feed_total";
@@ -130,6 +131,7 @@ fn register_known() {
         QUEUE_ADMISSIONS,
         WAITLIST_OFFERS,
         WAITLIST_TAKEN,
+        OUTBOX_LOCK_LOST,
     ] {
         counter!(name).increment(0);
     }
@@ -189,6 +191,7 @@ fn describe() {
     describe_histogram!(INVENTORY_QUEUE, Unit::Seconds, "Time a reservation waited in its event actor's mailbox");
     describe_gauge!(OUTBOX_PENDING, "Outbox rows not yet published");
     describe_gauge!(OUTBOX_LEADER, "1 on the node that publishes the outbox (one per database), else 0");
+    describe_counter!(OUTBOX_LOCK_LOST, "Times this node lost the outbox relay lock while it published");
     describe_histogram!(PUBLISH_DURATION, Unit::Seconds, "Time to publish one outbox batch");
     describe_counter!(PUBLISH_ERRORS, "Outbox batches that failed to publish");
     describe_counter!(OUTBOX_FROM_FEED, "Outbox rows published as the committer handed them over, without a read");

@@ -26,9 +26,8 @@ use chrono::{DateTime, Utc};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    error::RDKafkaErrorCode,
+    error::{KafkaError, RDKafkaErrorCode},
     message::{Header, Headers, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
@@ -81,7 +80,7 @@ fn base_config(c: &KafkaConfig) -> ClientConfig {
 pub struct KafkaBridge {
     /// Replaced when librdkafka reports a fatal error (the idempotent producer cannot go on
     /// after one; a new producer starts a new producer id and delivers the retried batch).
-    producer: std::sync::RwLock<FutureProducer>,
+    producer: std::sync::RwLock<FutureProducer<QuietContext>>,
     config: KafkaConfig,
     /// True once every topic exists (start-up does not wait for the broker).
     topics_ready: AtomicBool,
@@ -102,12 +101,12 @@ impl KafkaBridge {
         })
     }
 
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> FutureProducer<QuietContext> {
         self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// After a failed send: a producer in a fatal state is replaced, other errors are transient.
-    fn recover(&self, failed: &FutureProducer) {
+    fn recover(&self, failed: &FutureProducer<QuietContext>) {
         if let Some((code, reason)) = failed.client().fatal_error() {
             tracing::error!(%code, %reason, "kafka producer failed fatally; starting a new one");
             match new_producer(&self.config) {
@@ -149,8 +148,9 @@ impl KafkaBridge {
 
     /// Creates missing topics; existing ones are left alone.
     pub async fn ensure_topics(&self) -> Result<(), BridgeError> {
-        let admin: AdminClient<DefaultClientContext> =
-            base_config(&self.config).create().map_err(BridgeError::kafka("creating the admin client"))?;
+        let admin: AdminClient<QuietContext> = base_config(&self.config)
+            .create_with_context(QuietContext::default())
+            .map_err(BridgeError::kafka("creating the admin client"))?;
         let names = self.all_topics();
         let topics: Vec<NewTopic> = names
             .iter()
@@ -238,15 +238,84 @@ impl KafkaBridge {
     }
 }
 
-fn new_producer(c: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer> {
+fn new_producer(c: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer<QuietContext>> {
     base_config(c)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", c.message_timeout_ms.to_string())
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
-        .create()
+        .create_with_context(QuietContext::default())
 }
+
+/// How long a librdkafka error or error-level log line is not repeated.
+const QUIET_FOR: Duration = Duration::from_secs(60);
+
+/// Every Kafka client's context: librdkafka's errors and error-level log lines, each kind logged
+/// once and then at most once per [`QUIET_FOR`] (with the count of those left out). While the
+/// brokers are away librdkafka reports `AllBrokersDown` and the refused connection on every
+/// reconnect of every client: 375 identical ERROR lines in 75 s before. The outage itself is
+/// logged once by [`KafkaBridge::watch_health`], when it begins and when it ends.
+#[derive(Default)]
+pub struct QuietContext {
+    seen: std::sync::Mutex<Repeats>,
+}
+
+/// When each kind of message was last logged, and how many of it were left out since.
+#[derive(Default)]
+struct Repeats(HashMap<String, (std::time::Instant, u64)>);
+
+impl Repeats {
+    /// Whether a message of `kind` at `now` is logged, and how many were left out before it.
+    fn admit(&mut self, kind: &str, now: std::time::Instant) -> Option<u64> {
+        match self.0.get_mut(kind) {
+            Some((last, skipped)) if now.duration_since(*last) < QUIET_FOR => {
+                *skipped += 1;
+                None
+            }
+            Some((last, skipped)) => {
+                *last = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                self.0.insert(kind.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+impl QuietContext {
+    fn admit(&self, kind: &str) -> Option<u64> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).admit(kind, std::time::Instant::now())
+    }
+}
+
+impl rdkafka::ClientContext for QuietContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+                // The facility and the message's start (without the broker's changing details).
+                let kind = format!("{fac}:{}", message.split(':').next().unwrap_or(message));
+                if let Some(left_out) = self.admit(&kind) {
+                    tracing::warn!(target: "librdkafka", facility = fac, left_out, "{message}");
+                }
+            }
+            L::Notice | L::Info => tracing::info!(target: "librdkafka", facility = fac, "{message}"),
+            L::Debug => tracing::debug!(target: "librdkafka", facility = fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = error.rdkafka_error_code().map_or_else(|| error.to_string(), |code| format!("{code:?}"));
+        if let Some(left_out) = self.admit(&kind) {
+            tracing::warn!(target: "librdkafka", %error, reason, left_out, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
 
 /// A domain event ready for the producer.
 struct Encoded {
@@ -306,14 +375,14 @@ pub async fn run_consumer(
     subscriber: Arc<dyn Subscriber>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let consumer: Arc<StreamConsumer> = match base_config(&bridge.config)
+    let consumer: Arc<StreamConsumer<QuietContext>> = match base_config(&bridge.config)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         // A subscriber may be retrying for a long while (SMTP or MongoDB away) between polls.
         .set("max.poll.interval.ms", "600000")
-        .create()
+        .create_with_context(QuietContext::default())
     {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -433,7 +502,7 @@ where
 /// It runs beside the consumer loop (on a blocking thread: the offset queries block), so the lag
 /// keeps being reported while the loop is stuck retrying a subscriber, which is when it matters.
 async fn watch_lag(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<QuietContext>>,
     group: String,
     topics: Vec<String>,
     mut shutdown: watch::Receiver<bool>,
@@ -463,7 +532,10 @@ async fn watch_lag(
 /// while the broker showed 29 messages waiting. Several instances of one group therefore report
 /// the same lag (take `max by (group, topic)`). A topic whose offsets cannot all be read now is
 /// not reported this round (its gauge keeps the last full reading).
-fn lag_by_topic(consumer: &StreamConsumer, topics: &[String]) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
+fn lag_by_topic(
+    consumer: &StreamConsumer<QuietContext>,
+    topics: &[String],
+) -> rdkafka::error::KafkaResult<HashMap<String, i64>> {
     const TIMEOUT: Duration = Duration::from_secs(2);
     // One metadata request for all topics: one per topic took about half a second each (the
     // client paces its metadata requests), which with twenty-odd topics outlasted the period.
@@ -518,6 +590,19 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_repeated_client_error_is_logged_once_a_minute_with_the_count_left_out() {
+        let mut seen = super::Repeats::default();
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        assert_eq!(seen.admit("AllBrokersDown", at(0)), Some(0), "the first is logged");
+        for s in 1..59 {
+            assert_eq!(seen.admit("AllBrokersDown", at(s)), None, "repeats within the minute are not");
+        }
+        assert_eq!(seen.admit("Transport", at(30)), Some(0), "another kind is");
+        assert_eq!(seen.admit("AllBrokersDown", at(61)), Some(58), "a minute later, with the count left out");
+    }
+
     use rdkafka::message::OwnedMessage;
 
     use super::*;

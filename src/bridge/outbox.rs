@@ -103,7 +103,10 @@ impl OutboxRelay {
                         if self.lead(Some(lock), shutdown.clone()).await {
                             return;
                         }
-                        tracing::warn!("this node lost the outbox relay lock; another node publishes now");
+                        metrics::counter!(instruments::OUTBOX_LOCK_LOST).increment(1);
+                        tracing::warn!(
+                            "this node lost the outbox relay lock (its session ended); the node that takes it publishes"
+                        );
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %Report(&e), "cannot reach PostgreSQL for the outbox relay lock"),
@@ -218,7 +221,7 @@ impl OutboxRelay {
     /// Publishes one batch: from the feed when it continues the cursor, from the store otherwise.
     /// With a lock, checks the lock is still held after reading and before publishing (a leader
     /// that froze mid-pass must not publish its successor's rows).
-    async fn pass(&self, lock: Option<&mut Exclusive>, cursor: &mut Cursor) -> Result<Pass, BridgeError> {
+    async fn pass(&self, mut lock: Option<&mut Exclusive>, cursor: &mut Cursor) -> Result<Pass, BridgeError> {
         let at = match cursor.at {
             Some(at) => at,
             None => *cursor.at.insert(rows::position(&self.db).await.map_err(BridgeError::ReadOutbox)?),
@@ -240,7 +243,7 @@ impl OutboxRelay {
                 self.read(at).await?
             }
         };
-        if let Some(lock) = lock
+        if let Some(lock) = lock.as_deref_mut()
             && read > 0
             && !lock.alive().await
         {
@@ -248,7 +251,24 @@ impl OutboxRelay {
         }
         if !events.is_empty() {
             let started = std::time::Instant::now();
-            if let Err(e) = self.bus.publish(&events).await {
+            let publish = self.bus.publish(&events);
+            let mut publish = std::pin::pin!(publish);
+            // A publish can take as long as the producer's message timeout (a broker away): the
+            // lock's session is proven meanwhile, or it idles out after LEADER_SILENCE and a
+            // single node loses its own relay to a Kafka outage.
+            let published = loop {
+                tokio::select! {
+                    published = &mut publish => break published,
+                    () = tokio::time::sleep(LEADER_HEARTBEAT), if lock.is_some() => {
+                        if let Some(lock) = lock.as_deref_mut()
+                            && !lock.alive().await
+                        {
+                            return Ok(Pass::Lost);
+                        }
+                    }
+                }
+            };
+            if let Err(e) = published {
                 metrics::counter!(instruments::PUBLISH_ERRORS).increment(1);
                 return Err(e);
             }

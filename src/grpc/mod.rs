@@ -42,6 +42,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    register_metrics();
     let body_limit = state.config.http.body_limit_bytes;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<AuthServiceServer<auth::Auth>>().await;
@@ -117,6 +118,34 @@ fn headers<T>(request: &Request<T>) -> HeaderMap {
     request.metadata().clone().into_headers()
 }
 
+/// Every method [`measured`] names: their series are registered at start (a call count of 0 per
+/// method, and the latency histogram), so dashboards and `absent()` alerts see them on a fresh
+/// server, not only after each method's first call.
+pub const METHODS: &[&str] = &[
+    "AuthService/Register",
+    "AuthService/Login",
+    "AuthService/Refresh",
+    "AuthService/Logout",
+    "CatalogService/ListEvents",
+    "CatalogService/GetEvent",
+    "BookingService/PlaceOrder",
+    "BookingService/RegisterFree",
+    "BookingService/GetOrder",
+    "BookingService/ListOrders",
+    "BookingService/CancelOrder",
+    "BookingService/Pay",
+    "AvailabilityService/Watch",
+];
+
+fn register_metrics() {
+    for method in METHODS {
+        metrics::counter!(crate::instruments::GRPC_REQUESTS, "method" => *method, "code" => code_name(Code::Ok))
+            .increment(0);
+        // A handle alone registers the histogram; nothing is recorded.
+        let _ = metrics::histogram!(crate::instruments::GRPC_DURATION, "method" => *method);
+    }
+}
+
 /// Counts and times one call: `boxoffice_grpc_requests_total{method, code}` and
 /// `boxoffice_grpc_request_duration_seconds{method}`.
 async fn measured<T>(method: &'static str, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
@@ -151,5 +180,26 @@ fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`super::METHODS`] lists exactly the methods the services measure.
+    #[test]
+    fn every_measured_method_is_registered_at_start() {
+        let mut measured = Vec::new();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/grpc")).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            for part in text.split("measured(\"").skip(1) {
+                measured.push(part.split('"').next().unwrap().to_owned());
+            }
+        }
+        measured.retain(|m| !m.is_empty() && m.contains('/'));
+        measured.sort();
+        measured.dedup();
+        let mut listed: Vec<String> = super::METHODS.iter().map(|m| (*m).to_owned()).collect();
+        listed.sort();
+        assert_eq!(measured, listed);
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiQuery, reply},
-    extract::{AuthUser, Page, PageParams, decode_cursor, encode_cursor, paginate},
+    extract::{AdminUser, Page, PageParams, decode_cursor, encode_cursor, paginate},
 };
 use crate::{
     domain::EventType,
@@ -74,8 +74,7 @@ pub struct AuditLogView {
 
 #[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit", params(AuditQuery, AuditPage),
     responses((status = 200, body = crate::http::extract::Page<AuditLogView>), (status = 403)))]
-async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response> {
-    user.require_admin()?;
+async fn list(State(state): State<AppState>, _: AdminUser, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response> {
     let event_type = q
         .event_type
         .as_deref()
@@ -104,13 +103,13 @@ async fn list(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQue
 /// The same keyset pagination as the SQL lists, on MongoDB's `_id` (insertion order).
 async fn mongo_page(log: &MongoAuditLog, t: Option<EventType>, params: &PageParams) -> Result<Page<AuditLogView>> {
     let limit = params.checked_limit()?;
-    let oid = |token: &Option<String>, field: &str| -> Result<Option<ObjectId>> {
-        token.as_deref().map(|t| decode_cursor::<String>(t, field)).transpose()?.map_or(Ok(None), |hex| {
+    let oid = |token: Option<&str>, field: &str| -> Result<Option<ObjectId>> {
+        token.map(|t| decode_cursor::<String>(t, field)).transpose()?.map_or(Ok(None), |hex| {
             ObjectId::parse_str(&hex).map(Some).map_err(|_| Error::invalid(field, "not a token this API issued"))
         })
     };
-    let after = oid(&params.next_token, "next_token")?;
-    let before = oid(&params.previous_token, "previous_token")?;
+    let after = oid(params.after(), "next_token")?;
+    let before = oid(params.before(), "previous_token")?;
     let mut rows = log
         .page(t.map(EventType::as_str), after, before, limit as i64 + 1)
         .await

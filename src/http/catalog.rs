@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, ApiQuery, reply},
-    extract::{AuthUser, Page, PageParams, paginate, required_text},
+    extract::{AdminUser, Page, PageParams, paginate, required_text},
 };
 use crate::{
     actors::inventory::{InventoryError, Snapshot},
@@ -65,10 +65,9 @@ async fn list_categories(State(state): State<AppState>) -> Result<Response> {
     responses((status = 201, body = CategoryView), (status = 409, description = "name taken")))]
 async fn create_category(
     State(state): State<AppState>,
-    user: AuthUser,
+    _: AdminUser,
     ApiJson(req): ApiJson<CreateCategory>,
 ) -> Result<Response> {
-    user.require_admin()?;
     let name = required_text("name", &req.name, limits::CATEGORY_NAME)?;
     let row = categories::Model { id: Uuid::now_v7(), name, kind: req.kind, created_at: Utc::now() };
     store::catalog::insert_category(&state.db, row.clone())
@@ -295,10 +294,9 @@ async fn validate_event(
     responses((status = 201, body = EventView), (status = 404, description = "no such category"), (status = 422)))]
 async fn create_event(
     State(state): State<AppState>,
-    user: AuthUser,
+    _: AdminUser,
     ApiJson(req): ApiJson<EventInput>,
 ) -> Result<Response> {
-    user.require_admin()?;
     let event = validate_event(&state, req, Uuid::now_v7(), Utc::now()).await?;
     store::catalog::insert_event(&state.db, event.clone()).await?;
     Ok(reply(StatusCode::CREATED, with_counts(&state, event).await?))
@@ -308,11 +306,10 @@ async fn create_event(
     responses((status = 200, body = EventView), (status = 409, description = "capacity below held + sold")))]
 pub(super) async fn update_event(
     State(state): State<AppState>,
-    user: AuthUser,
+    _: AdminUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<EventInput>,
 ) -> Result<Response> {
-    user.require_admin()?;
     let current = events::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| Error::not_found("event"))?;
     let event = validate_event(&state, req, id, current.created_at).await?;
     if (current.price_cents == 0) != (event.price_cents == 0) {

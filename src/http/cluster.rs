@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiPath, reply},
-    extract::AuthUser,
+    extract::AdminUser,
 };
 use crate::{
     cluster::ClusterView,
@@ -23,8 +23,7 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
     responses((status = 200, body = ClusterView), (status = 401), (status = 403)))]
-pub(super) async fn view(State(state): State<AppState>, user: AuthUser) -> Result<Response> {
-    user.require_admin()?;
+pub(super) async fn view(State(state): State<AppState>, _: AdminUser) -> Result<Response> {
     Ok(reply(StatusCode::OK, state.cluster.view()))
 }
 
@@ -44,10 +43,9 @@ pub struct OwnerView {
     responses((status = 200, body = OwnerView), (status = 401), (status = 403), (status = 404), (status = 503)))]
 pub(super) async fn owner(
     State(state): State<AppState>,
-    user: AuthUser,
+    _: AdminUser,
     ApiPath(event_id): ApiPath<Uuid>,
 ) -> Result<Response> {
-    user.require_admin()?;
     let exists = events::Entity::find_by_id(event_id)
         .one(&state.db)
         .await

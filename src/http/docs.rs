@@ -185,7 +185,88 @@ pub fn document(compat: bool) -> utoipa::openapi::OpenApi {
     if compat {
         doc.merge(super::compat::CompatDoc::openapi());
     }
+    NoControlCharacters.modify(&mut doc);
     doc
+}
+
+/// A text with no control character, the edge's rule for every string of a body or query
+/// (`http::error::parse_json`), as a JSON Schema pattern (ECMA and Python regular expressions).
+pub const NO_CONTROLS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+/// The same, and not blank.
+const NOT_BLANK_NO_CONTROLS: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// Writes the edge's control-character rule into every string schema of the document (bodies,
+/// parameters, components) that has no pattern, format or enumeration of its own, so that what
+/// the document calls valid the server accepts (and the fuzzer checks both ways).
+struct NoControlCharacters;
+
+impl Modify for NoControlCharacters {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        let mut each = |schema: &mut RefOr<utoipa::openapi::schema::Schema>| no_controls(schema);
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(&mut each);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    parameter.schema.iter_mut().for_each(&mut each);
+                }
+                if let Some(body) = operation.request_body.as_mut() {
+                    body.content.values_mut().flat_map(|c| c.schema.as_mut()).for_each(&mut each);
+                }
+            }
+            for parameter in item.parameters.iter_mut().flatten() {
+                parameter.schema.iter_mut().for_each(&mut each);
+            }
+        }
+    }
+}
+
+fn no_controls(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) {
+    use utoipa::openapi::{
+        RefOr,
+        schema::{ArrayItems, Schema, SchemaType, Type},
+    };
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(o) => {
+            let is_string = match &o.schema_type {
+                SchemaType::Type(t) => *t == Type::String,
+                SchemaType::Array(types) => types.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            if is_string && o.format.is_none() && o.enum_values.is_none() {
+                match o.pattern.as_deref() {
+                    None => o.pattern = Some(NO_CONTROLS.to_owned()),
+                    Some(r"\S") => o.pattern = Some(NOT_BLANK_NO_CONTROLS.to_owned()),
+                    // Other patterns spell out the characters they take (ASCII classes).
+                    Some(_) => {}
+                }
+            }
+            o.properties.values_mut().for_each(no_controls);
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                no_controls(items);
+            }
+        }
+        Schema::OneOf(o) => o.items.iter_mut().for_each(no_controls),
+        Schema::AllOf(o) => o.items.iter_mut().for_each(no_controls),
+        Schema::AnyOf(o) => o.items.iter_mut().for_each(no_controls),
+        _ => {}
+    }
 }
 
 pub fn router(compat: bool) -> Router<AppState> {

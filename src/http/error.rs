@@ -273,8 +273,8 @@ pub const QUERY_LIMIT: usize = 4096;
 
 /// A JSON body read into `T`, with the edge's rules: malformed JSON is 400; a field of the wrong
 /// type, missing or unknown is 422 naming it in plain words; a string holding a control character
-/// no field can hold (NUL, the other C0 controls but tab, newline and return, DEL, the C1 controls)
-/// is 422 naming its field; and an integral number written with a fraction (`25.0`, `2.5e1`) is
+/// (C0, DEL, C1: no field of this API holds one, and PostgreSQL cannot store a NUL) is 422 naming
+/// its field, as the document's patterns say (`docs::NO_CONTROLS`); and an integral number written with a fraction (`25.0`, `2.5e1`) is
 /// accepted where an integer is expected, as JSON Schema's `integer` does, while `25.5` is not.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // A control character can only arrive escaped, as a raw DEL, or as a two-byte C1 character:
@@ -312,19 +312,37 @@ fn body_error(e: &serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -
     let path = e.path().to_string();
     let detail = inner.to_string();
     let detail = detail.split(" at line ").next().unwrap_or(&detail);
-    let (field, message) = if path == "." { name_the_field(detail) } else { (path, detail.to_string()) };
+    // serde names an unknown field by itself (with the path to it): the client is told which
+    // field it meant, and when that one is missing, that it is required.
+    let (field, message) = if path == "." || detail.starts_with("unknown field ") {
+        name_the_field(detail)
+    } else {
+        (path, detail.to_string())
+    };
+    if let Some(meant) = meant_but_missing(detail, bytes) {
+        return Error::Invalid { message: format!("is required{}", misnamed_as(bytes, &meant)), field: meant };
+    }
     let mut message = plain_words(&message);
     if message == "is required" {
         message.push_str(&misnamed_as(bytes, &field));
     }
-    Error::Invalid { field, message }
+    // serde quotes what was sent (an unknown key, a value): never echo a control character.
+    Error::Invalid { field: spelled_out(&field), message: spelled_out(&message) }
+}
+
+/// `text` with its control characters spelled out (`\u{1b}`), fit to be echoed in an answer.
+fn spelled_out(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars().flat_map(|c| if c.is_control() { c.escape_unicode().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 /// Refuses the first string (or object key) holding a control character no field can hold,
 /// naming where it is (`lines[0].name`).
 fn refuse_controls(value: &serde_json::Value, at: &mut String) -> Result<(), Error> {
     use serde_json::Value;
-    let bad = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    let bad = |s: &str| s.chars().any(char::is_control);
     let field = |at: &str| if at.is_empty() { "body".to_owned() } else { at.to_owned() };
     match value {
         Value::String(s) if bad(s) => Err(Error::invalid(&field(at), "must not contain control characters")),
@@ -340,10 +358,8 @@ fn refuse_controls(value: &serde_json::Value, at: &mut String) -> Result<(), Err
             if !at.is_empty() {
                 at.push('.');
             }
-            at.push_str(key);
-            if bad(key) {
-                return Err(Error::invalid("body", "a field name must not contain control characters"));
-            }
+            // A key is named as sent, its own control characters spelled out.
+            at.push_str(&spelled_out(key));
             let checked = refuse_controls(item, at);
             at.truncate(len);
             checked
@@ -461,6 +477,17 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// For an unknown top-level field that stands for an accepted one the body lacks (`username`
+/// for `login`): that accepted field.
+fn meant_but_missing(detail: &str, body: &[u8]) -> Option<String> {
+    let rest = detail.strip_prefix("unknown field ")?;
+    let names: Vec<String> = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    let (unknown, expected) = names.split_first()?;
+    let meant = did_you_mean(unknown, expected)?;
+    let serde_json::Value::Object(sent) = serde_json::from_slice::<serde_json::Value>(body).ok()? else { return None };
+    (sent.contains_key(unknown) && !sent.contains_key(meant)).then(|| meant.to_owned())
+}
+
 /// For a missing field: the sent key that looks like it was meant to be that field, if any.
 fn misnamed_as(body: &[u8], missing: &str) -> String {
     let Ok(serde_json::Value::Object(sent)) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -572,16 +599,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Refuses a form or query string whose decoded names or values hold a control character no
-/// parameter can hold (the rule of [`parse_json`]), naming the parameter.
+/// Refuses a form or query string whose decoded values hold a control character (the rule of
+/// [`parse_json`]), naming the parameter.
 fn refuse_controls_in_pairs(encoded: &[u8]) -> Result<(), Error> {
-    let bad = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
     for (name, value) in form_urlencoded::parse(encoded) {
-        if bad(&name) {
-            return Err(Error::invalid("query", "a parameter name must not contain control characters"));
-        }
-        if bad(&value) {
-            return Err(Error::invalid(&name, "must not contain control characters"));
+        if value.chars().any(char::is_control) {
+            return Err(Error::invalid(&spelled_out(&name), "must not contain control characters"));
         }
     }
     Ok(())

@@ -62,6 +62,40 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The caller, who must be an administrator. As an extractor it refuses with 403 before the
+/// body is read (a request's parts are extracted before its body), so a customer sending a
+/// malformed body to an admin route learns that the route is not theirs, not what its body wants.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser;
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        AuthUser::from_request_parts(parts, state).await?.require_admin()?;
+        Ok(Self)
+    }
+}
+
+/// An account route's caller and the account (`{id}` in the path): the account's owner or an
+/// administrator, refused with 403 before the body is read (see [`AdminUser`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AccountAccess {
+    pub user: AuthUser,
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AccountAccess {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let super::error::ApiPath(id) = super::error::ApiPath::<Uuid>::from_request_parts(parts, state).await?;
+        user.require_self_or_admin(id)?;
+        Ok(Self { user, id })
+    }
+}
+
 /// The token of an `Authorization: Bearer` header, if there is one; a malformed header is 401.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>> {
     let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
@@ -199,6 +233,17 @@ impl<T> Page<T> {
 }
 
 impl PageParams {
+    /// `next_token`, if one was given: an empty one asks for the first page, as the systems
+    /// Boxoffice replaces let their clients do (`?next_token=` on the first request).
+    pub fn after(&self) -> Option<&str> {
+        self.next_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// `previous_token`, if one was given (an empty one: none).
+    pub fn before(&self) -> Option<&str> {
+        self.previous_token.as_deref().filter(|t| !t.is_empty())
+    }
+
     /// The page size (1 to 100, default 20).
     pub fn checked_limit(&self) -> Result<u64> {
         let limit = match self.limit.as_deref() {
@@ -240,8 +285,8 @@ where
     K: Display + FromStr + Into<sea_orm::Value> + Copy,
 {
     let limit = params.checked_limit()?;
-    let before = params.previous_token.as_deref().map(|t| decode_cursor::<K>(t, "previous_token")).transpose()?;
-    let after = params.next_token.as_deref().map(|t| decode_cursor::<K>(t, "next_token")).transpose()?;
+    let before = params.before().map(|t| decode_cursor::<K>(t, "previous_token")).transpose()?;
+    let after = params.after().map(|t| decode_cursor::<K>(t, "next_token")).transpose()?;
     if let (Some(before), None) = (before, after) {
         let mut rows = select.filter(key_col.lt(before)).order_by_desc(key_col).limit(limit + 1).all(db).await?;
         let more = rows.len() as u64 > limit;

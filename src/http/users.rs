@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     AppState, Error, Result,
     error::{ApiJson, ApiPath, ApiQuery, reply},
-    extract::{AuthUser, PageParams, optional_text, paginate, phone_number},
+    extract::{AccountAccess, AdminUser, AuthUser, PageParams, optional_text, paginate, phone_number},
 };
 use crate::{
     domain::{Email, Password, Role, Username},
@@ -83,10 +83,9 @@ pub struct UpdateUser {
     responses((status = 200, body = crate::http::extract::Page<UserView>), (status = 403, description = "admins only")))]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    user: AuthUser,
+    _: AdminUser,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Response> {
-    user.require_admin()?;
     let select = users::Entity::find().filter(users::Column::DeletedAt.is_null());
     let page = paginate(&state.db, select, users::Column::Id, |u| u.id, &page).await?;
     Ok(reply(StatusCode::OK, page.map(UserView::from)))
@@ -116,11 +115,9 @@ pub(crate) async fn read(
         (status = 422)))]
 pub(super) async fn update(
     State(state): State<AppState>,
-    user: AuthUser,
-    ApiPath(id): ApiPath<Uuid>,
+    AccountAccess { user, id }: AccountAccess,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Response> {
-    user.require_self_or_admin(id)?;
     if let Some(role) = req.role {
         user.require_admin()?;
         // The last administrator could otherwise lock everyone out of the admin API.

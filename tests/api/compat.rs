@@ -393,3 +393,30 @@ async fn registration_and_authentication_clients_sign_up_with_a_confirmed_passwo
     })
     .await;
 }
+
+/// Issue 36: the ticketing client's first page asks `?next_token=` (empty), and its payments (and
+/// the e-commerce client's) name no card; `compat.default_card_token` charges one for them, and
+/// without it the 422 names the field.
+#[tokio::test]
+async fn an_empty_page_token_is_the_first_page_and_a_default_card_pays_for_clients_that_send_none() {
+    let app = TestApp::spawn_with(|c| c.compat.default_card_token = "tok_ok".into()).await;
+    let (s, page) = app.get("/v1/users?next_token=", Some(&app.admin_token)).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(!page["items"].as_array().unwrap().is_empty(), "the first page: {page}");
+    let (s, page) = app.get("/api/v1/events?next_token=&previous_token=", None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+
+    let event = app.event(1000, 20, 600).await;
+    let (_, token) = app.signup("ann").await;
+    let (s, order) = app.post("/v1/orders", Some(&token), json!({"event_id": event, "number_slot": 1})).await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    let (s, paid) = app.post("/v1/payments", Some(&token), json!({"order_id": order["id"], "price": 1000})).await;
+    assert_eq!((s, paid["status"].as_str()), (StatusCode::CREATED, Some("succeeded")), "{paid}");
+
+    let strict = TestApp::spawn().await;
+    let event = strict.event(1000, 20, 600).await;
+    let (_, token) = strict.signup("bob").await;
+    let (_, order) = strict.post("/v1/orders", Some(&token), json!({"event_id": event, "number_slot": 1})).await;
+    let (s, body) = strict.post("/v1/payments", Some(&token), json!({"order_id": order["id"], "price": 1000})).await;
+    assert_eq!((s, field_error(&body).0), (StatusCode::UNPROCESSABLE_ENTITY, "card_token"), "{body}");
+}

@@ -313,3 +313,59 @@ async fn the_postman_collection_has_every_operation_once_and_a_wired_login() {
     let res = app.client.get(url).bearer_auth(auth).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Issue 36: the role is checked before the body is read, a sign-up takes no field it does not
+/// know (`"role": "admin"` was silently ignored with 201), and the old clients' log-ins take
+/// `userName` and a username sent beside an e-mail.
+#[tokio::test]
+async fn roles_come_before_bodies_unknown_sign_up_fields_are_refused_and_old_log_ins_take_their_field_names() {
+    let app = TestApp::spawn().await;
+    let event = app.event(1000, 20, 600).await;
+    let (ann, token) = app.signup("ann").await;
+    let (bob, _) = app.signup("bob").await;
+    let res = app
+        .client
+        .put(format!("{}/api/v1/events/{event}", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "partial"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a customer's partial body: {:?}", res.text().await);
+    let (s, _) = app.post("/api/v1/categories", Some(&token), json!({"nonsense": true})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let res = app
+        .client
+        .put(format!("{}/api/v1/users/{bob}", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"first_name": 42}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "another's account, whatever the body");
+    let res = app
+        .client
+        .put(format!("{}/api/v1/users/{ann}", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"first_name": 42}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "one's own: the body is read");
+
+    let (s, body) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "eve@example.com", "username": "eve", "password": "a-long-secret-42", "role": "admin"}),
+        )
+        .await;
+    assert_eq!((s, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("role")), "{body}");
+
+    let (s, body) = app.post("/api/users/login", None, json!({"userName": "ann", "password": "password-123"})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = app
+        .post("/v1/login", None, json!({"username": "ann", "email": "ann@example.com", "password": "password-123"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}

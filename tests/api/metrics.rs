@@ -47,3 +47,17 @@ async fn metrics_show_the_traffic_the_slots_and_the_outcomes() {
     // Registered at zero from the start (so alerts and dashboards have a series), and still zero.
     assert!(text.lines().any(|l| l == "boxoffice_invariant_violations_total 0"), "no violation was ever counted");
 }
+
+/// Issue 36: the gRPC series appeared only after each method's first call, so four dashboard
+/// panels and any `absent()` alert saw nothing on a fresh server.
+#[tokio::test]
+async fn a_fresh_server_shows_every_grpc_method_at_zero() {
+    let app = TestApp::spawn().await;
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    for method in boxoffice::grpc::METHODS {
+        let calls = format!("boxoffice_grpc_requests_total{{method=\"{method}\",code=\"OK\"}}");
+        assert!(metrics.lines().any(|l| l.starts_with(&calls)), "{calls} missing");
+        let latency = format!("boxoffice_grpc_request_duration_seconds_count{{method=\"{method}\"}}");
+        assert!(metrics.lines().any(|l| l.starts_with(&latency)), "{latency} missing");
+    }
+}

@@ -76,9 +76,11 @@ pub struct ShopPayment {
     /// The order's amount, to the cent.
     #[schema(minimum = 1)]
     pub amount_cents: i64,
-    /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(schema_with = crate::http::docs::schema::card_token)]
-    pub card_token: String,
+    /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`. Required unless the server sets
+    /// `compat.default_card_token`.
+    #[serde(default)]
+    #[schema(schema_with = crate::http::docs::schema::card_token, required = true)]
+    pub card_token: Option<String>,
 }
 
 #[utoipa::path(post, path = "/pay", tag = "compat",
@@ -92,6 +94,7 @@ pub(super) async fn pay(
     headers: HeaderMap,
     ApiFormOrJson(req): ApiFormOrJson<ShopPayment>,
 ) -> Result<Response> {
-    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.amount_cents, card_token: req.card_token };
+    let card_token = super::card_token(&state, req.card_token)?;
+    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.amount_cents, card_token };
     core_pay(&state, user, &headers, payment).await
 }

@@ -60,16 +60,31 @@ pub fn router() -> Router<AppState> {
 )]
 pub struct CompatDoc;
 
-/// A log-in as the replaced systems sent it: the account under `username` (or `email`,
-/// `user_name`, `login`) and its password.
+/// A log-in as the replaced systems sent it: the account under `username` (or `userName`,
+/// `user_name`, `login`), or under `email`, and its password. A client that sends both a
+/// username and an e-mail logs in with the username.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// Username or e-mail.
-    #[serde(alias = "email", alias = "user_name", alias = "login")]
-    #[schema(schema_with = crate::http::docs::schema::login)]
-    pub username: String,
+    /// Username or e-mail (may be left out when `email` is sent).
+    #[serde(default, alias = "userName", alias = "user_name", alias = "login")]
+    #[schema(schema_with = crate::http::docs::schema::login, required = true)]
+    pub username: Option<String>,
+    /// The e-mail, when sent apart from (or instead of) `username`.
+    #[serde(default)]
+    #[schema(schema_with = crate::http::docs::schema::email)]
+    pub email: Option<String>,
     pub password: String,
+}
+
+impl Credentials {
+    /// The login text: the username if one was sent, else the e-mail.
+    fn login(&self) -> Result<String> {
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        given(&self.username)
+            .or_else(|| given(&self.email))
+            .ok_or_else(|| super::Error::invalid("username", "is required (a username or an e-mail)"))
+    }
 }
 
 /// `/api/v1`'s token pair, with the access token also as `token`, where the e-commerce and
@@ -91,10 +106,26 @@ async fn sign_up(state: &AppState, req: RegisterRequest) -> Result<Response> {
     Ok(reply(StatusCode::CREATED, UserView::from(user)))
 }
 
+/// The card an old client's payment is charged to: its own, or `compat.default_card_token` when
+/// it sent none (a migration aid, empty by default: then the payment is a 422 naming the field).
+fn card_token(state: &AppState, given: Option<String>) -> Result<String> {
+    match given.filter(|t| !t.trim().is_empty()) {
+        Some(token) => Ok(token),
+        None if !state.config.compat.default_card_token.is_empty() => {
+            Ok(state.config.compat.default_card_token.clone())
+        }
+        None => Err(super::Error::invalid(
+            "card_token",
+            "is required (this server sets no compat.default_card_token for clients that send none)",
+        )),
+    }
+}
+
 /// The one log-in every compat route makes (the caller counted the attempt).
 async fn log_in_as(state: &AppState, attempt: AuthAttempt, c: Credentials) -> Result<Response> {
+    let login = c.login()?;
     let TokenPair { access_token, refresh_token, token_type, expires_in } =
-        log_in(state, attempt, LoginRequest { login: c.username, password: c.password }).await?;
+        log_in(state, attempt, LoginRequest { login, password: c.password }).await?;
     let tokens = CompatTokens { token: access_token.clone(), access_token, refresh_token, token_type, expires_in };
     Ok(reply(StatusCode::OK, tokens))
 }

@@ -78,5 +78,10 @@ pub(super) async fn login(
     attempt: AuthAttempt,
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response> {
-    log_in_as(&state, attempt, Credentials { username: req.username_or_email, password: req.password }).await
+    log_in_as(
+        &state,
+        attempt,
+        Credentials { username: Some(req.username_or_email), email: None, password: req.password },
+    )
+    .await
 }

@@ -4,7 +4,8 @@
 //! its `next_token`/`previous_token` paging, which is `/api/v1`'s own.
 //!
 //! Its payments named no card; Boxoffice charges one, so `card_token` is required (a 422 names
-//! it). `price` is the amount in cents, as `amount_cents` elsewhere.
+//! it) unless `compat.default_card_token` is set, a migration aid. `price` is the amount in cents,
+//! as `amount_cents` elsewhere.
 
 use axum::{
     Router,
@@ -24,7 +25,7 @@ use crate::http::{
     auth::{RegisterRequest, log_out},
     catalog::{self, EventInput, EventSearch},
     error::{ApiFormOrJson, ApiJson, ApiPath, ApiQuery},
-    extract::{AuthAttempt, AuthUser, PageParams},
+    extract::{AccountAccess, AdminUser, AuthAttempt, AuthUser, PageParams},
     orders::{self, CreateOrder, place_order as core_place_order},
     payments::{self, CreatePayment, pay as core_pay},
     users::{self, UpdateUser, UserView},
@@ -118,8 +119,12 @@ pub(super) async fn register(
 
 #[utoipa::path(get, path = "/v1/users", tag = "compat", params(PageParams),
     responses((status = 200, body = crate::http::extract::Page<UserView>), (status = 403, description = "admins only")))]
-pub(super) async fn list_users(state: State<AppState>, user: AuthUser, page: ApiQuery<PageParams>) -> Result<Response> {
-    users::list(state, user, page).await
+pub(super) async fn list_users(
+    state: State<AppState>,
+    admin: AdminUser,
+    page: ApiQuery<PageParams>,
+) -> Result<Response> {
+    users::list(state, admin, page).await
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "compat", params(("id" = Uuid, Path, description = "the user's id")),
@@ -151,8 +156,7 @@ pub struct TicketingProfile {
     responses((status = 200, body = UserView), (status = 409, description = "duplicate_user")))]
 pub(super) async fn update_user(
     state: State<AppState>,
-    user: AuthUser,
-    id: ApiPath<Uuid>,
+    access: AccountAccess,
     ApiJson(req): ApiJson<TicketingProfile>,
 ) -> Result<Response> {
     let change = UpdateUser {
@@ -165,7 +169,7 @@ pub(super) async fn update_user(
         birth_day: req.birth_day,
         role: None,
     };
-    users::update(state, user, id, ApiJson(change)).await
+    users::update(state, access, ApiJson(change)).await
 }
 
 #[utoipa::path(get, path = "/v1/tickets", tag = "compat", params(EventSearch, PageParams), security(()),
@@ -186,11 +190,11 @@ pub(super) async fn read_ticket(state: State<AppState>, id: ApiPath<Uuid>) -> Re
     responses((status = 200, body = catalog::EventView), (status = 409, description = "capacity below held + sold")))]
 pub(super) async fn update_ticket(
     state: State<AppState>,
-    user: AuthUser,
+    admin: AdminUser,
     id: ApiPath<Uuid>,
     body: ApiJson<EventInput>,
 ) -> Result<Response> {
-    catalog::update_event(state, user, id, body).await
+    catalog::update_event(state, admin, id, body).await
 }
 
 #[utoipa::path(get, path = "/v1/orders", tag = "compat", params(PageParams),
@@ -249,9 +253,11 @@ pub struct TicketingPayment {
     /// The order's amount in cents.
     #[schema(minimum = 1)]
     pub price: i64,
-    /// Required here (the original named no card). Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
-    #[schema(schema_with = crate::http::docs::schema::card_token)]
-    pub card_token: String,
+    /// Required unless the server sets `compat.default_card_token` (the original named no card).
+    /// Test cards: `tok_ok`, `tok_declined`, `tok_slow`.
+    #[serde(default)]
+    #[schema(schema_with = crate::http::docs::schema::card_token, required = true)]
+    pub card_token: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/payments", tag = "compat", request_body = TicketingPayment,
@@ -264,7 +270,8 @@ pub(super) async fn pay(
     headers: HeaderMap,
     ApiJson(req): ApiJson<TicketingPayment>,
 ) -> Result<Response> {
-    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.price, card_token: req.card_token };
+    let card_token = super::card_token(&state, req.card_token)?;
+    let payment = CreatePayment { order_id: req.order_id, amount_cents: req.price, card_token };
     core_pay(&state, user, &headers, payment).await
 }
 

@@ -19,7 +19,7 @@ use crate::http::{
     AppState, Result,
     auth::RegisterRequest,
     error::{ApiJson, ApiPath},
-    extract::{AuthAttempt, AuthUser},
+    extract::{AccountAccess, AuthAttempt, AuthUser},
     orders::{self, CreateOrder, place_order as core_place_order},
     users::{self, UpdateUser, UserView},
 };
@@ -122,8 +122,7 @@ pub struct UserChange {
         (status = 409, description = "duplicate_user")))]
 pub(super) async fn update_user(
     state: State<AppState>,
-    user: AuthUser,
-    id: ApiPath<Uuid>,
+    access: AccountAccess,
     ApiJson(req): ApiJson<UserChange>,
 ) -> Result<Response> {
     let change = UpdateUser {
@@ -136,7 +135,7 @@ pub(super) async fn update_user(
         birth_day: None,
         role: None,
     };
-    users::update(state, user, id, ApiJson(change)).await
+    users::update(state, access, ApiJson(change)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
