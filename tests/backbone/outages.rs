@@ -13,7 +13,9 @@ async fn unpublished(app: &crate::common::TestApp) -> i64 {
     boxoffice::store::outbox::pending(&app.db).await.unwrap()
 }
 
-#[tokio::test]
+// Several workers: stopping and starting Kafka runs a script that blocks its thread for seconds,
+// and the app's relay must go on proving its lock meanwhile, as it does in the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_published_while_kafka_is_down_are_all_delivered_once_in_order() {
     let Some(services) = Services::get() else { return };
     let _exclusive = SERVERS.write().await;
