@@ -107,10 +107,15 @@ async fn caller<T>(state: &AppState, request: &Request<T>) -> Result<AuthUser, S
 
 /// A log-in, sign-up or refresh, counted against the peer address's limit as REST counts it.
 fn auth_attempt<T>(state: &AppState, request: &Request<T>) -> Result<AuthAttempt, Status> {
-    let peer = request.remote_addr().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let client = state.guard.client_address(peer, None);
+    let client = client_address(state, request);
     state.guard.check_address(client).map_err(|e| status(e.into()))?;
     Ok(AuthAttempt { client })
+}
+
+/// The caller's address, as the guard counts it (per-address limits, streams).
+fn client_address<T>(state: &AppState, request: &Request<T>) -> std::net::IpAddr {
+    let peer = request.remote_addr().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    state.guard.client_address(peer, None)
 }
 
 /// The metadata a core call reads as headers (`idempotency-key`, `authorization`).

@@ -10,7 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, measured, status};
+use super::{client_address, convert, measured, status};
 use crate::{
     domain::{DomainEvent, Payload, SlotCounts},
     http::{AppState, streams},
@@ -37,9 +37,7 @@ impl AvailabilityService for Availability {
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Counts>, Status> {
         let state = self.0.clone();
         measured("AvailabilityService/Watch", async move {
-            let peer = request.remote_addr().unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-            let permit =
-                state.guard.open_stream(state.guard.client_address(peer, None)).map_err(|e| status(e.into()))?;
+            let permit = state.guard.open_stream(client_address(&state, &request)).map_err(|e| status(e.into()))?;
             let mut ids: Vec<Uuid> = Vec::new();
             for raw in &request.into_inner().event_ids {
                 let id = convert::id("event_ids", raw)?;
